@@ -1,0 +1,238 @@
+"""Lake semantics shared by every object-store loader (local folder, S3, ...).
+
+A day is three objects, written in this order and each made visible atomically::
+
+    cleaned_data/YYYY/MM/YYYY-MM-DD_<feed>.csv       the cleaned rows
+    raw_data/YYYY/MM/YYYY-MM-DD_<feed>.jsonl.gz      every raw page, as received
+    _manifests/YYYY/MM/YYYY-MM-DD_<feed>.json        written last: its presence means "complete"
+
+Concrete loaders implement three primitives: open a sink that becomes visible only on
+``commit``, get an object's bytes, and render a key as a location for humans.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from pipeline import rawzone, schema
+from pipeline.errors import LoadError
+from pipeline.options import OptionError
+from pipeline.stage import Batch, Feed, Loader, OptionsT
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPES = {
+    "cleaned": "text/csv; charset=utf-8",
+    "raw": "application/gzip",
+    "manifest": "application/json",
+}
+
+
+def validate_prefix(prefix: str, key: str = "prefix") -> str:
+    """Check a lake prefix: no leading ``/``, no ``..``, no empty segments. Returns it without a trailing ``/``."""
+    if not prefix:
+        return ""
+    if prefix.startswith("/"):
+        raise OptionError(key, f"must not start with '/': {prefix!r}")
+    trimmed = prefix[:-1] if prefix.endswith("/") else prefix
+    segments = trimmed.split("/")
+    if any(s == "" for s in segments):
+        raise OptionError(key, f"must not contain empty segments: {prefix!r}")
+    if any(s in (".", "..") for s in segments):
+        raise OptionError(key, f"must not contain '.' or '..' segments: {prefix!r}")
+    return trimmed
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Maps a day and feed to the keys of its three objects."""
+
+    prefix: str = ""
+
+    def key(self, zone: str, day: dt.date, feed: Feed) -> str:
+        """The key of ``zone`` (``cleaned``, ``raw`` or ``manifest``) for ``day`` and ``feed``."""
+        folder, suffix = {
+            "cleaned": ("cleaned_data", ".csv"),
+            "raw": ("raw_data", ".jsonl.gz"),
+            "manifest": ("_manifests", ".json"),
+        }[zone]
+        name = f"{folder}/{day:%Y}/{day:%m}/{day.isoformat()}_{feed.slug}{suffix}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def keys(self, day: dt.date, feed: Feed) -> dict[str, str]:
+        """All three keys, in commit order."""
+        return {zone: self.key(zone, day, feed) for zone in ("cleaned", "raw", "manifest")}
+
+
+class ObjectSink(abc.ABC):
+    """One object being written; invisible to readers until ``commit``."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Append bytes."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Make the object visible atomically, replacing any previous version."""
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Discard what was written; the previous version stays intact."""
+
+
+class _Tracked:
+    """A sink plus its running size and SHA-256."""
+
+    def __init__(self, key: str, sink: ObjectSink) -> None:
+        self.key = key
+        self.sink = sink
+        self.bytes = 0
+        self.sha256 = hashlib.sha256()
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            self.sha256.update(data)
+            self.bytes += len(data)
+            await self.sink.write(data)
+
+
+class ObjectLakeLoader(Loader[OptionsT]):
+    """A ``Loader`` over an object store: streaming writes, atomic commits, manifest last."""
+
+    layout: Layout = Layout()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._feed: Feed | None = None
+        self._open: dict[str, _Tracked] = {}
+        self._rows = 0
+        self._raw_gzip: Any = None
+        self._header_written = False
+        self._raw_started = False
+
+    # -- primitives a concrete store implements ------------------------------------
+    @abc.abstractmethod
+    async def open_sink(self, key: str, content_type: str) -> ObjectSink:
+        """Start writing ``key``; nothing is visible until the sink commits."""
+
+    @abc.abstractmethod
+    async def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` when it does not exist."""
+
+    @abc.abstractmethod
+    def locate(self, key: str) -> str:
+        """``key`` as a location a human can use (a path or ``s3://bucket/key``)."""
+
+    # -- Loader --------------------------------------------------------------------
+    def planned_outputs(self, feed: Feed) -> dict[str, str]:
+        """Where a commit for ``feed`` on the run's date would write."""
+        return {zone: self.locate(key) for zone, key in self.layout.keys(self.context.trend_date, feed).items()}
+
+    async def begin(self, feed: Feed) -> None:
+        """Open the cleaned and raw sinks for the run's day."""
+        if self._open:
+            raise LoadError("begin() called twice without commit or abort", stage=self.name)
+        self._feed, self._rows, self._header_written, self._raw_started = feed, 0, False, False
+        self._raw_gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
+        keys = self.layout.keys(self.context.trend_date, feed)
+        for zone in ("cleaned", "raw"):
+            self._open[zone] = _Tracked(keys[zone], await self.open_sink(keys[zone], CONTENT_TYPES[zone]))
+
+    async def write(self, chunk: pd.DataFrame) -> None:
+        """Encode a chunk as CSV (header once) and stream it to the cleaned sink."""
+        tracked = self._require("cleaned")
+        await tracked.write(schema.to_csv_bytes(schema.conform(chunk), header=not self._header_written))
+        self._header_written = True
+        self._rows += len(chunk)
+
+    async def write_raw(self, batch: Batch) -> None:
+        """Append the page (after the lookups line, on the first page) to the gzip stream."""
+        tracked = self._require("raw")
+        data = b""
+        if not self._raw_started:
+            self._raw_started = True
+            lookups = rawzone.lookups_document(batch.lookups)
+            if lookups is not None:
+                data += rawzone.dumps(lookups)
+        data += rawzone.dumps(batch.payload)
+        await tracked.write(self._raw_gzip.compress(data))
+
+    async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
+        """Commit cleaned, then raw, then the manifest that says the day is complete."""
+        cleaned, raw = self._require("cleaned"), self._require("raw")
+        if not self._header_written:
+            await cleaned.write(schema.to_csv_bytes(schema.empty_frame(), header=True))
+            self._header_written = True
+        await raw.write(self._raw_gzip.flush())
+        for zone in ("cleaned", "raw"):
+            await self._open[zone].sink.commit()
+        committed = {zone: self._open.pop(zone) for zone in ("cleaned", "raw")}
+        assert self._feed is not None
+        manifest_key = self.layout.key("manifest", self.context.trend_date, self._feed)
+        manifest = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "run_id": summary.get("run_id", self.context.run_id),
+            "trend_date": self.context.trend_date.isoformat(),
+            "feed": {"media_type": self._feed.media_type, "time_window": self._feed.time_window},
+            "started_at": summary.get("started_at"),
+            "finished_at": summary.get("finished_at") or dt.datetime.now(dt.UTC).isoformat(),
+            "rows": self._rows,
+            "objects": {
+                zone: {
+                    "key": t.key,
+                    "bytes": t.bytes,
+                    "sha256": t.sha256.hexdigest(),
+                    "content_type": CONTENT_TYPES[zone],
+                }
+                for zone, t in committed.items()
+            },
+            "counters": dict(summary.get("counters") or {}),
+            "dropped": dict(summary.get("dropped") or {}),
+        }
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        sink = await self.open_sink(manifest_key, CONTENT_TYPES["manifest"])
+        try:
+            await sink.write(body)
+            await sink.commit()
+        except BaseException:
+            await sink.abort()
+            raise
+        logger.info("committed %d rows to %s", self._rows, self.locate(committed["cleaned"].key))
+        outputs = {zone: self.locate(t.key) for zone, t in committed.items()}
+        outputs["manifest"] = self.locate(manifest_key)
+        return outputs
+
+    async def abort(self) -> None:
+        """Abort every open sink; what was committed before stays as it was."""
+        sinks, self._open = self._open, {}
+        for tracked in sinks.values():
+            try:
+                await tracked.sink.abort()
+            except Exception:
+                logger.exception("could not abort the upload of %s", self.locate(tracked.key))
+
+    async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
+        """The cleaned rows of a committed day, or ``None`` when the day is not in the lake."""
+        data = await self.get_bytes(self.layout.key("cleaned", day, feed))
+        return None if data is None else schema.read_csv_bytes(data)
+
+    async def read_manifest(self, day: dt.date, feed: Feed) -> dict[str, Any] | None:
+        """The manifest of a committed day, or ``None``."""
+        data = await self.get_bytes(self.layout.key("manifest", day, feed))
+        return None if data is None else dict(json.loads(data))
+
+    def _require(self, zone: str) -> _Tracked:
+        tracked = self._open.get(zone)
+        if tracked is None:
+            raise LoadError("write before begin(), or after commit/abort", stage=self.name)
+        return tracked

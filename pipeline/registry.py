@@ -1,0 +1,84 @@
+"""Finds stages by entry-point name and imports only the ones asked for.
+
+One entry-point group per kind; the built-ins are registered in the same groups that
+third-party plugins use (see ``setup.cfg``). Finding (reading metadata) is kept apart
+from loading (importing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from pipeline.errors import StageLoadError, UnknownStageError
+from pipeline.stage import Extractor, Loader, Reporter, Stage, Transformer
+
+logger = logging.getLogger(__name__)
+
+GROUPS: dict[str, str] = {
+    "extractor": "pipeline.extractors",
+    "transformer": "pipeline.transformers",
+    "loader": "pipeline.loaders",
+    "reporter": "pipeline.reporters",
+}
+BASES: dict[str, type[Stage[Any]]] = {
+    "extractor": Extractor,
+    "transformer": Transformer,
+    "loader": Loader,
+    "reporter": Reporter,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StageInfo:
+    """A registered stage, known from metadata alone (nothing imported)."""
+
+    kind: str
+    name: str
+    target: str
+    distribution: str
+
+
+def find(kind: str, eps: Iterable[EntryPoint] | None = None) -> dict[str, EntryPoint]:
+    """All entry points of ``kind`` by name; ``eps`` replaces installed metadata in tests."""
+    group = GROUPS[kind]
+    found = eps if eps is not None else entry_points(group=group)
+    return {ep.name: ep for ep in found if ep.group == group}
+
+
+def describe(eps: Iterable[EntryPoint] | None = None) -> list[StageInfo]:
+    """Every registered stage of every kind, sorted by kind then name."""
+    pool = list(eps) if eps is not None else None
+    infos = []
+    for kind in GROUPS:
+        for name, ep in sorted(find(kind, pool).items()):
+            infos.append(StageInfo(kind, name, ep.value, _distribution(ep)))
+    return infos
+
+
+def load(kind: str, name: str, eps: Iterable[EntryPoint] | None = None) -> type[Stage[Any]]:
+    """Import and return the stage class registered as ``name`` for ``kind``."""
+    if kind not in GROUPS:
+        raise ValueError(f"unknown stage kind {kind!r}")
+    available = find(kind, eps)
+    ep = available.get(name)
+    if ep is None:
+        raise UnknownStageError(kind, name, list(available))
+    try:
+        obj = ep.load()
+    except Exception as exc:
+        raise StageLoadError(kind, name, _distribution(ep), exc) from exc
+    base = BASES[kind]
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        cause = TypeError(f"{ep.value} is not a subclass of pipeline.{base.__name__}")
+        raise StageLoadError(kind, name, _distribution(ep), cause)
+    logger.debug("loaded %s %r from %s", kind, name, ep.value)
+    return obj
+
+
+def _distribution(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"

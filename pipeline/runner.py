@@ -1,0 +1,206 @@
+"""The one runner: opens the stages, streams pages through them, and closes everything.
+
+``run_pipeline(config)`` is the library entry point. It never configures logging and
+never calls ``asyncio.run``, so it works inside someone else's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import registry
+from pipeline.config import PipelineConfig, StageConfig, load_config
+from pipeline.errors import PipelineError
+from pipeline.options import build_options
+from pipeline.redact import redact
+from pipeline.result import RunResult
+from pipeline.stage import Batch, Extractor, Loader, Reporter, RunContext, Stage, Transformer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """The stage instances of one run, built but not yet opened."""
+
+    extractor: Extractor[Any]
+    transformer: Transformer[Any]
+    loader: Loader[Any]
+    reporters: tuple[Reporter[Any], ...] = ()
+
+    def all(self) -> list[Stage[Any]]:
+        """Every stage, in run order."""
+        return [self.extractor, self.transformer, self.loader, *self.reporters]
+
+
+def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False) -> RunContext:
+    """A run context for today (UTC) or the given partition date."""
+    now = dt.datetime.now(dt.UTC)
+    return RunContext(
+        trend_date=trend_date or now.date(),
+        run_id=uuid.uuid4().hex[:12],
+        started_at=now,
+        dry_run=dry_run,
+    )
+
+
+def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
+    """Resolve every stage by entry-point name and validate its options; nothing is opened."""
+
+    def make(kind: str, section: StageConfig) -> Any:
+        cls = registry.load(kind, section.type)
+        options = build_options(cls.Options, section.options, f"{section.path}.options")
+        return cls(options, context, name=section.type)
+
+    return Stages(
+        extractor=make("extractor", config.extractor),
+        transformer=make("transformer", config.transformer),
+        loader=make("loader", config.loader),
+        reporters=tuple(make("reporter", r) for r in config.reporters),
+    )
+
+
+async def run_pipeline(
+    config: PipelineConfig | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    trend_date: dt.date | None = None,
+    dry_run: bool = False,
+) -> RunResult:
+    """Run the configured pipeline once and return what it did.
+
+    ``config`` is a ``PipelineConfig``, a mapping shaped like the YAML, or a path to it.
+    """
+    if not isinstance(config, PipelineConfig):
+        config = load_config(config if isinstance(config, Mapping) else Path(config))
+    context = new_context(trend_date, dry_run=dry_run)
+    return await run_stages(build_stages(config, context), context)
+
+
+async def run_stages(stages: Stages, context: RunContext) -> RunResult:
+    """Run already-built stages: extract → transform → load per page, commit, then report."""
+    timings: dict[str, float] = defaultdict(float)
+    extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
+    async with contextlib.AsyncExitStack() as stack:
+        for stage in stages.all():
+            async with _blame(stage, timings, "open"):
+                await stack.enter_async_context(stage)
+        feed = extractor.feed
+        result = RunResult(
+            run_id=context.run_id,
+            trend_date=context.trend_date,
+            feed=feed,
+            started_at=context.started_at,
+            dry_run=context.dry_run,
+            lake=loader.describe(),
+        )
+        logger.info(
+            "run %s: %s for %s into %s%s",
+            context.run_id,
+            feed.label,
+            context.trend_date,
+            result.lake,
+            " (dry run)" if context.dry_run else "",
+        )
+        if context.dry_run:
+            await _stream(stages, result, timings, write=False)
+            result.outputs = {kind: loc for kind, loc in loader.planned_outputs(feed).items()}
+        else:
+            async with _blame(loader, timings, "load"):
+                await loader.begin(feed)
+            try:
+                await _stream(stages, result, timings, write=True)
+                _finish(result, extractor, transformer, timings)
+                async with _blame(loader, timings, "load"):
+                    result.outputs.update(await loader.commit(_summary(result)))
+            except BaseException:
+                logger.warning("run %s failed; aborting the loader so nothing partial is visible", context.run_id)
+                with contextlib.suppress(Exception):
+                    await loader.abort()
+                raise
+            for reporter in stages.reporters:
+                async with _blame(reporter, timings, "report"):
+                    result.outputs.update(await reporter.report(result, loader))
+        _finish(result, extractor, transformer, timings)
+    result.timings = {k: round(v, 4) for k, v in timings.items()}
+    logger.info(
+        "run %s done: %d rows, %d pages, %.2fs, dropped %s",
+        context.run_id,
+        result.rows,
+        result.batches,
+        result.wall_seconds,
+        result.dropped or "nothing",
+    )
+    return result
+
+
+async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], *, write: bool) -> None:
+    extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
+    batches = extractor.batches()
+    try:
+        while True:
+            async with _blame(extractor, timings, "extract"):
+                batch = await _next(batches)
+            if batch is None:
+                break
+            result.batches += 1
+            if write:
+                async with _blame(loader, timings, "load"):
+                    await loader.write_raw(batch)
+            async with _blame(transformer, timings, "transform"):
+                chunk = await transformer.transform(batch)
+            result.rows += len(chunk)
+            if write and len(chunk):
+                async with _blame(loader, timings, "load"):
+                    await loader.write(chunk)
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+async def _next(batches: AsyncIterator[Batch]) -> Batch | None:
+    try:
+        return await batches.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+def _finish(result: RunResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]) -> None:
+    result.finished_at = dt.datetime.now(dt.UTC)
+    result.counters = dict(sorted(extractor.counters.items()))
+    result.dropped = dict(sorted(transformer.dropped.items()))
+    result.timings = {k: round(v, 4) for k, v in timings.items()}
+
+
+def _summary(result: RunResult) -> dict[str, Any]:
+    data = result.to_dict()
+    data.pop("outputs", None)
+    return data
+
+
+@contextlib.asynccontextmanager
+async def _blame(stage: Stage[Any], timings: dict[str, float], key: str) -> AsyncIterator[None]:
+    """Time a stage call and turn a surprise into that stage kind's error, naming the stage."""
+    started = time.perf_counter()
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise stage.error(f"{type(exc).__name__}: {redact(str(exc))}", stage=stage.name) from exc
+    finally:
+        timings[key] += time.perf_counter() - started
+
+
+__all__: Sequence[str] = ("Stages", "build_stages", "new_context", "run_pipeline", "run_stages")

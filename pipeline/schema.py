@@ -1,0 +1,88 @@
+"""The one cleaned schema every loader writes and every reader gets back.
+
+The table in the README is generated from ``COLUMNS``; keep descriptions here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of the cleaned schema."""
+
+    name: str
+    dtype: str
+    kind: str
+    description: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("trend_date", "string", "date", "The partition date (UTC) the list is for, `YYYY-MM-DD`."),
+    Column("rank", "int64", "int", "Position in TMDB's trending list, 1-based, derived from page and index."),
+    Column("id", "int64", "int", "TMDB id of the movie or show."),
+    Column("title", "string", "string", "Title exactly as TMDB sent it (TV: `name`)."),
+    Column("original_title", "string", "string", "Original-language title (TV: `original_name`)."),
+    Column("original_language", "string", "string", "ISO 639-1 code, e.g. `en`."),
+    Column(
+        "release_date",
+        "string",
+        "date",
+        "ISO date `YYYY-MM-DD` (TV: `first_air_date`); empty when TMDB has none.",
+    ),
+    Column("popularity", "float64", "float", "TMDB popularity score."),
+    Column("vote_average", "float64", "float", "Mean rating, 0 to 10."),
+    Column("vote_count", "int64", "int", "Number of votes."),
+    Column("genre_ids", "string", "string", "TMDB genre ids, `|`-joined, e.g. `28|12`."),
+    Column("media_type", "string", "string", "`movie` or `tv`."),
+    Column("time_window", "string", "string", "`day` or `week`: which trending list."),
+    Column(
+        "extracted_at",
+        "string",
+        "timestamp",
+        "When the page was fetched, UTC ISO 8601 with offset, e.g. `2026-11-25T12:00:03.120000+00:00`.",
+    ),
+    Column("genres", "string", "string", "Genre names, `|`-joined; empty when enrichment is off."),
+    Column("poster_url", "string", "string", "Full poster URL; empty when there is no poster or enrichment is off."),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+DTYPES: dict[str, str] = {c.name: c.dtype for c in COLUMNS}
+
+
+def empty_frame() -> pd.DataFrame:
+    """A zero-row frame with the schema's columns and dtypes."""
+    return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in COLUMNS})
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Order the columns as the schema says and cast them to its dtypes."""
+    missing = [name for name in COLUMN_NAMES if name not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks schema columns: {', '.join(missing)}")
+    return frame.loc[:, list(COLUMN_NAMES)].astype(DTYPES)
+
+
+def to_csv_bytes(frame: pd.DataFrame, *, header: bool) -> bytes:
+    """Encode a chunk as UTF-8 CSV; strings are written byte for byte, quoted as needed."""
+    return frame.to_csv(index=False, header=header, lineterminator="\n").encode("utf-8")
+
+
+def read_csv_bytes(data: bytes) -> pd.DataFrame:
+    """Decode a cleaned CSV back into the schema's dtypes, keeping strings such as ``NA`` intact."""
+    if not data:
+        return empty_frame()
+    frame = pd.read_csv(
+        io.BytesIO(data),
+        dtype=DTYPES,
+        keep_default_na=False,
+        na_values={name: [""] for name, dtype in DTYPES.items() if dtype != "string"},
+        encoding="utf-8",
+    )
+    return conform(frame)

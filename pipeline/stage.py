@@ -1,0 +1,213 @@
+"""Stage base classes: subclass one of these and register it under an entry point.
+
+Every stage is an async context manager. ``open`` acquires resources (sessions,
+clients, files) and ``aclose`` releases them; the runner enters every stage through
+one ``AsyncExitStack`` so whatever was opened is closed, on success and on failure.
+
+Data flow, one TMDB page at a time::
+
+    Extractor.batches() --Batch--> Transformer.transform() --DataFrame--> Loader.write()
+                                                   Loader.commit() --> Reporter.report()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from pipeline.errors import ExtractError, LoadError, ReportError, StageError, TransformError
+from pipeline.options import NoOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.result import RunResult
+
+MediaType = Literal["movie", "tv", "all"]
+TimeWindow = Literal["day", "week"]
+
+_FEED_SLUGS = {"movie": "movies", "tv": "tv", "all": "all"}
+OptionsT = TypeVar("OptionsT")
+StageT = TypeVar("StageT", bound="Stage[Any]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """Which TMDB trending list a run is about."""
+
+    media_type: MediaType = "movie"
+    time_window: TimeWindow = "day"
+
+    @property
+    def slug(self) -> str:
+        """File-name suffix in the lake: ``movies``, ``tv``, ``all`` (+ ``_week``)."""
+        base = _FEED_SLUGS[self.media_type]
+        return base if self.time_window == "day" else f"{base}_week"
+
+    @property
+    def label(self) -> str:
+        """Human wording, e.g. ``trending movies, today``."""
+        what = {"movie": "movies", "tv": "TV shows", "all": "movies and TV"}[self.media_type]
+        when = "today" if self.time_window == "day" else "this week"
+        return f"trending {what}, {when}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Lookups:
+    """Reference data fetched once per run and used to enrich rows."""
+
+    genres: Mapping[int, str] = dataclasses.field(default_factory=dict)
+    poster_base_url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One TMDB trending page, exactly as received, plus what is needed to clean it."""
+
+    page: int
+    payload: Mapping[str, Any]
+    feed: Feed
+    extracted_at: dt.datetime
+    lookups: Lookups = dataclasses.field(default_factory=Lookups)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """Facts about the current run that every stage may read."""
+
+    trend_date: dt.date
+    run_id: str
+    started_at: dt.datetime
+    dry_run: bool = False
+
+
+class Stage(ABC, Generic[OptionsT]):
+    """Common base: typed options, a run context, and async-context-manager lifecycle."""
+
+    kind: ClassVar[str] = "stage"
+    error: ClassVar[type[StageError]] = StageError
+    Options: ClassVar[type[Any]] = NoOptions
+
+    def __init__(self, options: OptionsT, context: RunContext, *, name: str | None = None) -> None:
+        self.options = options
+        self.context = context
+        self.name = name or type(self).__name__
+
+    async def open(self) -> None:
+        """Acquire resources; called once by ``__aenter__``."""
+
+    async def aclose(self) -> None:
+        """Release resources; called once by ``__aexit__``, also after failures."""
+
+    async def __aenter__(self: StageT) -> StageT:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Extractor(Stage[OptionsT]):
+    """Yields raw pages as ``Batch`` objects, in page order."""
+
+    kind = "extractor"
+    error = ExtractError
+
+    def __init__(self, options: OptionsT, context: RunContext, *, name: str | None = None) -> None:
+        super().__init__(options, context, name=name)
+        self.counters: Counter[str] = Counter()
+
+    @property
+    @abstractmethod
+    def feed(self) -> Feed:
+        """The feed this extractor produces; the loader names its files after it."""
+
+    @abstractmethod
+    def batches(self) -> AsyncIterator[Batch]:
+        """Yield one ``Batch`` per page, page 1 first."""
+
+
+class Transformer(Stage[OptionsT]):
+    """Turns each batch into a DataFrame chunk of the documented schema."""
+
+    kind = "transformer"
+    error = TransformError
+
+    def __init__(self, options: OptionsT, context: RunContext, *, name: str | None = None) -> None:
+        super().__init__(options, context, name=name)
+        self.dropped: Counter[str] = Counter()
+
+    @abstractmethod
+    async def transform(self, batch: Batch) -> pd.DataFrame:
+        """Return the cleaned rows of one batch (possibly empty)."""
+
+
+class LakeReader(Protocol):
+    """What reporters may read from the lake."""
+
+    def describe(self) -> str:
+        """Where the lake is, without credentials (``./lake`` or ``s3://bucket/prefix``)."""
+        ...
+
+    async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
+        """The committed cleaned data of ``day``, or ``None`` if that day is not in the lake."""
+        ...
+
+
+class Loader(Stage[OptionsT]):
+    """Receives chunks as they come and makes them visible, atomically, at ``commit``."""
+
+    kind = "loader"
+    error = LoadError
+
+    @abstractmethod
+    async def begin(self, feed: Feed) -> None:
+        """Start a day's write for ``feed`` on ``context.trend_date``."""
+
+    @abstractmethod
+    async def write(self, chunk: pd.DataFrame) -> None:
+        """Append one cleaned chunk."""
+
+    async def write_raw(self, batch: Batch) -> None:
+        """Archive one raw page in the raw zone; loaders without one ignore it."""
+
+    def planned_outputs(self, feed: Feed) -> dict[str, str]:
+        """Where ``commit`` would write for ``feed``; shown by ``--dry-run``."""
+        return {}
+
+    @abstractmethod
+    async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
+        """Make the day visible; return ``{output kind: location}``."""
+
+    @abstractmethod
+    async def abort(self) -> None:
+        """Discard everything since ``begin``; the previous good data stays intact."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the lake is, without credentials."""
+
+    @abstractmethod
+    async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
+        """Read a committed day back, or ``None`` when it is not there."""
+
+
+class Reporter(Stage[OptionsT]):
+    """Publishes a finished run."""
+
+    kind = "reporter"
+    error = ReportError
+
+    @abstractmethod
+    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+        """Write the report; return ``{output kind: location}`` (may be empty)."""

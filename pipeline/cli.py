@@ -1,0 +1,168 @@
+"""Command line: ``python -m pipeline [run|check|stages] ...``.
+
+``main`` is the only place that calls ``asyncio.run`` and the only place that sets up
+logging. Exit codes: 0 success, 1 failed run, 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from pipeline import registry
+from pipeline.config import load_config
+from pipeline.errors import PipelineError
+from pipeline.redact import RedactingFilter, redact
+from pipeline.result import RunResult
+from pipeline.runner import build_stages, new_context, run_stages
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "config/pipeline.yml"
+COMMANDS = ("run", "check", "stages")
+
+
+class _UsageError(Exception):
+    """argparse wants to exit with a usage error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one sub-parser per command."""
+    parser = _Parser(prog="python -m pipeline", description="TMDB trending ETL into a data lake and a report.")
+    sub = parser.add_subparsers(dest="command", metavar="{run,check,stages}", parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+        p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. extractor.options.pages=50 (value parsed as YAML)",
+        )
+
+    run = sub.add_parser("run", help="run the pipeline (the default command)")
+    with_config(run)
+    run.add_argument("--date", type=_date, help="partition date YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--dry-run", action="store_true", help="extract and transform, write nothing")
+    common(run)
+    check = sub.add_parser("check", help="validate the config and resolve every stage")
+    with_config(check)
+    common(check)
+    stages = sub.add_parser("stages", help="list the registered stages")
+    common(stages)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pipeline``; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help")):
+        args_list.insert(0, "run")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(args.verbose, args.quiet)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": _cmd_run,
+        "check": _cmd_check,
+        "stages": _cmd_stages,
+    }
+    try:
+        return handlers[args.command](args)
+    except PipelineError as exc:
+        _report_error(exc, args.verbose)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing partial was committed", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not an input problem: say so, and keep the details behind -v
+        _report_error(exc, args.verbose, prefix="unexpected error")
+        return 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    context = new_context(args.date, dry_run=args.dry_run)
+    stages = build_stages(config, context)
+    result = asyncio.run(run_stages(stages, context))
+    _print_result(result, sys.stdout)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    stages = build_stages(config, new_context())
+    for stage in stages.all():
+        print(f"ok  {stage.kind:<12} {stage.name:<16} {type(stage).__module__}.{type(stage).__qualname__}")
+    print(f"{args.config}: valid")
+    return 0
+
+
+def _cmd_stages(args: argparse.Namespace) -> int:
+    infos = registry.describe()
+    for kind in registry.GROUPS:
+        print(f"{kind}s ({registry.GROUPS[kind]}):")
+        for info in (i for i in infos if i.kind == kind):
+            print(f"  {info.name:<16} {info.target:<45} [{info.distribution}]")
+    return 0
+
+
+def _print_result(result: RunResult, out: TextIO) -> None:
+    verb = "would write" if result.dry_run else "wrote"
+    out.write(
+        f"{verb} {result.rows} rows from {result.batches} pages for {result.trend_date} "
+        f"({result.feed.label}) in {result.wall_seconds:.2f}s\n"
+    )
+    if result.dropped:
+        dropped = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
+        out.write(f"dropped: {dropped}\n")
+    for kind, location in result.outputs.items():
+        out.write(f"  {kind:<18} {location}\n")
+
+
+def _report_error(exc: BaseException, verbose: bool, prefix: str = "error") -> None:
+    if verbose:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    message = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+    print(f"{prefix}: {redact(message)}", file=sys.stderr)
+    if not verbose and not isinstance(exc, PipelineError):
+        print("(run again with -v for the traceback)", file=sys.stderr)
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for name in ("pipeline", "stages"):
+        logging.getLogger(name).setLevel(level)

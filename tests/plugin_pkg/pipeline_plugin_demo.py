@@ -1,0 +1,27 @@
+"""A third-party reporter: writes the run's row count and trend date to a text file."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from pipeline import Reporter, RunResult
+from pipeline.stage import LakeReader
+
+
+@dataclasses.dataclass(frozen=True)
+class RowCountOptions:
+    """Where to write."""
+
+    path: Path
+
+
+class RowCountReporter(Reporter[RowCountOptions]):
+    """Writes ``<trend_date> <rows>`` to ``path``."""
+
+    Options = RowCountOptions
+
+    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+        """Write one line and say where."""
+        self.options.path.write_text(f"{result.trend_date} {result.rows}\n", encoding="utf-8")
+        return {"report:row-count": str(self.options.path)}

@@ -82,8 +82,10 @@ def build_catalogue(rng: random.Random) -> list[dict[str, object]]:
 
 
 def day_pages(items: list[dict[str, object]], rng: random.Random) -> list[dict[str, object]]:
-    rng.shuffle(items)
-    picked = sorted(items[:60], key=lambda m: -float(m["popularity"]))  # type: ignore[arg-type]
+    hostile = [m for m in items if m["title"] in HOSTILE]  # every hostile title appears every day
+    others = [m for m in items if m["title"] not in HOSTILE]
+    rng.shuffle(others)
+    picked = sorted(hostile + others[: 60 - len(hostile)], key=lambda m: -float(m["popularity"]))  # type: ignore[arg-type]
     results = [dict(m) for m in picked]
     pages = []
     for page in range(3):

@@ -1,0 +1,163 @@
+"""In-memory fake stages: plain classes, no mocks, recording what happened to them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pandas as pd
+
+from pipeline.options import NoOptions
+from pipeline.result import RunResult
+from pipeline.stage import Batch, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
+
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+
+
+def page(number: int, ids: list[int], *, title: str = "Title {id}") -> dict[str, Any]:
+    """A TMDB-shaped trending page with one movie per id."""
+    return {
+        "page": number,
+        "results": [
+            {
+                "id": i,
+                "title": title.format(id=i),
+                "original_title": title.format(id=i),
+                "original_language": "en",
+                "media_type": "movie",
+                "popularity": 1000.0 - i,
+                "release_date": "2026-01-02",
+                "vote_average": 7.5,
+                "vote_count": 100,
+                "genre_ids": [28],
+                "poster_path": None,
+            }
+            for i in ids
+        ],
+        "total_pages": 3,
+        "total_results": 60,
+    }
+
+
+def batch(number: int, ids: list[int]) -> Batch:
+    """A ``Batch`` for ``page(number, ids)``."""
+    return Batch(page=number, payload=page(number, ids), feed=Feed(), extracted_at=NOW)
+
+
+class ListExtractor(Extractor[NoOptions]):
+    """Yields the given batches; can fail after ``fail_after`` of them."""
+
+    def __init__(
+        self, context: RunContext, batches: list[Batch], *, fail_after: int | None = None, log: list[str] | None = None
+    ) -> None:
+        super().__init__(NoOptions(), context, name="list")
+        self._batches = batches
+        self.fail_after = fail_after
+        self.log = log if log is not None else []
+
+    @property
+    def feed(self) -> Feed:
+        return Feed()
+
+    async def open(self) -> None:
+        self.log.append("extractor.open")
+
+    async def aclose(self) -> None:
+        self.log.append("extractor.close")
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        for index, item in enumerate(self._batches):
+            if self.fail_after is not None and index == self.fail_after:
+                raise RuntimeError("source went away")
+            self.log.append(f"extractor.yield {item.page}")
+            self.counters["pages"] += 1
+            yield item
+        self.log.append("extractor.done")
+
+
+class FrameTransformer(Transformer[NoOptions]):
+    """Turns each batch into a tiny frame; can fail on a given page."""
+
+    def __init__(self, context: RunContext, *, fail_on: int | None = None, log: list[str] | None = None) -> None:
+        super().__init__(NoOptions(), context, name="frame")
+        self.fail_on = fail_on
+        self.log = log if log is not None else []
+
+    async def aclose(self) -> None:
+        self.log.append("transformer.close")
+
+    async def transform(self, batch: Batch) -> pd.DataFrame:
+        if batch.page == self.fail_on:
+            raise ValueError("cannot parse page")
+        self.log.append(f"transformer.page {batch.page}")
+        return pd.DataFrame({"id": [r["id"] for r in batch.payload["results"]]})
+
+
+class CollectingLoader(Loader[NoOptions]):
+    """Keeps chunks in memory; only ``commit`` makes them 'visible'."""
+
+    def __init__(self, context: RunContext, *, fail_on_chunk: int | None = None, log: list[str] | None = None) -> None:
+        super().__init__(NoOptions(), context, name="collect")
+        self.fail_on_chunk = fail_on_chunk
+        self.log = log if log is not None else []
+        self.pending: list[pd.DataFrame] = []
+        self.visible: dict[dt.date, pd.DataFrame] = {}
+        self.aborted = False
+        self.summary: Mapping[str, Any] | None = None
+
+    async def aclose(self) -> None:
+        self.log.append("loader.close")
+
+    async def begin(self, feed: Feed) -> None:
+        self.log.append("loader.begin")
+
+    async def write(self, chunk: pd.DataFrame) -> None:
+        if self.fail_on_chunk is not None and len(self.pending) + 1 == self.fail_on_chunk:
+            raise OSError("disk full")
+        self.log.append(f"loader.write {len(self.pending) + 1}")
+        self.pending.append(chunk)
+
+    async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
+        self.log.append("loader.commit")
+        self.summary = summary
+        self.visible[self.context.trend_date] = pd.concat(self.pending, ignore_index=True)
+        return {"cleaned": "memory://today"}
+
+    async def abort(self) -> None:
+        self.log.append("loader.abort")
+        self.aborted = True
+        self.pending.clear()
+
+    def describe(self) -> str:
+        return "memory://"
+
+    async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
+        return self.visible.get(day)
+
+
+@dataclasses.dataclass
+class SeenReport:
+    """What a reporter saw."""
+
+    rows: int
+    today_rows: int | None
+
+
+class RecordingReporter(Reporter[NoOptions]):
+    """Remembers each result it was given and what the lake showed for that day."""
+
+    def __init__(self, context: RunContext, *, log: list[str] | None = None) -> None:
+        super().__init__(NoOptions(), context, name="record")
+        self.seen: list[SeenReport] = []
+        self.log = log if log is not None else []
+
+    async def aclose(self) -> None:
+        self.log.append("reporter.close")
+
+    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+        self.log.append("reporter.report")
+        today = await lake.read_day(result.trend_date, result.feed)
+        self.seen.append(SeenReport(result.rows, None if today is None else len(today)))
+        return {"report:record": "memory://report"}

@@ -1,0 +1,151 @@
+"""Config loading: YAML, interpolation, overrides and the messages of every error."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.options import OptionError, build_options
+
+BASE = {
+    "extractor": {"type": "replay", "options": {"path": "${PAGES_DIR:-tests/data/sample/2026-11-25}"}},
+    "transformer": {"type": "standardize"},
+    "loader": {"type": "local", "options": {"root": "${LAKE}"}},
+}
+
+
+def test_yaml_file_with_interpolation_and_a_single_reporter(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        "extractor: {type: replay, options: {path: '${PAGES_DIR:-pages}'}}\n"
+        "transformer: {type: standardize}\n"
+        "loader: {type: local, options: {root: '${LAKE}/sub'}}\n"
+        "reporter: {type: markdown, options: {path: report.md}}\n"
+    )
+    config = load_config(path, env={"LAKE": "/data/lake"})
+    assert config.extractor.options == {"path": "pages"}
+    assert config.loader.options == {"root": "/data/lake/sub"}
+    assert [r.type for r in config.reporters] == ["markdown"]
+    assert config.reporters[0].path == "reporter"
+
+
+def test_reporter_may_be_a_list() -> None:
+    raw = dict(BASE, reporter=[{"type": "markdown"}, {"type": "json", "options": {"path": "-"}}])
+    config = load_config(raw, env={"LAKE": "x"})
+    assert [(r.type, r.path) for r in config.reporters] == [("markdown", "reporter[0]"), ("json", "reporter[1]")]
+
+
+def test_missing_variable_names_the_variable_and_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(BASE, env={})
+    assert str(caught.value) == "loader.options.root: environment variable LAKE is not set (used as ${LAKE})"
+
+
+def test_empty_variable_falls_back_to_the_default() -> None:
+    config = load_config(BASE, env={"LAKE": "x", "PAGES_DIR": ""})
+    assert config.extractor.options["path"] == "tests/data/sample/2026-11-25"
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("extractor.options.pages=50", "pages", 50),
+        ("extractor.options.rate=2.5", "rate", 2.5),
+        ("extractor.options.enrich=false", "enrich", False),
+        ("extractor.options.language=en-US", "language", "en-US"),
+        ("extractor.options.ids=[1, 2]", "ids", [1, 2]),
+        ("extractor.options.empty=", "empty", ""),
+    ],
+)
+def test_set_overrides_parse_values_as_yaml(override: str, key: str, expected: object) -> None:
+    config = load_config(BASE, [override], env={"LAKE": "x"})
+    assert config.extractor.options[key] == expected
+
+
+def test_set_can_create_a_missing_options_mapping() -> None:
+    config = load_config(BASE, ["transformer.options.page_size=10"], env={"LAKE": "x"})
+    assert config.transformer.options == {"page_size": 10}
+
+
+@pytest.mark.parametrize(
+    ("raw", "overrides", "message"),
+    [
+        (dict(BASE, extra={}), [], "extra: unknown section; allowed: extractor, transformer, loader, reporter"),
+        ({k: v for k, v in BASE.items() if k != "loader"}, [], "loader: required section is missing"),
+        (dict(BASE, loader={"options": {}}), [], "loader.type: required (the stage's entry-point name)"),
+        (dict(BASE, loader={"type": "local", "opts": {}}), [], "loader.opts: unknown key; allowed: options, type"),
+        (dict(BASE, loader={"type": "local", "options": [1]}), [], "loader.options: expected a mapping"),
+        (dict(BASE, reporter="markdown"), [], "reporter: expected a section or a list of sections"),
+        (BASE, ["novalue"], "--set 'novalue': expected KEY=VALUE, e.g. extractor.options.pages=50"),
+        (BASE, ["extractor.type.x=1"], "--set extractor.type.x: extractor.type is not a mapping"),
+    ],
+)
+def test_config_errors_name_the_key(raw: dict[str, object], overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(raw, overrides, env={"LAKE": "x"})
+    assert str(caught.value) == message
+
+
+def test_missing_file_and_bad_yaml_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("extractor: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yml: line \d+, column \d+"):
+        load_config(bad)
+
+
+def test_yaml_tags_that_build_objects_are_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.yml"
+    evil.write_text("extractor: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError):
+        load_config(evil)
+
+
+@dataclasses.dataclass(frozen=True)
+class Opts:
+    bucket: str
+    pages: int = dataclasses.field(default=20, metadata={"ge": 1, "le": 500})
+    rate: float = 35.0
+    enrich: bool = True
+    mode: Literal["a", "b"] = "a"
+    root: Path = Path("lake")
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.bucket.startswith("-"):
+            raise OptionError("bucket", "must not start with '-'")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({}, "loader.options.bucket: required"),
+        ({"bucket": "b", "colour": 1}, "loader.options.colour: unknown option; allowed: bucket, enrich, language, mode, pages, rate, root"),
+        ({"bucket": 3}, "loader.options.bucket: expected a string, got int"),
+        ({"bucket": "b", "pages": 0}, "loader.options.pages: must be at least 1, got 0"),
+        ({"bucket": "b", "pages": 501}, "loader.options.pages: must be at most 500, got 501"),
+        ({"bucket": "b", "pages": "many"}, "loader.options.pages: expected an integer, got 'many'"),
+        ({"bucket": "b", "pages": True}, "loader.options.pages: expected an integer, got True"),
+        ({"bucket": "b", "enrich": "maybe"}, "loader.options.enrich: expected true or false, got 'maybe'"),
+        ({"bucket": "b", "mode": "c"}, "loader.options.mode: must be one of 'a', 'b', got 'c'"),
+        ({"bucket": "-b"}, "loader.options.bucket: must not start with '-'"),
+    ],
+)
+def test_option_errors_name_the_full_key_path(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_options(Opts, raw, "loader.options")
+    assert str(caught.value) == message
+
+
+def test_options_are_typed_and_strings_from_the_environment_are_accepted() -> None:
+    opts = build_options(
+        Opts, {"bucket": "b", "pages": "50", "rate": "2", "enrich": "false", "root": "/x", "language": None}, "o"
+    )
+    assert opts == Opts(bucket="b", pages=50, rate=2.0, enrich=False, root=Path("/x"), language=None)
+    assert isinstance(opts.rate, float)

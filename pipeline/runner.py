@@ -176,7 +176,9 @@ async def _next(batches: AsyncIterator[Batch]) -> Batch | None:
         return None
 
 
-def _finish(result: RunResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]) -> None:
+def _finish(
+    result: RunResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]
+) -> None:
     result.finished_at = dt.datetime.now(dt.UTC)
     result.counters = dict(sorted(extractor.counters.items()))
     result.dropped = dict(sorted(transformer.dropped.items()))

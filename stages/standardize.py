@@ -63,20 +63,26 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
 
     def _row(self, item: Any, rank: int, batch: Batch) -> dict[str, Any] | None:
         if not isinstance(item, Mapping):
-            return self._drop("not_an_object", rank, batch)
+            self._drop("not_an_object", rank, batch)
+            return None
         media_type = item.get("media_type") or batch.feed.media_type
         if media_type == "person":
-            return self._drop("person", rank, batch, quiet=True)
+            self._drop("person", rank, batch, quiet=True)
+            return None
         if media_type not in _TITLE_FIELDS:
-            return self._drop("unknown_media_type", rank, batch)
+            self._drop("unknown_media_type", rank, batch)
+            return None
         tmdb_id = item.get("id")
         if isinstance(tmdb_id, bool) or not isinstance(tmdb_id, int):
-            return self._drop("missing_id", rank, batch)
+            self._drop("missing_id", rank, batch)
+            return None
         popularity = _number(item.get("popularity"))
         if popularity is None:
-            return self._drop("non_numeric_popularity", rank, batch)
+            self._drop("non_numeric_popularity", rank, batch)
+            return None
         if tmdb_id in self._seen:
-            return self._drop("duplicate_id", rank, batch, quiet=True)
+            self._drop("duplicate_id", rank, batch, quiet=True)
+            return None
         self._seen.add(tmdb_id)
         title_key, original_key, date_key = _TITLE_FIELDS[media_type]
         genre_ids = [g for g in item.get("genre_ids") or [] if isinstance(g, int) and not isinstance(g, bool)]

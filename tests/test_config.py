@@ -126,7 +126,10 @@ class Opts:
     ("raw", "message"),
     [
         ({}, "loader.options.bucket: required"),
-        ({"bucket": "b", "colour": 1}, "loader.options.colour: unknown option; allowed: bucket, enrich, language, mode, pages, rate, root"),
+        (
+            {"bucket": "b", "colour": 1},
+            "loader.options.colour: unknown option; allowed: bucket, enrich, language, mode, pages, rate, root",
+        ),
         ({"bucket": 3}, "loader.options.bucket: expected a string, got int"),
         ({"bucket": "b", "pages": 0}, "loader.options.pages: must be at least 1, got 0"),
         ({"bucket": "b", "pages": 501}, "loader.options.pages: must be at most 500, got 501"),

@@ -22,7 +22,11 @@ def test_loads_the_class_registered_under_the_name() -> None:
 
 
 def test_unknown_name_lists_every_registered_name_of_that_kind() -> None:
-    eps = [ep("local", "stages.local:LocalLoader"), ep("s3", "stages.s3:S3Loader"), ep("x", "a:B", "pipeline.reporters")]
+    eps = [
+        ep("local", "stages.local:LocalLoader"),
+        ep("s3", "stages.s3:S3Loader"),
+        ep("x", "a:B", "pipeline.reporters"),
+    ]
     with pytest.raises(UnknownStageError) as caught:
         registry.load("loader", "ftp", eps)
     assert str(caught.value) == "unknown loader 'ftp'; registered loaders: local, s3"
@@ -37,7 +41,7 @@ def test_import_failure_names_the_entry_point_and_keeps_the_cause() -> None:
 
 
 def test_an_object_of_the_wrong_kind_is_refused() -> None:
-    with pytest.raises(StageLoadError, match="not a subclass of pipeline.Loader"):
+    with pytest.raises(StageLoadError, match=r"not a subclass of pipeline\.Loader"):
         registry.load("loader", "odd", [ep("odd", "stages.local:LocalOptions")])
 
 

@@ -18,6 +18,8 @@ from stages.standardize import StandardizeOptions, StandardizeTransformer
 
 SAMPLE = Path(__file__).parent / "data" / "sample" / "2026-11-25"
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
+DEFAULT_FEED = Feed()
+NO_LOOKUPS = Lookups()
 
 
 def sample_pages() -> list[dict[str, Any]]:
@@ -29,11 +31,11 @@ def sample_lookups() -> Lookups:
     return Lookups({g["id"]: g["name"] for g in body["genres"]}, body["poster_base_url"])
 
 
-async def clean(context: RunContext, pages: list[dict[str, Any]], feed: Feed = Feed(), lookups: Lookups = Lookups()):
+async def clean(
+    context: RunContext, pages: list[dict[str, Any]], feed: Feed = DEFAULT_FEED, lookups: Lookups = NO_LOOKUPS
+) -> tuple[pd.DataFrame, StandardizeTransformer]:
     transformer = StandardizeTransformer(StandardizeOptions(), context)
-    chunks = [
-        await transformer.transform(Batch(p["page"], p, feed, NOW, lookups)) for p in pages
-    ]
+    chunks = [await transformer.transform(Batch(p["page"], p, feed, NOW, lookups)) for p in pages]
     return pd.concat(chunks, ignore_index=True), transformer
 
 
@@ -65,9 +67,18 @@ async def test_duplicate_ids_keep_the_best_rank(context: RunContext) -> None:
 
 async def test_titles_survive_a_csv_round_trip_byte_for_byte(context: RunContext) -> None:
     frame, _ = await clean(context, sample_pages())
-    hostile = {"Line\nBreak Story", "<script>alert('x')</script>", "NA", "=HYPERLINK(\"http://evil.example\",\"click\")",
-               "+Plus Side", "-Minus World", "@everyone Premiere Night", "Amélie's Café — 東京物語 🎬",
-               '"Quoted", With Comma', "Pipes | Between | Cells"}
+    hostile = {
+        "Line\nBreak Story",
+        "<script>alert('x')</script>",
+        "NA",
+        '=HYPERLINK("http://evil.example","click")',
+        "+Plus Side",
+        "-Minus World",
+        "@everyone Premiere Night",
+        "Amélie's Café — 東京物語 🎬",
+        '"Quoted", With Comma',
+        "Pipes | Between | Cells",
+    }
     assert hostile <= set(frame["title"]), "the sample must keep its hostile titles"
     data = schema.to_csv_bytes(frame, header=True)
     back = schema.read_csv_bytes(data)
@@ -77,7 +88,9 @@ async def test_titles_survive_a_csv_round_trip_byte_for_byte(context: RunContext
 
 async def test_missing_and_null_fields_become_empty_not_errors(context: RunContext) -> None:
     item = _movie(5, release_date="", poster_path=None, title=None, vote_average=None, vote_count=None, genre_ids=None)
-    frame, _ = await clean(context, [{"page": 1, "results": [item]}], lookups=Lookups({28: "Action"}, "https://img/w500"))
+    frame, _ = await clean(
+        context, [{"page": 1, "results": [item]}], lookups=Lookups({28: "Action"}, "https://img/w500")
+    )
     row = frame.iloc[0]
     assert (row["release_date"], row["title"], row["genre_ids"], row["poster_url"]) == ("", "", "", "")
     assert pd.isna(row["vote_average"]) and row["vote_count"] == 0
@@ -93,8 +106,14 @@ async def test_enrichment_adds_genre_names_and_poster_urls(context: RunContext) 
 
 
 async def test_tv_results_map_onto_the_movie_columns_and_people_are_dropped(context: RunContext) -> None:
-    tv = {"id": 7, "name": "A Show", "original_name": "Une Série", "first_air_date": "2024-05-06",
-          "media_type": "tv", "popularity": 50.0}
+    tv = {
+        "id": 7,
+        "name": "A Show",
+        "original_name": "Une Série",
+        "first_air_date": "2024-05-06",
+        "media_type": "tv",
+        "popularity": 50.0,
+    }
     person = {"id": 8, "name": "Someone", "media_type": "person", "popularity": 60.0}
     frame, transformer = await clean(context, [{"page": 1, "results": [person, tv, _movie(9)]}], Feed("all", "week"))
     assert frame[["id", "rank", "title", "original_title", "release_date", "media_type"]].values.tolist() == [
@@ -128,23 +147,34 @@ async def test_a_page_without_results_is_a_clear_error(context: RunContext) -> N
 
 
 async def test_invalid_release_dates_are_blanked(context: RunContext) -> None:
-    frame, _ = await clean(context, [{"page": 1, "results": [_movie(1, release_date="2024-13-45"),
-                                                             _movie(2, release_date="2024")]}])
+    frame, _ = await clean(
+        context, [{"page": 1, "results": [_movie(1, release_date="2024-13-45"), _movie(2, release_date="2024")]}]
+    )
     assert frame["release_date"].tolist() == ["", ""]
 
 
 def _movie(movie_id: int, **fields: Any) -> dict[str, Any]:
-    base = {"id": movie_id, "title": f"Title {movie_id}", "original_title": f"Title {movie_id}",
-            "original_language": "en", "media_type": "movie", "popularity": 10.0, "release_date": "2026-01-02",
-            "vote_average": 7.0, "vote_count": 3, "genre_ids": [28], "poster_path": None}
+    base = {
+        "id": movie_id,
+        "title": f"Title {movie_id}",
+        "original_title": f"Title {movie_id}",
+        "original_language": "en",
+        "media_type": "movie",
+        "popularity": 10.0,
+        "release_date": "2026-01-02",
+        "vote_average": 7.0,
+        "vote_count": 3,
+        "genre_ids": [28],
+        "poster_path": None,
+    }
     base.update(fields)
     return base
 
 
 def test_options_reject_a_bad_page_size() -> None:
-    from pipeline.options import build_options
     from pipeline.errors import ConfigError
+    from pipeline.options import build_options
 
-    with pytest.raises(ConfigError, match="transformer.options.page_size: must be at least 1"):
+    with pytest.raises(ConfigError, match=r"transformer\.options\.page_size: must be at least 1"):
         build_options(StandardizeOptions, {"page_size": 0}, "transformer.options")
     assert dataclasses.asdict(build_options(StandardizeOptions, None, "t")) == {"page_size": 20}

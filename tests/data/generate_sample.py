@@ -15,9 +15,24 @@ from pathlib import Path
 
 HERE = Path(__file__).parent / "sample"
 GENRES = {
-    28: "Action", 12: "Adventure", 16: "Animation", 35: "Comedy", 80: "Crime", 99: "Documentary",
-    18: "Drama", 10751: "Family", 14: "Fantasy", 36: "History", 27: "Horror", 10402: "Music",
-    9648: "Mystery", 10749: "Romance", 878: "Science Fiction", 53: "Thriller", 10752: "War", 37: "Western",
+    28: "Action",
+    12: "Adventure",
+    16: "Animation",
+    35: "Comedy",
+    80: "Crime",
+    99: "Documentary",
+    18: "Drama",
+    10751: "Family",
+    14: "Fantasy",
+    36: "History",
+    27: "Horror",
+    10402: "Music",
+    9648: "Mystery",
+    10749: "Romance",
+    878: "Science Fiction",
+    53: "Thriller",
+    10752: "War",
+    37: "Western",
 }
 HOSTILE = [
     "Pipes | Between | Cells",
@@ -25,7 +40,7 @@ HOSTILE = [
     "**Bold** and *Italic* Claims",
     "<script>alert('x')</script>",
     "Amélie's Café — 東京物語 🎬",
-    "=HYPERLINK(\"http://evil.example\",\"click\")",
+    '=HYPERLINK("http://evil.example","click")',
     "+Plus Side",
     "-Minus World",
     "@everyone Premiere Night",
@@ -37,8 +52,26 @@ HOSTILE = [
     "<img src=x onerror=alert(1)>",
 ]
 WORDS = [
-    "Silent", "Harbor", "Crimson", "Orbit", "Velvet", "Thunder", "Paper", "Lantern", "Frozen", "Echo",
-    "Garden", "Iron", "Midnight", "Signal", "Copper", "Tide", "Glass", "Empire", "Willow", "Static",
+    "Silent",
+    "Harbor",
+    "Crimson",
+    "Orbit",
+    "Velvet",
+    "Thunder",
+    "Paper",
+    "Lantern",
+    "Frozen",
+    "Echo",
+    "Garden",
+    "Iron",
+    "Midnight",
+    "Signal",
+    "Copper",
+    "Tide",
+    "Glass",
+    "Empire",
+    "Willow",
+    "Static",
 ]
 
 
@@ -89,16 +122,21 @@ def day_pages(items: list[dict[str, object]], rng: random.Random) -> list[dict[s
     results = [dict(m) for m in picked]
     pages = []
     for page in range(3):
-        pages.append({"page": page + 1, "results": results[page * 20 : page * 20 + 20], "total_pages": 3,
-                      "total_results": 60})
+        pages.append(
+            {"page": page + 1, "results": results[page * 20 : page * 20 + 20], "total_pages": 3, "total_results": 60}
+        )
     return pages
 
 
 def main() -> None:
     rng = random.Random(20261125)
     catalogue = build_catalogue(rng)
-    lookups = {"lookups": {"genres": [{"id": k, "name": v} for k, v in sorted(GENRES.items())],
-                           "poster_base_url": "https://image.tmdb.org/t/p/w500"}}
+    lookups = {
+        "lookups": {
+            "genres": [{"id": k, "name": v} for k, v in sorted(GENRES.items())],
+            "poster_base_url": "https://image.tmdb.org/t/p/w500",
+        }
+    }
     days = {}
     for day in ("2026-11-24", "2026-11-25"):
         for m in catalogue:  # the list moves: popularity drifts day to day

@@ -1,0 +1,127 @@
+"""The command line, through a real subprocess: exit codes, messages, outputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "data" / "sample"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_", "S3_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
+    )
+
+
+def write_config(path: Path, lake: Path, reporter: str = "") -> Path:
+    path.write_text(
+        f"extractor: {{type: replay, options: {{path: '{SAMPLE / '2026-11-25'}'}}}}\n"
+        "transformer: {type: standardize}\n"
+        f"loader: {{type: local, options: {{root: '{lake}'}}}}\n" + reporter,
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path) -> None:
+    done = cli("run", "--config", "config/demo.yml", "--date", "2026-11-25", env={"LAKE_ROOT": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    csv = tmp_path / "cleaned_data/2026/11/2026-11-25_movies.csv"
+    assert csv.exists() and (tmp_path / "LATEST_UPDATE.md").exists()
+    assert "wrote 57 rows from 3 pages for 2026-11-25" in done.stdout
+    assert str(csv) in done.stdout
+    assert "dropped: duplicate_id: 1, missing_id: 1, non_numeric_popularity: 1" in done.stdout
+
+
+def test_dry_run_writes_nothing_and_prints_what_it_would_write(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    done = cli("run", "--config", str(write_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert not lake.exists()
+    assert "would write 57 rows" in done.stdout
+    assert str(lake / "cleaned_data/2026/11/2026-11-25_movies.csv") in done.stdout
+
+
+def test_check_resolves_every_stage_without_running(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    done = cli("check", "--config", str(write_config(tmp_path / "c.yml", lake)))
+    assert done.returncode == 0, done.stderr
+    assert "valid" in done.stdout and "stages.replay.ReplayExtractor" in done.stdout
+    assert not lake.exists()
+
+
+def test_stages_lists_every_kind_with_its_distribution() -> None:
+    done = cli("stages")
+    assert done.returncode == 0, done.stderr
+    for line in ("extractors (pipeline.extractors):", "replay", "standardize", "local", "markdown", "row-count"):
+        assert line in done.stdout
+    assert "[pipeline-plugin-demo 0.1.0]" in done.stdout
+
+
+def test_unknown_stage_exits_2_listing_the_registered_names(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: pdf}\n")
+    done = cli("run", "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: unknown reporter 'pdf'; registered reporters: ")
+    assert "markdown" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_environment_variable_exits_2_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(write_config(config, tmp_path).read_text().replace(str(tmp_path), "${NO_SUCH_LAKE_VAR}"))
+    done = cli("run", "--config", str(config))
+    assert done.returncode == 2
+    assert "loader.options.root: environment variable NO_SUCH_LAKE_VAR is not set" in done.stderr
+
+
+def test_a_third_party_plugin_reporter_runs_by_its_entry_point_name(tmp_path: Path) -> None:
+    out = tmp_path / "count.txt"
+    config = write_config(
+        tmp_path / "c.yml", tmp_path / "lake", f"reporter: {{type: row-count, options: {{path: '{out}'}}}}\n"
+    )
+    done = cli("run", "--config", str(config), "--date", "2026-11-25")
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == "2026-11-25 57\n"
+    assert "report:row-count" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--date", "25/11/2026"], "expected a date as YYYY-MM-DD"),
+        (["run", "--no-such-flag"], "unrecognized arguments"),
+        (["run", "--config", "nope.yml"], "config file not found: nope.yml"),
+        (["run", "--config", "config/demo.yml", "--set", "oops"], "expected KEY=VALUE"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    done = cli(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_failed_run_exits_1_with_one_line_and_a_traceback_only_with_verbose(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yml", tmp_path / "lake")
+    config.write_text(config.read_text().replace(str(SAMPLE / "2026-11-25"), str(tmp_path / "missing")))
+    quiet = cli("run", "--config", str(config))
+    assert quiet.returncode == 1
+    assert "error: extractor 'replay': replay path not found" in quiet.stderr
+    assert "Traceback" not in quiet.stderr
+    loud = cli("run", "--config", str(config), "-v")
+    assert loud.returncode == 1 and "Traceback" in loud.stderr
+
+
+def test_invalid_option_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yml", tmp_path / "lake")
+    done = cli("run", "--config", str(config), "--set", "transformer.options.page_size=0")
+    assert done.returncode == 2
+    assert "error: transformer.options.page_size: must be at least 1, got 0" in done.stderr

@@ -110,7 +110,6 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         self.dropped[reason] += 1
         log = logger.debug if quiet else logger.warning
         log("page %d, rank %d: dropped (%s); %d so far", batch.page, rank, reason, self.dropped[reason])
-        return None
 
 
 def _number(value: Any) -> float | None:

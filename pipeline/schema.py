@@ -86,3 +86,36 @@ def read_csv_bytes(data: bytes) -> pd.DataFrame:
         encoding="utf-8",
     )
     return conform(frame)
+
+
+def markdown_table() -> str:
+    """The schema as the Markdown table the README carries (a test keeps them equal)."""
+    lines = ["| # | column | pandas dtype | meaning |", "|---:|---|---|---|"]
+    for number, column in enumerate(COLUMNS, start=1):
+        meaning = column.description.replace("|", "\\|")
+        lines.append(f"| {number} | `{column.name}` | `{column.dtype}` | {meaning} |")
+    return "\n".join(lines)
+
+
+# Types per column kind, so the Parquet schema and the Athena DDL follow ``COLUMNS``.
+ATHENA_TYPES: dict[str, str] = {
+    "date": "date",
+    "int": "bigint",
+    "float": "double",
+    "string": "string",
+    "timestamp": "timestamp",
+}
+
+
+def arrow_schema() -> Any:
+    """The pyarrow schema of a cleaned Parquet file (imports pyarrow: call only when it is needed)."""
+    import pyarrow as pa  # optional dependency: the parquet extra
+
+    types = {
+        "date": pa.date32(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "string": pa.string(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    return pa.schema([pa.field(c.name, types[c.kind]) for c in COLUMNS])

@@ -1,0 +1,96 @@
+"""A client-side rate limiter shared by every worker of a run, that slows down on 429.
+
+The limiter hands out evenly spaced send slots (virtual scheduling, no burst), so over
+any window of ``T`` seconds at most ``rate * T + 1`` requests start. That keeps a client
+just under a server's per-second cap instead of bursting into it.
+
+Adaptive part (AIMD, as in TCP congestion control): ``throttled()`` cuts the rate
+multiplicatively, at most once per cool-down, because the 429s that arrive right after
+a cut were sent at the old rate and say nothing new. The rate then climbs back linearly
+towards the configured ceiling while no 429 arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class AdaptiveRateLimiter:
+    """Evenly spaced request slots at up to ``rate`` per second, cut on 429 and recovered gradually."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        min_rate: float | None = None,
+        decrease: float = 0.8,
+        recovery: float = 0.05,
+        cooldown: float = 1.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        if not 0 < decrease < 1:
+            raise ValueError("decrease must be between 0 and 1")
+        self.max_rate = float(rate)
+        # Never stall completely: a floor keeps a run moving even after many 429s.
+        self.min_rate = float(min_rate) if min_rate is not None else max(self.max_rate / 20, 0.5)
+        self.decrease = decrease
+        # Recovery speed in requests/second gained per second, as a share of the ceiling.
+        self.recovery_per_second = recovery * self.max_rate
+        self.cooldown = cooldown
+        self._clock = clock
+        self._sleep = sleep
+        self._base_rate = self.max_rate
+        self._cut_at: float | None = None
+        self._next_slot = 0.0
+        self.cuts = 0
+
+    @property
+    def rate(self) -> float:
+        """The current rate in requests per second (after any cut and its recovery so far)."""
+        return self._rate_at(self._clock())
+
+    def _rate_at(self, now: float) -> float:
+        if self._cut_at is None:
+            return self.max_rate
+        recovered = self._base_rate + self.recovery_per_second * (now - self._cut_at)
+        return min(self.max_rate, recovered)
+
+    async def acquire(self) -> None:
+        """Wait for this caller's slot; slots are ``1 / rate`` seconds apart across all callers."""
+        now = self._clock()
+        # Reserve before sleeping, with no await in between, so concurrent callers get distinct slots.
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self._rate_at(slot)
+        delay = slot - now
+        if delay > 0:
+            await self._sleep(delay)
+
+    def throttled(self, retry_after: float | None = None) -> bool:
+        """Record a 429; cut the shared rate unless it was cut within the cool-down. Returns whether it cut."""
+        now = self._clock()
+        if self._cut_at is not None and now - self._cut_at < self.cooldown:
+            return False
+        before = self._rate_at(now)
+        self._base_rate = max(self.min_rate, before * self.decrease)
+        self._cut_at = now
+        self.cuts += 1
+        # Slots already handed out keep their times; later ones follow the new spacing.
+        self._next_slot = max(self._next_slot, now + 1.0 / self._base_rate)
+        logger.info(
+            "rate limited by the server (retry after %s); client rate %.1f -> %.1f req/s",
+            "unset" if retry_after is None else f"{retry_after:g}s",
+            before,
+            self._base_rate,
+        )
+        return True

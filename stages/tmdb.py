@@ -1,0 +1,379 @@
+"""``tmdb-trending`` extractor: TMDB's trending list, pages fetched concurrently at the rate-limit floor.
+
+Page 1 is fetched first (together with the genre and configuration lookups) to learn
+``total_pages``. The other pages go into a queue drained by a fixed pool of
+``concurrency`` workers sharing one ``TmdbClient`` (one session, one rate limiter, one
+in-flight cap). A reorder buffer yields batches in page order as soon as they are
+contiguous, so the next stages stream while fetching continues; a window bounds how
+far workers may run ahead of the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import ipaddress
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from typing import Any, TextIO, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from pipeline.errors import ConfigError, ExtractError
+from pipeline.options import OptionError
+from pipeline.progress import Progress
+from pipeline.ratelimit import AdaptiveRateLimiter
+from pipeline.stage import Batch, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
+from stages.tmdb_client import CAUSES, Credentials, RetryPolicy, Sleep, TmdbClient
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.themoviedb.org"
+MAX_PAGES = 500
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
+_POSTER_SIZE = re.compile(r"^(w\d{2,4}|original)$")
+_USER_AGENT = "tmdb-trending-pipeline/0.1 (+aiohttp)"
+T = TypeVar("T")
+
+
+def check_base_url(url: str) -> str:
+    """Validate a base URL (scheme and host, no query) and return it without a trailing ``/``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, got {url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or a fragment")
+    return url.rstrip("/")
+
+
+@dataclasses.dataclass(frozen=True)
+class TmdbOptions:
+    """Options of the ``tmdb-trending`` extractor; defaults are documented in the README."""
+
+    media_type: MediaType = "movie"
+    time_window: TimeWindow = "day"
+    pages: int = dataclasses.field(default=20, metadata={"ge": 1, "le": MAX_PAGES})
+    language: str | None = None
+    rate_limit: float = dataclasses.field(default=35.0, metadata={"gt": 0, "le": 1000})
+    concurrency: int = dataclasses.field(default=10, metadata={"ge": 1, "le": 100})
+    timeout: float = dataclasses.field(default=10.0, metadata={"gt": 0, "le": 300})
+    max_attempts: int = dataclasses.field(default=5, metadata={"ge": 1, "le": 20})
+    backoff: float = dataclasses.field(default=0.5, metadata={"ge": 0, "le": 60})
+    max_backoff: float = dataclasses.field(default=30.0, metadata={"ge": 0, "le": 600})
+    base_url: str | None = None
+    enrich: bool = True
+    poster_size: str = "w500"
+    progress_interval: float = dataclasses.field(default=5.0, metadata={"gt": 0, "le": 3600})
+
+    def __post_init__(self) -> None:
+        if self.language is not None and not _LANGUAGE.match(self.language):
+            raise OptionError("language", f"expected an ISO 639-1 code such as 'en' or 'en-US', got {self.language!r}")
+        if not _POSTER_SIZE.match(self.poster_size):
+            raise OptionError(
+                "poster_size", f"expected a TMDB size such as 'w500' or 'original', got {self.poster_size!r}"
+            )
+        if self.base_url is not None:
+            try:
+                object.__setattr__(self, "base_url", check_base_url(self.base_url))
+            except ValueError as exc:
+                raise OptionError("base_url", str(exc)) from None
+        if self.backoff > self.max_backoff:
+            raise OptionError("backoff", f"must not exceed max_backoff ({self.max_backoff:g}), got {self.backoff:g}")
+
+
+class TmdbTrendingExtractor(Extractor[TmdbOptions]):
+    """Fetches one TMDB trending list, page by page, concurrently and politely."""
+
+    Options = TmdbOptions
+
+    def __init__(
+        self,
+        options: TmdbOptions,
+        context: RunContext,
+        *,
+        name: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Sleep = asyncio.sleep,
+        progress_stream: TextIO | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(options, context, name=name)
+        self._session = session
+        self._owns_session = False
+        self._sleep = sleep
+        self._progress_stream = progress_stream
+        self._env = env
+        self._client: TmdbClient | None = None
+        self._progress: Progress | None = None
+        self.limiter: AdaptiveRateLimiter | None = None
+        self.base_url = ""
+
+    @property
+    def feed(self) -> Feed:
+        """The trending list named by ``media_type`` and ``time_window``."""
+        return Feed(self.options.media_type, self.options.time_window)
+
+    async def open(self) -> None:
+        """Read the credentials (a ``ConfigError`` before any request if none) and create the session."""
+        env = os.environ if self._env is None else self._env
+        credentials = Credentials.from_env(env)
+        base_url = self.options.base_url or env.get("TMDB_BASE_URL") or DEFAULT_BASE_URL
+        try:
+            self.base_url = check_base_url(base_url)
+        except ValueError as exc:
+            raise ConfigError(f"extractor.options.base_url (or $TMDB_BASE_URL): {exc}") from None
+        if urlsplit(self.base_url).scheme == "http" and not _is_loopback(self.base_url):
+            logger.warning(
+                "base_url %s is plain http: the TMDB secret would cross the network unencrypted", self.base_url
+            )
+        opts = self.options
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=opts.concurrency, limit_per_host=opts.concurrency),
+                headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+            )
+            self._owns_session = True
+        self.limiter = AdaptiveRateLimiter(opts.rate_limit)
+        self._progress = Progress(
+            f"{self.name} {self.feed.slug}",
+            stream=self._progress_stream,
+            interval=opts.progress_interval,
+            log=logger,
+        )
+        self._client = TmdbClient(
+            self._session,
+            base_url=self.base_url,
+            credentials=credentials,
+            limiter=self.limiter,
+            concurrency=opts.concurrency,
+            timeout=opts.timeout,
+            policy=RetryPolicy(opts.max_attempts, opts.backoff, opts.max_backoff),
+            stage=self.name,
+            counters=self.counters,
+            progress=self._progress,
+            sleep=self._sleep,
+        )
+        logger.info(
+            "%s: %s from %s (%s), up to %d pages, %g req/s, %d in flight",
+            self.name,
+            self.feed.label,
+            self.base_url,
+            credentials.scheme,
+            opts.pages,
+            opts.rate_limit,
+            opts.concurrency,
+        )
+
+    async def aclose(self) -> None:
+        """Close the session if this extractor created it; an injected one belongs to the caller."""
+        if self._progress is not None:
+            self._progress.close()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+            self._owns_session = False
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        """Page 1, then the rest in page order as soon as they are contiguous."""
+        client, progress = self._require()
+        started = time.monotonic()
+        completed = False
+        try:
+            lookups_task = asyncio.create_task(self._lookups(client)) if self.options.enrich else None
+            try:
+                first = await self._page(client, 1, Lookups())
+                lookups = await lookups_task if lookups_task is not None else Lookups()
+            finally:
+                await _cancel(lookups_task)
+            first = dataclasses.replace(first, lookups=lookups)
+            last = self._last_page(first.payload)
+            progress.set_total(last)
+            progress.page_done()
+            yield first
+            if last > 1:
+                async with contextlib.aclosing(self._rest(client, progress, last, lookups)) as rest:
+                    async for batch in rest:
+                        yield batch
+            completed = True
+        finally:
+            self._finish(started, completed)
+
+    def _require(self) -> tuple[TmdbClient, Progress]:
+        if self._client is None or self._progress is None:
+            raise ExtractError("batches() called before open()", stage=self.name)
+        return self._client, self._progress
+
+    def _last_page(self, payload: Mapping[str, Any]) -> int:
+        total = payload.get("total_pages")
+        reported = total if isinstance(total, int) and not isinstance(total, bool) else 1
+        self.counters["total_pages_reported"] = reported
+        last = max(1, min(self.options.pages, reported, MAX_PAGES))
+        if last < self.options.pages:
+            logger.info("%s: TMDB reports %d pages; fetching %d, not %d", self.name, reported, last, self.options.pages)
+        return last
+
+    async def _rest(
+        self, client: TmdbClient, progress: Progress, last: int, lookups: Lookups
+    ) -> AsyncGenerator[Batch, None]:
+        """Pages 2..last from a fixed worker pool, reordered; workers are cancelled and awaited on exit."""
+        todo: asyncio.Queue[int] = asyncio.Queue()
+        for page in range(2, last + 1):
+            todo.put_nowait(page)
+        done: asyncio.Queue[tuple[int, Batch | Exception]] = asyncio.Queue()
+        # Pages taken but not yet yielded; bounds the reorder buffer when the consumer is slow.
+        window = asyncio.Semaphore(max(4 * self.options.concurrency, 32))
+
+        async def worker() -> None:
+            while True:
+                await window.acquire()
+                try:
+                    page = todo.get_nowait()
+                except asyncio.QueueEmpty:
+                    window.release()
+                    return
+                try:
+                    batch = await self._page(client, page, lookups)
+                except Exception as exc:  # handed to the consumer, which raises it
+                    done.put_nowait((page, exc))
+                    return
+                done.put_nowait((page, batch))
+
+        workers = [
+            asyncio.create_task(worker(), name=f"{self.name}-worker-{i}")
+            for i in range(min(self.options.concurrency, last - 1))
+        ]
+        buffer: dict[int, Batch] = {}
+        expected = 2
+        try:
+            while expected <= last:
+                page, item = await done.get()
+                if isinstance(item, Exception):
+                    raise item
+                buffer[page] = item
+                self.counters["reorder_buffer_peak"] = max(self.counters["reorder_buffer_peak"], len(buffer))
+                while expected in buffer:
+                    batch = buffer.pop(expected)
+                    expected += 1
+                    window.release()
+                    progress.page_done()
+                    yield batch
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _page(self, client: TmdbClient, page: int, lookups: Lookups) -> Batch:
+        params = {"page": str(page)}
+        if self.options.language:
+            params["language"] = self.options.language
+        path = f"/3/trending/{self.options.media_type}/{self.options.time_window}"
+        payload = await client.get_json(path, params, what=f"page {page}", valid=_is_page)
+        self.counters["pages"] += 1
+        self.counters["results"] += len(payload["results"])
+        return Batch(page=page, payload=payload, feed=self.feed, extracted_at=dt.datetime.now(dt.UTC), lookups=lookups)
+
+    async def _lookups(self, client: TmdbClient) -> Lookups:
+        """Genre names (both lists for ``all``) and the poster base URL, fetched once per run."""
+        params = {"language": self.options.language} if self.options.language else {}
+        kinds = ["movie", "tv"] if self.options.media_type == "all" else [self.options.media_type]
+        config, *genre_lists = await _gather(
+            client.get_json("/3/configuration", {}, what="configuration lookup", valid=_is_configuration),
+            *(
+                client.get_json(f"/3/genre/{kind}/list", params, what=f"{kind} genre lookup", valid=_is_genre_list)
+                for kind in kinds
+            ),
+        )
+        genres: dict[int, str] = {}
+        for document in genre_lists:
+            for genre in document["genres"]:
+                if (
+                    isinstance(genre, Mapping)
+                    and isinstance(genre.get("id"), int)
+                    and isinstance(genre.get("name"), str)
+                ):
+                    genres.setdefault(genre["id"], genre["name"])
+        images = config["images"]
+        sizes = images.get("poster_sizes")
+        if isinstance(sizes, list) and sizes and self.options.poster_size not in sizes:
+            logger.warning(
+                "%s: poster_size %r is not one of TMDB's poster sizes %s",
+                self.name,
+                self.options.poster_size,
+                ", ".join(map(str, sizes)),
+            )
+        base = f"{images['secure_base_url'].rstrip('/')}/{self.options.poster_size}"
+        logger.debug("%s: %d genres, poster base %s", self.name, len(genres), base)
+        return Lookups(genres=genres, poster_base_url=base)
+
+    def _finish(self, started: float, completed: bool) -> None:
+        wall = time.monotonic() - started
+        requests = self.counters["requests"]
+        # RunResult.counters holds floats; Counter[str] is typed for ints only.
+        self.counters["wall_seconds"] = round(wall, 3)  # type: ignore[assignment]
+        self.counters["requests_per_second"] = round(requests / wall, 2) if wall > 0 else 0.0  # type: ignore[assignment]
+        if self.limiter is not None:
+            self.counters["rate_cuts"] = self.limiter.cuts
+        if self._progress is not None:
+            self._progress.close()
+        by_cause = ", ".join(f"{cause} {self.counters[f'retries_{cause}']}" for cause in CAUSES)
+        logger.info(
+            "%s: %s: %d/%d pages, %d results, %d requests, %d retries (%s), %d HTTP 429, %.2fs, %.1f req/s",
+            self.name,
+            "done" if completed else "stopped",
+            self.counters["pages"],
+            self._progress.total if self._progress is not None else 0,
+            self.counters["results"],
+            requests,
+            self.counters["retries"],
+            by_cause,
+            self.counters["http_429"],
+            wall,
+            requests / wall if wall > 0 else 0.0,
+        )
+
+
+def _is_page(document: Any) -> bool:
+    return isinstance(document, dict) and isinstance(document.get("results"), list)
+
+
+def _is_genre_list(document: Any) -> bool:
+    return isinstance(document, dict) and isinstance(document.get("genres"), list)
+
+
+def _is_configuration(document: Any) -> bool:
+    images = document.get("images") if isinstance(document, dict) else None
+    return isinstance(images, dict) and isinstance(images.get("secure_base_url"), str)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _gather(*aws: Awaitable[T]) -> list[T]:
+    """Like ``asyncio.gather``, but the first failure cancels (and awaits) the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

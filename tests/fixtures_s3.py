@@ -1,1 +1,127 @@
-"""Fixtures for S3 tests: a moto server on 127.0.0.1 and the real aioboto3 client (filled by the S3 work)."""
+"""Fixtures for S3 tests: a moto server on 127.0.0.1 driven by the real aioboto3 client.
+
+``moto.mock_aws`` does not intercept aiobotocore, so every S3 test talks HTTP to one
+session-wide ``ThreadedMotoServer``; each test gets its own bucket, so tests stay apart.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+ACCESS_KEY_ID = "AKIAMOTOTESTKEY00001"
+SECRET_ACCESS_KEY = "moto-test-secret-do-not-print-0001"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """The URL of a moto S3 server for the whole session (port chosen by the OS)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def aws_environment(tmp_path: Path) -> dict[str, str]:
+    """Dummy credentials and a region, and nothing from the developer's own AWS set-up."""
+    return {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Set the dummy AWS environment for this test; returns it (for subprocesses)."""
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    env = aws_environment(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+async def s3_client(aws_env: dict[str, str], moto_endpoint: str) -> AsyncIterator[Any]:
+    """An aioboto3 S3 client on the moto server, for a test's own checks."""
+    session = aioboto3.Session(region_name=REGION)
+    async with session.client("s3", endpoint_url=moto_endpoint) as client:
+        yield client
+
+
+@pytest.fixture
+async def s3_bucket(s3_client: Any) -> str:
+    """A new, empty bucket for this test only."""
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    await s3_client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def moto_auth(moto_endpoint: str) -> Iterator[None]:
+    """Make moto check signatures and IAM policies (it accepts anything by default) for one test."""
+    _set_moto_auth(moto_endpoint, "0")
+    try:
+        yield
+    finally:
+        _set_moto_auth(moto_endpoint, "inf")
+
+
+def _set_moto_auth(endpoint: str, initial_no_auth_count: str) -> None:
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=initial_no_auth_count.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},  # a form type would hide the body from moto
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        json.load(response)
+
+
+async def open_uploads(client: Any, bucket: str) -> list[str]:
+    """Keys with a multipart upload still open in ``bucket``."""
+    response = await client.list_multipart_uploads(Bucket=bucket)
+    return [u["Key"] for u in response.get("Uploads", [])]
+
+
+async def object_keys(client: Any, bucket: str) -> list[str]:
+    """Every key in ``bucket``, sorted."""
+    response = await client.list_objects_v2(Bucket=bucket)
+    return sorted(o["Key"] for o in response.get("Contents", []))
+
+
+async def get_object(client: Any, bucket: str, key: str) -> bytes:
+    """The bytes of one object."""
+    response = await client.get_object(Bucket=bucket, Key=key)
+    async with response["Body"] as body:
+        data: bytes = await body.read()
+    return data

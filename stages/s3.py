@@ -1,0 +1,387 @@
+"""``s3`` loader: the lake in an S3 bucket, streamed with multipart uploads.
+
+Each object is buffered up to ``part_size``; every full buffer is uploaded as a part
+while extraction goes on, so memory stays near two parts plus one chunk whatever the
+size of the day. An object smaller than one part goes up as a single ``put_object``.
+Nothing is visible until ``complete_multipart_upload``; on failure the upload is
+aborted (twice if parts still linger, as S3 documents) and the previous object stays.
+
+Credentials come only from the standard AWS chain (environment, profile, web identity);
+they are never read, logged or put in a message by this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import re
+from collections import Counter
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from pipeline.errors import LoadError, TransientLoadError
+from pipeline.lake import Layout, ObjectLakeLoader, ObjectSink, validate_prefix
+from pipeline.options import OptionError
+from pipeline.redact import redact
+from pipeline.stage import RunContext
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
+MAX_PART_SIZE = 5 * 1024 * MiB
+MAX_PARTS = 10_000
+CHECKSUM_ALGORITHM = "SHA256"
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+# Short explanations of the S3 error codes an operator is likely to meet.
+_HINTS = {
+    "NoSuchBucket": "the bucket does not exist (check loader.options.bucket and the region)",
+    "AccessDenied": "access denied (the IAM policy does not allow this action on this key; see docs/aws.md)",
+    "AllAccessDisabled": "all access to this bucket has been disabled",
+    "InvalidAccessKeyId": "the AWS access key id is not known to S3 (check the credentials)",
+    "SignatureDoesNotMatch": "the request signature does not match (check the secret access key)",
+    "ExpiredToken": "the session token has expired (refresh the credentials)",
+    "InvalidToken": "the session token is invalid (check the credentials)",
+    "PermanentRedirect": "the bucket is in another region (set loader.options.region)",
+    "AuthorizationHeaderMalformed": "the request was signed for the wrong region (set loader.options.region)",
+}
+_TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"}
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+_NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Options:
+    """Options of the ``s3`` loader."""
+
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    part_size: int = dataclasses.field(default=8 * MiB, metadata={"ge": MIN_PART_SIZE, "le": MAX_PART_SIZE})
+
+    def __post_init__(self) -> None:
+        if not _BUCKET_NAME.match(self.bucket) or ".." in self.bucket:
+            raise OptionError(
+                "bucket",
+                f"{self.bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' or '-'; "
+                "no 's3://' and no key)",
+            )
+        object.__setattr__(self, "prefix", validate_prefix(self.prefix))
+        if self.endpoint_url is not None and not self.endpoint_url.startswith(("http://", "https://")):
+            raise OptionError("endpoint_url", f"must start with http:// or https://, got {self.endpoint_url!r}")
+        if self.part_size < MIN_PART_SIZE:  # for direct construction; build_options checks the bound first
+            raise OptionError("part_size", f"must be at least {MIN_PART_SIZE} (5 MiB), got {self.part_size}")
+
+
+def _error(exc: BaseException, action: str, bucket: str, key: str, *, stage: str, endpoint: str | None) -> LoadError:
+    """One line naming the bucket and key; never the credentials."""
+    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "Error")
+        detail = _HINTS.get(code) or str(error.get("Message") or "no message")
+        cls = TransientLoadError if code in _TRANSIENT_CODES else LoadError
+        return cls(f"cannot {action} {where}: {code}: {redact(detail)}", stage=stage)
+    if isinstance(exc, _UNREACHABLE):
+        target = endpoint or "the S3 endpoint"
+        return TransientLoadError(
+            f"cannot {action} {where}: cannot reach {redact(target)} ({type(exc).__name__})", stage=stage
+        )
+    if isinstance(exc, _NO_CREDENTIALS):
+        return LoadError(
+            f"cannot {action} {where}: no usable AWS credentials in the standard chain "
+            "(environment, profile or web identity)",
+            stage=stage,
+        )
+    return LoadError(f"cannot {action} {where}: {type(exc).__name__}: {redact(str(exc))}", stage=stage)
+
+
+class _MultipartSink(ObjectSink):
+    """Buffers to ``part_size``; a single put if the object stays small, else a multipart upload."""
+
+    def __init__(self, loader: S3Loader, key: str, content_type: str) -> None:
+        self._loader = loader
+        self._client = loader.client
+        self._bucket = loader.options.bucket
+        self._part_size = loader.options.part_size
+        self.key = key
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._next_part = 1
+        # At most one part is in flight while the next one fills: that bounds memory.
+        self._inflight: asyncio.Future[None] | None = None
+        self._creating: asyncio.Future[None] | None = None
+        self._finished = False
+
+    async def write(self, data: bytes) -> None:
+        """Buffer ``data``; hand every full ``part_size`` buffer to a background part upload."""
+        if self._finished:
+            raise LoadError(f"write to s3://{self._bucket}/{self.key} after commit or abort", stage=self._loader.name)
+        self._buffer += data
+        while len(self._buffer) >= self._part_size:
+            with memoryview(self._buffer) as view:
+                part = bytes(view[: self._part_size])
+            del self._buffer[: self._part_size]
+            await self._start_part(part)
+
+    async def commit(self) -> None:
+        """Complete the upload (or put the small object); the object appears only now."""
+        if self._finished:
+            raise LoadError(f"commit of s3://{self._bucket}/{self.key} after commit or abort", stage=self._loader.name)
+        if self._upload_id is None:
+            body, self._buffer = bytes(self._buffer), bytearray()
+            await self._call(
+                "upload",
+                "put_object",
+                Bucket=self._bucket,
+                Key=self.key,
+                Body=body,
+                ContentType=self._content_type,
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+            )
+            self._loader.requests["put_object"] += 1
+        else:
+            if self._buffer:
+                last, self._buffer = bytes(self._buffer), bytearray()
+                await self._start_part(last)
+            await self._wait_inflight()
+            await self._call(
+                "complete the upload of",
+                "complete_multipart_upload",
+                Bucket=self._bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+            self._loader.requests["complete_multipart_upload"] += 1
+            logger.debug("completed s3://%s/%s in %d parts", self._bucket, self.key, len(self._parts))
+        self._finished = True
+
+    async def abort(self) -> None:
+        """Drop the buffer, let the request in flight settle, abort the multipart upload; a no-op after commit."""
+        if self._finished:
+            return
+        self._finished = True
+        self._buffer = bytearray()
+        # Wait rather than cancel: a request cancelled client-side may still land server-side,
+        # and only a settled request tells us the upload id to abort.
+        pending = [task for task in (self._creating, self._inflight) if task is not None]
+        self._creating = self._inflight = None
+        if pending:
+            await asyncio.wait(pending)
+            for task in pending:
+                if not task.cancelled():
+                    task.exception()  # retrieved: the run's own error is the one that matters
+        if self._upload_id is not None:
+            await self._abort_upload(self._upload_id)
+
+    async def _start_part(self, body: bytes) -> None:
+        await self._wait_inflight()
+        if self._upload_id is None:
+            # Shielded so that a cancelled run still learns the upload id, and abort() can abort it.
+            self._creating = asyncio.ensure_future(self._create())
+            await asyncio.shield(self._creating)
+            self._creating = None
+        if self._next_part > MAX_PARTS:
+            raise LoadError(
+                f"cannot upload s3://{self._bucket}/{self.key}: more than {MAX_PARTS} parts; raise part_size",
+                stage=self._loader.name,
+            )
+        number, self._next_part = self._next_part, self._next_part + 1
+        self._inflight = asyncio.ensure_future(self._upload_part(number, body))
+
+    async def _create(self) -> None:
+        response = await self._call(
+            "start the upload of",
+            "create_multipart_upload",
+            Bucket=self._bucket,
+            Key=self.key,
+            ContentType=self._content_type,
+            ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+        )
+        self._upload_id = str(response["UploadId"])
+        self._loader.requests["create_multipart_upload"] += 1
+
+    async def _upload_part(self, number: int, body: bytes) -> None:
+        response = await self._call(
+            "upload a part of",
+            "upload_part",
+            Bucket=self._bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+        )
+        checksum = response.get("ChecksumSHA256") or base64.b64encode(hashlib.sha256(body).digest()).decode()
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum})
+        self._loader.requests["upload_part"] += 1
+        logger.debug("uploaded part %d (%d bytes) of s3://%s/%s", number, len(body), self._bucket, self.key)
+
+    async def _wait_inflight(self) -> None:
+        if self._inflight is not None:
+            # Shielded: if the run is cancelled here, the part finishes and abort() then aborts the upload.
+            await asyncio.shield(self._inflight)
+            self._inflight = None
+
+    async def _abort_upload(self, upload_id: str) -> None:
+        # S3: parts still in flight may land after an abort, so check and abort once more.
+        for attempt in (1, 2):
+            try:
+                await self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=upload_id)
+                self._loader.requests["abort_multipart_upload"] += 1
+            except ClientError as exc:
+                if _code(exc) == "NoSuchUpload":
+                    return
+                if attempt == 2:
+                    raise self._error(exc, "abort the upload of") from None
+                logger.warning(
+                    "aborting the upload of s3://%s/%s failed (%s); retrying", self._bucket, self.key, _code(exc)
+                )
+                continue
+            except (BotoCoreError, OSError) as exc:
+                if attempt == 2:
+                    raise self._error(exc, "abort the upload of") from None
+                logger.warning("aborting the upload of s3://%s/%s failed; retrying", self._bucket, self.key)
+                continue
+            if not await self._upload_remains(upload_id):
+                logger.info("aborted the upload of s3://%s/%s", self._bucket, self.key)
+                return
+            logger.warning("parts of s3://%s/%s landed after the abort; aborting again", self._bucket, self.key)
+        raise LoadError(
+            f"the multipart upload {upload_id} of s3://{self._bucket}/{self.key} is still open after two aborts; "
+            "the bucket's lifecycle rule will remove it",
+            stage=self._loader.name,
+        )
+
+    async def _upload_remains(self, upload_id: str) -> bool:
+        try:
+            await self._client.list_parts(Bucket=self._bucket, Key=self.key, UploadId=upload_id)
+        except ClientError as exc:
+            # Without s3:ListMultipartUploadParts we cannot tell; a second abort is harmless.
+            return _code(exc) != "NoSuchUpload"
+        return True
+
+    async def _call(self, action: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._client, method)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, action) from exc
+
+    def _error(self, exc: BaseException, action: str) -> LoadError:
+        return self._loader.error_for(exc, action, self.key)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Loader(ObjectLakeLoader[S3Options]):
+    """Writes the lake to ``s3://bucket/prefix`` with the same key layout as the local lake."""
+
+    Options = S3Options
+
+    def __init__(
+        self,
+        options: S3Options,
+        context: RunContext,
+        *,
+        name: str | None = None,
+        client: Any = None,
+    ) -> None:
+        """``client``: an open aioboto3 S3 client to share; the loader then neither opens nor closes one."""
+        super().__init__(options, context, name=name)
+        self._client: Any = client
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.requests: Counter[str] = Counter()
+
+    @property
+    def layout(self) -> Layout:  # type: ignore[override]
+        """Keys under the configured prefix."""
+        return Layout(self.options.prefix)
+
+    @property
+    def client(self) -> Any:
+        """The aioboto3 S3 client (available between ``open`` and ``aclose``)."""
+        if self._client is None:
+            raise LoadError(f"the S3 client of {self.describe()} is not open", stage=self.name)
+        return self._client
+
+    async def open(self) -> None:
+        """Create the one S3 client of this loader, unless one was passed in."""
+        if self._client is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        session = aioboto3.Session(region_name=self.options.region)
+        try:
+            self._client = await stack.enter_async_context(
+                session.client(
+                    "s3",
+                    endpoint_url=self.options.endpoint_url,
+                    config=Config(retries={"mode": "standard"}),
+                )
+            )
+        except (BotoCoreError, ClientError, ValueError) as exc:
+            await stack.aclose()
+            raise self.error_for(exc, "open a client for", "") from exc
+        self._stack = stack
+
+    async def aclose(self) -> None:
+        """Close the client this loader created (an injected one is left open)."""
+        if self._stack is not None:
+            stack, self._stack, self._client = self._stack, None, None
+            await stack.aclose()
+
+    def describe(self) -> str:
+        """``s3://bucket/prefix``."""
+        base = f"s3://{self.options.bucket}"
+        return f"{base}/{self.options.prefix}" if self.options.prefix else base
+
+    def locate(self, key: str) -> str:
+        """``s3://bucket/key``."""
+        return f"s3://{self.options.bucket}/{key}"
+
+    async def open_sink(self, key: str, content_type: str) -> ObjectSink:
+        """A buffering sink that becomes visible only on commit."""
+        return _MultipartSink(self, key, content_type)
+
+    async def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` when there is no such key."""
+        try:
+            response = await self.client.get_object(Bucket=self.options.bucket, Key=key)
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise self.error_for(exc, "read", key) from exc
+        except BotoCoreError as exc:
+            raise self.error_for(exc, "read", key) from exc
+        return data
+
+    def error_for(self, exc: BaseException, action: str, key: str) -> LoadError:
+        """A one-line ``LoadError`` naming the bucket and key (never the credentials)."""
+        endpoint = getattr(getattr(self._client, "meta", None), "endpoint_url", None) or self.options.endpoint_url
+        return _error(exc, action, self.options.bucket, key, stage=self.name, endpoint=endpoint)

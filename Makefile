@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-25 --set extractor.options.path=$(SAMPLE)/2026-11-25
 
 lint: $(STAMP)
-	$(PY) -m ruff check pipeline stages tests benchmarks
+	$(PY) -m ruff check .
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

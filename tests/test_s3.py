@@ -410,9 +410,7 @@ async def test_standard_endpoint_variable_is_used_when_no_option_is_set(
     assert await object_keys(s3_client, s3_bucket) == sorted(KEYS.values())
 
 
-async def test_an_injected_client_is_used_and_left_open(
-    context: RunContext, s3_client: Any, s3_bucket: str
-) -> None:
+async def test_an_injected_client_is_used_and_left_open(context: RunContext, s3_client: Any, s3_bucket: str) -> None:
     options = S3Options(bucket=s3_bucket)
     async with S3Loader(options, context, name="s3", client=s3_client) as loader:
         await loader.begin(FEED)

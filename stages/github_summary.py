@@ -1,0 +1,85 @@
+"""``github-summary`` reporter: a compact report appended to the Actions job summary.
+
+GitHub Actions sets ``$GITHUB_STEP_SUMMARY`` to a file whose Markdown it shows on the
+run's page. Outside Actions the variable is unset and this reporter does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+from pipeline.result import RunResult
+from pipeline.stage import LakeReader, Reporter
+from stages import report_model as rm
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "GITHUB_STEP_SUMMARY"
+
+
+@dataclasses.dataclass(frozen=True)
+class GithubSummaryOptions(rm.ReportOptions):
+    """Options of the ``github-summary`` reporter (the shared report options)."""
+
+
+class GithubSummaryReporter(Reporter[GithubSummaryOptions]):
+    """Appends the top N, the movement and the run counters to ``$GITHUB_STEP_SUMMARY``."""
+
+    Options = GithubSummaryOptions
+
+    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+        """Append the summary when running in Actions; otherwise do nothing."""
+        target = os.environ.get(ENV_VAR, "")
+        if not target:
+            logger.debug("$%s is not set: no job summary to write", ENV_VAR)
+            return {}
+        model = await rm.build_report(result, lake, self.options, stage=self.name)
+        path = Path(target)
+        await asyncio.to_thread(_append, path, render(model))
+        logger.info("appended the job summary to %s", path)
+        return {f"report:{self.name}": str(path)}
+
+
+def render(report: rm.Report) -> str:
+    """The compact Markdown summary."""
+    result = report.result
+    counters = result.counters
+    lines = [
+        f"### TMDB {result.feed.label}: {result.trend_date.isoformat()}",
+        "",
+        f"Run {report.run_time} · {report.total:,} rows · lake {rm.code_span(report.lake)}",
+        "",
+        *rm.table(
+            ("Pages", "Requests", "Retries", "Wall time"),
+            "rrrr",
+            [
+                (
+                    _count(counters.get("pages", result.batches)),
+                    _count(counters.get("requests", 0)),
+                    _count(counters.get("retries", 0)),
+                    f"{result.wall_seconds:.2f} s",
+                )
+            ],
+        ),
+        "",
+        *rm.top_table(report, detailed=False),
+        "",
+        *rm.compact_movement(report),
+        f"_{rm.ATTRIBUTION}_",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _append(path: Path, text: str) -> None:
+    # Appending, not replacing: other steps of the same job write to this file too.
+    with path.open("a", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+
+
+def _count(value: float) -> str:
+    return f"{int(value):,}"

@@ -1,0 +1,110 @@
+"""``json`` reporter: the run and today's top N as one JSON document, for pipelines that call us.
+
+The document's fields are listed in ``FIELDS`` and ``ENTRY_FIELDS`` and documented in
+the README; ``schema_version`` changes whenever a field changes meaning or goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.result import RunResult
+from pipeline.stage import LakeReader, Reporter
+from stages import report_model as rm
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+STDOUT = "-"
+FIELDS = ("schema_version", "run", "compared_with", "total", "top_n", "top", "new_in_top", "climbers", "dropped")
+ENTRY_FIELDS = (
+    "rank",
+    "id",
+    "title",
+    "release_date",
+    "year",
+    "genres",
+    "popularity",
+    "vote_average",
+    "vote_count",
+    "poster_url",
+    "previous_rank",
+    "change",
+    "movement",
+)
+DROPPED_FIELDS = ("id", "title", "previous_rank", "rank")
+
+
+@dataclasses.dataclass(frozen=True)
+class JsonOptions(rm.ReportOptions):
+    """Options of the ``json`` reporter; ``path: "-"`` (the default) means standard output."""
+
+    path: Path = Path(STDOUT)
+
+
+class JsonReporter(Reporter[JsonOptions]):
+    """Writes ``RunResult`` plus today's top N (with movement) as JSON."""
+
+    Options = JsonOptions
+
+    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+        """Build the document and write it to the file or to standard output."""
+        model = await rm.build_report(result, lake, self.options, stage=self.name)
+        text = json.dumps(document(model), ensure_ascii=False, indent=2) + "\n"
+        if str(self.options.path) == STDOUT:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return {f"report:{self.name}": "stdout"}
+        await asyncio.to_thread(rm.write_text_atomic, self.options.path, text)
+        logger.info("wrote the JSON report to %s", self.options.path)
+        return {f"report:{self.name}": str(self.options.path)}
+
+
+def document(report: rm.Report) -> dict[str, Any]:
+    """The JSON-ready document (see ``FIELDS``); the movement lists are empty on the first day."""
+    movement = report.movement
+    previous = movement.previous_date
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": report.result.to_dict(),
+        "compared_with": previous.isoformat() if previous else None,
+        "total": report.total,
+        "top_n": report.top_n,
+        "top": [entry(e, movement.compared) for e in movement.top],
+        "new_in_top": [entry(e, movement.compared) for e in movement.new_in_top],
+        "climbers": [entry(e, movement.compared) for e in movement.climbers],
+        "dropped": [
+            {"id": d.previous.id, "title": d.previous.title, "previous_rank": d.previous.rank, "rank": d.rank_now}
+            for d in movement.dropped
+        ],
+    }
+
+
+def entry(item: rm.Entry, compared: bool) -> dict[str, Any]:
+    """One top-N row as a JSON object (see ``ENTRY_FIELDS``); strings are raw, not escaped."""
+    return {
+        "rank": item.rank,
+        "id": item.id,
+        "title": item.title,
+        "release_date": item.release_date or None,
+        "year": int(item.release_date[:4]) if rm.year(item.release_date) != rm.NO_VALUE else None,
+        "genres": [g for g in item.genres.split("|") if g],
+        "popularity": _finite(item.popularity),
+        "vote_average": _finite(item.vote_average),
+        "vote_count": item.vote_count,
+        "poster_url": item.poster_url or None,
+        "previous_rank": item.previous_rank,
+        "change": item.change,
+        "movement": item.movement(compared),
+    }
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) or math.isinf(value) else value

@@ -1,0 +1,165 @@
+"""The ``s3`` loader through the command line (a real subprocess) and ``config/aws.yml``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from stages.s3 import MiB
+from tests.fakes import page
+from tests.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
+from tests.test_s3 import KEYS, TREND_DATE, YESTERDAY, commit_small_day, context_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ...`` with only the given AWS/S3 variables."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_", "S3_"))}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def s3_config(path: Path, pages: Path, bucket: str, **options: Any) -> Path:
+    """A replay → standardize → s3 config file."""
+    config = {
+        "extractor": {"type": "replay", "options": {"path": str(pages)}},
+        "transformer": {"type": "standardize"},
+        "loader": {"type": "s3", "options": {"bucket": bucket, **options}},
+    }
+    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines the CLI printed as its error (log lines have a timestamp first)."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_lake(
+    tmp_path: Path, aws_env: dict[str, str], s3_client: Any, s3_bucket: str, moto_endpoint: str
+) -> None:
+    await commit_small_day(context_for(YESTERDAY, "yesterday001"), s3_bucket, moto_endpoint)
+    await commit_small_day(context_for(TREND_DATE, "earlier00001"), s3_bucket, moto_endpoint, first_id=500)
+    before = {key: await get_object(s3_client, s3_bucket, key) for key in await object_keys(s3_client, s3_bucket)}
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    # 16 pages of ~0.8 MB of CSV fill more than two 5 MiB parts; page 17 is broken.
+    for number in range(1, 17):
+        ids = list(range((number - 1) * 20 + 1, number * 20 + 1))
+        document = page(number, ids, title="T" * 20_000 + " {id}")
+        (pages / f"page-{number:03d}.json").write_text(json.dumps(document), encoding="utf-8")
+    (pages / "page-017.json").write_text("{not json", encoding="utf-8")
+    config = s3_config(tmp_path / "s3.yml", pages, s3_bucket, part_size=5 * MiB)
+
+    done = cli(
+        "run",
+        "--config",
+        str(config),
+        "--date",
+        TREND_DATE.isoformat(),
+        env={**aws_env, "AWS_ENDPOINT_URL": moto_endpoint},
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert error_lines(done.stderr) == [
+        f"error: extractor 'replay': {pages / 'page-017.json'}: invalid JSON "
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+    ]
+    # The loader had a multipart upload open, and aborted it.
+    assert f"aborted the upload of s3://{s3_bucket}/{KEYS['cleaned']}" in done.stderr
+    assert await open_uploads(s3_client, s3_bucket) == []
+    after = {key: await get_object(s3_client, s3_bucket, key) for key in await object_keys(s3_client, s3_bucket)}
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    ("bucket", "endpoint", "expected"),
+    [
+        (
+            "no-such-bucket-here",
+            "moto",
+            f"error: loader 's3': cannot upload s3://no-such-bucket-here/{KEYS['cleaned']}: NoSuchBucket: "
+            "the bucket does not exist (check loader.options.bucket and the region)",
+        ),
+        (
+            "some-bucket",
+            "closed",
+            f"error: loader 's3': cannot upload s3://some-bucket/{KEYS['cleaned']}: cannot reach {{endpoint}} "
+            "(EndpointConnectionError)",
+        ),
+    ],
+)
+def test_s3_errors_exit_1_with_one_line_and_no_credentials(
+    bucket: str,
+    endpoint: str,
+    expected: str,
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    moto_endpoint: str,
+    closed_port: int,
+) -> None:
+    url = moto_endpoint if endpoint == "moto" else f"http://127.0.0.1:{closed_port}"
+    config = s3_config(tmp_path / "s3.yml", ROOT / "tests/data/sample/2026-11-25", bucket, endpoint_url=url)
+
+    done = cli(
+        "run", "--config", str(config), "--date", TREND_DATE.isoformat(), env={**aws_env, "AWS_MAX_ATTEMPTS": "1"}
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert error_lines(done.stderr) == [expected.format(endpoint=url)]
+    assert SECRET_ACCESS_KEY not in done.stderr + done.stdout
+    assert ACCESS_KEY_ID not in done.stderr + done.stdout
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local TCP port nobody listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_aws_config_needs_s3_bucket_and_never_falls_back() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(ROOT / "config/aws.yml", env={})
+    assert (
+        str(caught.value) == "loader.options.bucket: environment variable S3_BUCKET is not set (used as ${S3_BUCKET})"
+    )
+
+
+def test_aws_config_reads_tmdb_into_s3_and_writes_the_markdown_report() -> None:
+    config = load_config(ROOT / "config/aws.yml", env={"S3_BUCKET": "my-tmdb-lake"})
+    assert config.extractor.type == "tmdb-trending"
+    assert config.transformer.type == "standardize"
+    assert config.loader.type == "s3"
+    assert dict(config.loader.options) == {"bucket": "my-tmdb-lake", "prefix": "tmdb-trending"}
+    assert [(r.type, dict(r.options)) for r in config.reporters] == [("markdown", {"path": "LATEST_UPDATE.md"})]
+
+
+def test_cli_check_of_the_aws_config_without_s3_bucket_exits_2_naming_the_variable() -> None:
+    done = cli("check", "--config", "config/aws.yml", env={})
+    assert done.returncode == 2
+    assert error_lines(done.stderr) == [
+        "error: loader.options.bucket: environment variable S3_BUCKET is not set (used as ${S3_BUCKET})"
+    ]

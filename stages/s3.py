@@ -37,7 +37,7 @@ from botocore.exceptions import (
 )
 
 from pipeline.errors import LoadError, TransientLoadError
-from pipeline.lake import Layout, ObjectLakeLoader, ObjectSink, validate_prefix
+from pipeline.lake import LakeFormatOptions, ObjectLakeLoader, ObjectSink, validate_prefix
 from pipeline.options import OptionError
 from pipeline.redact import redact
 from pipeline.stage import RunContext
@@ -70,8 +70,8 @@ _NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrie
 
 
 @dataclasses.dataclass(frozen=True)
-class S3Options:
-    """Options of the ``s3`` loader."""
+class S3Options(LakeFormatOptions):
+    """Options of the ``s3`` loader (plus ``format`` and ``layout`` from ``LakeFormatOptions``)."""
 
     bucket: str
     prefix: str = ""
@@ -80,6 +80,7 @@ class S3Options:
     part_size: int = dataclasses.field(default=8 * MiB, metadata={"ge": MIN_PART_SIZE, "le": MAX_PART_SIZE})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not _BUCKET_NAME.match(self.bucket) or ".." in self.bucket:
             raise OptionError(
                 "bucket",
@@ -318,11 +319,6 @@ class S3Loader(ObjectLakeLoader[S3Options]):
         self.requests: Counter[str] = Counter()
 
     @property
-    def layout(self) -> Layout:  # type: ignore[override]
-        """Keys under the configured prefix."""
-        return Layout(self.options.prefix)
-
-    @property
     def client(self) -> Any:
         """The aioboto3 S3 client (available between ``open`` and ``aclose``)."""
         if self._client is None:
@@ -376,10 +372,22 @@ class S3Loader(ObjectLakeLoader[S3Options]):
         except ClientError as exc:
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
+            if _code(exc) == "AccessDenied" and not await self._listed(key):
+                # S3 answers 403, not 404, for a missing key unless s3:ListBucket applies to the
+                # request; the documented policy grants listing of the prefix, so ask that way.
+                return None
             raise self.error_for(exc, "read", key) from exc
         except BotoCoreError as exc:
             raise self.error_for(exc, "read", key) from exc
         return data
+
+    async def _listed(self, key: str) -> bool:
+        """Whether a listing shows ``key``; ``True`` when listing is not allowed either (so we cannot tell)."""
+        try:
+            response = await self.client.list_objects_v2(Bucket=self.options.bucket, Prefix=key, MaxKeys=1)
+        except (ClientError, BotoCoreError):
+            return True
+        return any(item.get("Key") == key for item in response.get("Contents", []))
 
     def error_for(self, exc: BaseException, action: str, key: str) -> LoadError:
         """A one-line ``LoadError`` naming the bucket and key (never the credentials)."""

@@ -459,4 +459,6 @@ def test_defaults() -> None:
         "region": None,
         "endpoint_url": None,
         "part_size": 8 * MiB,
+        "format": "csv",
+        "layout": "monthly",
     }

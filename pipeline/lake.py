@@ -1,13 +1,21 @@
 """Lake semantics shared by every object-store loader (local folder, S3, ...).
 
-A day is three objects, written in this order and each made visible atomically::
+A day is three objects, written in this order and each made visible atomically. With the
+default ``monthly`` layout::
 
-    cleaned_data/YYYY/MM/YYYY-MM-DD_<feed>.csv       the cleaned rows
+    cleaned_data/YYYY/MM/YYYY-MM-DD_<feed>.csv       the cleaned rows (or .parquet)
     raw_data/YYYY/MM/YYYY-MM-DD_<feed>.jsonl.gz      every raw page, as received
     _manifests/YYYY/MM/YYYY-MM-DD_<feed>.json        written last: its presence means "complete"
 
+and with the ``hive`` layout, which query engines read as partitions::
+
+    cleaned_data/media_type=movie/time_window=day/year=YYYY/month=MM/day=DD/part-0.csv
+    raw_data/media_type=movie/time_window=day/year=YYYY/month=MM/day=DD/part-0.jsonl.gz
+    _manifests/media_type=movie/time_window=day/year=YYYY/month=MM/day=DD/manifest.json
+
 Concrete loaders implement three primitives: open a sink that becomes visible only on
-``commit``, get an object's bytes, and render a key as a location for humans.
+``commit``, get an object's bytes, and render a key as a location for humans. They get
+the formats and layouts by deriving their options from ``LakeFormatOptions``.
 """
 
 from __future__ import annotations
@@ -20,17 +28,21 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-from pipeline import rawzone, schema
-from pipeline.errors import LoadError
+from pipeline import formats, rawzone, schema
+from pipeline.errors import ConfigError, LoadError
 from pipeline.options import OptionError
 from pipeline.stage import Batch, Feed, Loader, OptionsT
 
 logger = logging.getLogger(__name__)
 
+LayoutStyle = Literal["monthly", "hive"]
+LAYOUTS: tuple[LayoutStyle, ...] = ("monthly", "hive")
+ZONE_FOLDERS: dict[str, str] = {"cleaned": "cleaned_data", "raw": "raw_data", "manifest": "_manifests"}
+# The content types of the default (CSV) lake; a Parquet cleaned zone uses formats.CONTENT_TYPES.
 CONTENT_TYPES = {
     "cleaned": "text/csv; charset=utf-8",
     "raw": "application/gzip",
@@ -53,21 +65,52 @@ def validate_prefix(prefix: str, key: str = "prefix") -> str:
     return trimmed
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LakeFormatOptions:
+    """Options every object-store loader inherits: the cleaned file format and the key layout."""
+
+    format: formats.Format = "csv"
+    layout: LayoutStyle = "monthly"
+
+    def __post_init__(self) -> None:
+        if self.format == "parquet":
+            try:
+                formats.require_pyarrow()
+            except ConfigError as exc:
+                raise OptionError("format", str(exc)) from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Maps a day and feed to the keys of its three objects."""
 
     prefix: str = ""
+    style: LayoutStyle = "monthly"
+    format: formats.Format = "csv"
+
+    @classmethod
+    def for_options(cls, options: object) -> Layout:
+        """The layout a loader's options ask for (``prefix``, and ``format``/``layout`` if it has them)."""
+        prefix = getattr(options, "prefix", "") or ""
+        if isinstance(options, LakeFormatOptions):
+            return cls(prefix, options.layout, options.format)
+        return cls(prefix)
+
+    def root(self, zone: str) -> str:
+        """The folder key that holds every object of ``zone``, without a trailing ``/``."""
+        folder = ZONE_FOLDERS[zone]
+        return f"{self.prefix}/{folder}" if self.prefix else folder
 
     def key(self, zone: str, day: dt.date, feed: Feed) -> str:
         """The key of ``zone`` (``cleaned``, ``raw`` or ``manifest``) for ``day`` and ``feed``."""
-        folder, suffix = {
-            "cleaned": ("cleaned_data", ".csv"),
-            "raw": ("raw_data", ".jsonl.gz"),
-            "manifest": ("_manifests", ".json"),
-        }[zone]
-        name = f"{folder}/{day:%Y}/{day:%m}/{day.isoformat()}_{feed.slug}{suffix}"
-        return f"{self.prefix}/{name}" if self.prefix else name
+        suffix = {"cleaned": formats.EXTENSIONS[self.format], "raw": ".jsonl.gz", "manifest": ".json"}[zone]
+        if self.style == "hive":
+            partition = (
+                f"media_type={feed.media_type}/time_window={feed.time_window}/year={day:%Y}/month={day:%m}/day={day:%d}"
+            )
+            name = "manifest.json" if zone == "manifest" else f"part-0{suffix}"
+            return f"{self.root(zone)}/{partition}/{name}"
+        return f"{self.root(zone)}/{day:%Y}/{day:%m}/{day.isoformat()}_{feed.slug}{suffix}"
 
     def keys(self, day: dt.date, feed: Feed) -> dict[str, str]:
         """All three keys, in commit order."""
@@ -109,16 +152,19 @@ class _Tracked:
 class ObjectLakeLoader(Loader[OptionsT]):
     """A ``Loader`` over an object store: streaming writes, atomic commits, manifest last."""
 
-    layout: Layout = Layout()
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._feed: Feed | None = None
         self._open: dict[str, _Tracked] = {}
         self._rows = 0
         self._raw_gzip: Any = None
-        self._header_written = False
+        self._encoder: formats.ChunkEncoder | None = None
         self._raw_started = False
+
+    @property
+    def layout(self) -> Layout:
+        """Keys under the options' ``prefix``, in their ``format`` and ``layout`` (if they have them)."""
+        return Layout.for_options(self.options)
 
     # -- primitives a concrete store implements ------------------------------------
     @abc.abstractmethod
@@ -142,17 +188,27 @@ class ObjectLakeLoader(Loader[OptionsT]):
         """Open the cleaned and raw sinks for the run's day."""
         if self._open:
             raise LoadError("begin() called twice without commit or abort", stage=self.name)
-        self._feed, self._rows, self._header_written, self._raw_started = feed, 0, False, False
+        layout = self.layout
+        try:
+            encoder = formats.new_encoder(layout.format)
+        except ConfigError as exc:
+            raise LoadError(str(exc), stage=self.name) from exc
+        self._feed, self._rows, self._raw_started, self._encoder = feed, 0, False, encoder
         self._raw_gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
-        keys = self.layout.keys(self.context.trend_date, feed)
+        keys = layout.keys(self.context.trend_date, feed)
+        content_types = {"cleaned": encoder.content_type, "raw": CONTENT_TYPES["raw"]}
         for zone in ("cleaned", "raw"):
-            self._open[zone] = _Tracked(keys[zone], await self.open_sink(keys[zone], CONTENT_TYPES[zone]))
+            self._open[zone] = _Tracked(keys[zone], await self.open_sink(keys[zone], content_types[zone]))
 
     async def write(self, chunk: pd.DataFrame) -> None:
-        """Encode a chunk as CSV (header once) and stream it to the cleaned sink."""
+        """Encode a chunk in the lake's format and stream what is ready to the cleaned sink."""
         tracked = self._require("cleaned")
-        await tracked.write(schema.to_csv_bytes(schema.conform(chunk), header=not self._header_written))
-        self._header_written = True
+        assert self._encoder is not None
+        try:
+            data = self._encoder.encode(schema.conform(chunk))
+        except ValueError as exc:
+            raise LoadError(f"cannot encode a chunk as {self._encoder.format}: {exc}", stage=self.name) from exc
+        await tracked.write(data)
         self._rows += len(chunk)
 
     async def write_raw(self, batch: Batch) -> None:
@@ -170,15 +226,16 @@ class ObjectLakeLoader(Loader[OptionsT]):
     async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
         """Commit cleaned, then raw, then the manifest that says the day is complete."""
         cleaned, raw = self._require("cleaned"), self._require("raw")
-        if not self._header_written:
-            await cleaned.write(schema.to_csv_bytes(schema.empty_frame(), header=True))
-            self._header_written = True
+        encoder, layout = self._encoder, self.layout
+        assert encoder is not None
+        await cleaned.write(encoder.finish())
         await raw.write(self._raw_gzip.flush())
         for zone in ("cleaned", "raw"):
             await self._open[zone].sink.commit()
         committed = {zone: self._open.pop(zone) for zone in ("cleaned", "raw")}
         assert self._feed is not None
-        manifest_key = self.layout.key("manifest", self.context.trend_date, self._feed)
+        manifest_key = layout.key("manifest", self.context.trend_date, self._feed)
+        self._encoder = None
         manifest = {
             "schema_version": schema.SCHEMA_VERSION,
             "run_id": summary.get("run_id", self.context.run_id),
@@ -187,12 +244,14 @@ class ObjectLakeLoader(Loader[OptionsT]):
             "started_at": summary.get("started_at"),
             "finished_at": summary.get("finished_at") or dt.datetime.now(dt.UTC).isoformat(),
             "rows": self._rows,
+            "format": encoder.format,
+            "layout": layout.style,
             "objects": {
                 zone: {
                     "key": t.key,
                     "bytes": t.bytes,
                     "sha256": t.sha256.hexdigest(),
-                    "content_type": CONTENT_TYPES[zone],
+                    "content_type": encoder.content_type if zone == "cleaned" else CONTENT_TYPES[zone],
                 }
                 for zone, t in committed.items()
             },
@@ -214,7 +273,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
 
     async def abort(self) -> None:
         """Abort every open sink; what was committed before stays as it was."""
-        sinks, self._open = self._open, {}
+        sinks, self._open, self._encoder = self._open, {}, None
         for tracked in sinks.values():
             try:
                 await tracked.sink.abort()
@@ -223,8 +282,17 @@ class ObjectLakeLoader(Loader[OptionsT]):
 
     async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
         """The cleaned rows of a committed day, or ``None`` when the day is not in the lake."""
-        data = await self.get_bytes(self.layout.key("cleaned", day, feed))
-        return None if data is None else schema.read_csv_bytes(data)
+        layout = self.layout
+        data = await self.get_bytes(layout.key("cleaned", day, feed))
+        if data is None:
+            return None
+        try:
+            return formats.decode(layout.format, data)
+        except ConfigError as exc:
+            raise LoadError(str(exc), stage=self.name) from exc
+        except Exception as exc:  # a damaged or foreign file: name it rather than leak a parser error
+            where = self.locate(layout.key("cleaned", day, feed))
+            raise LoadError(f"cannot read {where} as {layout.format}: {exc}", stage=self.name) from exc
 
     async def read_manifest(self, day: dt.date, feed: Feed) -> dict[str, Any] | None:
         """The manifest of a committed day, or ``None``."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from typing import Any
 
 import pandas as pd
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from pipeline.lake import Layout, ObjectLakeLoader, ObjectSink, validate_prefix
+from pipeline.lake import LakeFormatOptions, ObjectLakeLoader, ObjectSink, validate_prefix
 from pipeline.options import OptionError
 
 logger = logging.getLogger(__name__)
@@ -24,13 +24,14 @@ _TEMP_SUFFIX = ".tmp"
 
 
 @dataclasses.dataclass(frozen=True)
-class LocalOptions:
-    """Options of the ``local`` loader."""
+class LocalOptions(LakeFormatOptions):
+    """Options of the ``local`` loader (plus ``format`` and ``layout`` from ``LakeFormatOptions``)."""
 
     root: Path = Path("lake")
     prefix: str = ""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "prefix", validate_prefix(self.prefix))
         if self.root.exists() and not self.root.is_dir():
             raise OptionError("root", f"{self.root} exists and is not a folder")
@@ -89,11 +90,6 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
     """Writes the lake under ``root`` with the same key layout as the S3 lake."""
 
     Options = LocalOptions
-
-    @property
-    def layout(self) -> Layout:  # type: ignore[override]
-        """Keys under the configured prefix."""
-        return Layout(self.options.prefix)
 
     def describe(self) -> str:
         """The lake's folder."""

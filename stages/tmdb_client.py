@@ -251,6 +251,10 @@ class TmdbClient:
                 failure = self._transient(f"{_summarise(exc)} on GET {display}", "connection")
             except aiohttp.ClientError as exc:
                 failure = TmdbApiError(f"{what}: {_summarise(exc)} on GET {display}", stage=self.stage)
+            except Exception as exc:
+                # Anything else from the HTTP layer is fatal; summarised, never chained, since its
+                # text may hold the request URL and with it the api_key.
+                failure = TmdbApiError(f"{what}: unexpected {_summarise(exc)} on GET {display}", stage=self.stage)
         # Raised outside the except blocks so that no aiohttp exception rides along as __context__.
         if failure is not None:
             raise failure

@@ -1,10 +1,13 @@
-"""Fixtures for TMDB tests: the local aiohttp TMDB stand-in, started on 127.0.0.1 port 0."""
+"""Fixtures for TMDB tests: the local aiohttp TMDB stand-in, and an aioresponses shim for aiohttp 3.14."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import inspect
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.tmdb_standin import StandinConfig, TmdbStandin
@@ -26,3 +29,21 @@ async def tmdb_standin() -> AsyncIterator[StandinFactory]:
     yield start
     for standin in started:
         await standin.stop()
+
+
+class _CompatClientResponse(aiohttp.ClientResponse):
+    """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9 does not pass."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+@pytest.fixture
+def aioresponses_compat(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make aioresponses build responses aiohttp 3.14 accepts (pnuckowski/aioresponses#289); a no-op otherwise."""
+    import aioresponses.core
+
+    if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
+        monkeypatch.setattr(aioresponses.core, "ClientResponse", _CompatClientResponse)
+    yield

@@ -1,0 +1,407 @@
+"""Unit tests of the ``tmdb-trending`` extractor against aioresponses (no network, no real sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import CallbackResult, aioresponses
+
+from pipeline.errors import ConfigError, ExtractError, TransientError
+from pipeline.options import build_options
+from pipeline.stage import Batch, RunContext
+from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+from stages.tmdb_client import parse_retry_after
+
+BASE = "https://tmdb.test"
+TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
+TOKEN = "tok-unit-0123456789abcdef"
+pytestmark = pytest.mark.usefixtures("aioresponses_compat")
+KEY = "key-unit-fedcba9876543210"
+
+
+def page_doc(page: int, total_pages: int = 3, count: int = 20) -> dict[str, Any]:
+    """A TMDB trending page with ``count`` movie results."""
+    results = [
+        {"id": page * 100 + i, "title": f"T{page}-{i}", "media_type": "movie", "popularity": 1.0, "genre_ids": [28]}
+        for i in range(count)
+    ]
+    return {"page": page, "results": results, "total_pages": total_pages, "total_results": total_pages * 20}
+
+
+def paged(total_pages: int = 3) -> Callable[..., CallbackResult]:
+    """An aioresponses callback answering each page number with its own page."""
+
+    def answer(url: Any, **kwargs: Any) -> CallbackResult:
+        page = int(kwargs["params"]["page"])
+        return CallbackResult(payload=page_doc(page, total_pages))
+
+    return answer
+
+
+class Sleeps:
+    """Injected retry sleep: records the waits, returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def extractor(
+    context: RunContext,
+    *,
+    env: dict[str, str] | None = None,
+    sleep: Sleeps | None = None,
+    **options: Any,
+) -> TmdbTrendingExtractor:
+    raw = {"base_url": BASE, "enrich": False, "rate_limit": 1000, "backoff": 0.5, "max_backoff": 30, **options}
+    opts = build_options(TmdbOptions, raw, "extractor.options")
+    return TmdbTrendingExtractor(
+        opts,
+        context,
+        name="tmdb-trending",
+        sleep=sleep or Sleeps(),
+        env={"TMDB_ACCESS_TOKEN": TOKEN} if env is None else env,
+    )
+
+
+async def collect(ex: TmdbTrendingExtractor) -> list[Batch]:
+    async with ex:
+        return [batch async for batch in ex.batches()]
+
+
+def sent(mocked: aioresponses) -> list[tuple[str, dict[str, Any]]]:
+    """Every request made: (URL with query, kwargs)."""
+    return [(str(url), call.kwargs) for (_method, url), calls in mocked.requests.items() for call in calls]
+
+
+# -- options -------------------------------------------------------------------------
+def test_defaults_are_the_documented_ones() -> None:
+    opts = build_options(TmdbOptions, {}, "extractor.options")
+    assert (opts.media_type, opts.time_window, opts.pages, opts.rate_limit) == ("movie", "day", 20, 35.0)
+    assert (opts.enrich, opts.poster_size, opts.base_url, opts.language) == (True, "w500", None, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"pages": 0}, "extractor.options.pages: must be at least 1"),
+        ({"pages": 501}, "extractor.options.pages: must be at most 500"),
+        ({"media_type": "person"}, "extractor.options.media_type: must be one of"),
+        ({"time_window": "month"}, "extractor.options.time_window: must be one of"),
+        ({"rate_limit": 0}, "extractor.options.rate_limit: must be greater than 0"),
+        ({"concurrency": 0}, "extractor.options.concurrency: must be at least 1"),
+        ({"language": "english"}, "extractor.options.language: expected an ISO 639-1 code"),
+        ({"base_url": "ftp://example.org"}, "extractor.options.base_url: must be an http(s) URL"),
+        ({"poster_size": "huge"}, "extractor.options.poster_size: expected a TMDB size"),
+        ({"backoff": 10, "max_backoff": 1}, "extractor.options.backoff: must not exceed max_backoff"),
+        ({"page": 3}, "extractor.options.page: unknown option"),
+    ],
+)
+def test_bad_options_are_config_errors(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_options(TmdbOptions, raw, "extractor.options")
+
+
+# -- auth ----------------------------------------------------------------------------
+async def test_bearer_token_is_sent_as_header_and_preferred_over_key(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        await collect(extractor(context, env={"TMDB_ACCESS_TOKEN": TOKEN, "TMDB_API_KEY": KEY}))
+        [(url, kwargs)] = sent(mocked)
+    assert kwargs["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert "api_key" not in url and KEY not in url
+
+
+async def test_api_key_is_sent_as_query_parameter_without_token(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        await collect(extractor(context, env={"TMDB_API_KEY": KEY}))
+        [(url, kwargs)] = sent(mocked)
+    assert f"api_key={KEY}" in url
+    assert "Authorization" not in kwargs["headers"]
+
+
+async def test_no_credentials_is_a_config_error_before_any_request(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        with pytest.raises(ConfigError, match="TMDB_ACCESS_TOKEN"):
+            await collect(extractor(context, env={"TMDB_API_KEY": "  "}))
+        assert sent(mocked) == []
+
+
+# -- pages ---------------------------------------------------------------------------
+async def test_page_one_reporting_fewer_pages_caps_the_run(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(3), repeat=True)
+        ex = extractor(context, pages=20)
+        batches = await collect(ex)
+        pages_asked = sorted(int(kwargs["params"]["page"]) for _url, kwargs in sent(mocked))
+    assert [b.page for b in batches] == [1, 2, 3]
+    assert pages_asked == [1, 2, 3]
+    assert ex.counters["pages"] == 3 and ex.counters["total_pages_reported"] == 3
+
+
+async def test_empty_results_yield_one_empty_page(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, payload={"page": 1, "results": [], "total_pages": 0, "total_results": 0})
+        ex = extractor(context, pages=5)
+        batches = await collect(ex)
+    assert [(b.page, b.payload["results"]) for b in batches] == [(1, [])]
+    assert ex.counters["requests"] == 1 and ex.counters["results"] == 0
+
+
+async def test_batches_come_in_page_order_when_answers_arrive_out_of_order(context: RunContext) -> None:
+    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
+        page = int(kwargs["params"]["page"])
+        await asyncio.sleep(0.002 * (12 - page))  # later pages answer first
+        return CallbackResult(payload=page_doc(page, 12))
+
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=answer, repeat=True)
+        ex = extractor(context, pages=12, concurrency=6)
+        batches = await collect(ex)
+    assert [b.page for b in batches] == list(range(1, 13))
+    assert ex.counters["reorder_buffer_peak"] > 1  # out-of-order answers really were buffered
+    assert all(b.payload["page"] == b.page for b in batches)
+
+
+async def test_language_is_passed_on(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        await collect(extractor(context, language="de-DE"))
+        [(_url, kwargs)] = sent(mocked)
+    assert kwargs["params"]["language"] == "de-DE"
+
+
+# -- retries -------------------------------------------------------------------------
+def test_retry_after_parses_seconds_and_http_dates() -> None:
+    now = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.UTC)
+    assert parse_retry_after("3", now) == 3.0
+    assert parse_retry_after("Wed, 25 Nov 2026 12:00:07 GMT", now) == 7.0
+    assert parse_retry_after("Wed, 25 Nov 2026 11:59:00 GMT", now) == 0.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+async def test_429_waits_for_retry_after_and_slows_the_shared_limiter(context: RunContext) -> None:
+    sleeps = Sleeps()
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, status=429, payload={"status_code": 25}, headers={"Retry-After": "7"})
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        ex = extractor(context, sleep=sleeps)
+        batches = await collect(ex)
+    assert [b.page for b in batches] == [1]
+    assert sleeps.waits == [7.0]
+    assert ex.counters["http_429"] == 1 and ex.counters["retries_429"] == 1
+    assert ex.limiter is not None and ex.limiter.cuts == 1 and ex.limiter.rate < 1000
+
+
+async def test_retry_after_is_capped_by_max_backoff(context: RunContext) -> None:
+    sleeps = Sleeps()
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, status=429, headers={"Retry-After": "3600"})
+        mocked.get(TRENDING, status=429, headers={"Retry-After": when})
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        await collect(extractor(context, sleep=sleeps, max_backoff=2))
+    assert sleeps.waits == [2.0, 2.0]
+
+
+async def test_429_without_retry_after_backs_off_exponentially_with_jitter(context: RunContext) -> None:
+    sleeps = Sleeps()
+    with aioresponses() as mocked:
+        for _ in range(3):
+            mocked.get(TRENDING, status=429)
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        await collect(extractor(context, sleep=sleeps, backoff=0.5))
+    assert len(sleeps.waits) == 3
+    for attempt, wait in enumerate(sleeps.waits):
+        ceiling = 0.5 * 2**attempt
+        assert ceiling / 2 <= wait <= ceiling
+
+
+TRANSIENT_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("500", {"status": 500, "payload": {"status_code": 11, "status_message": "Internal error"}}, "retries_5xx"),
+    ("503", {"status": 503, "payload": {"status_code": 46, "status_message": "Maintenance"}}, "retries_5xx"),
+    ("504", {"status": 504, "payload": {"status_code": 24, "status_message": "Timed out"}}, "retries_5xx"),
+    (
+        "html 502",
+        {"status": 502, "body": "<html><h1>502 Bad Gateway</h1></html>", "content_type": "text/html"},
+        "retries_5xx",
+    ),
+    ("reset", {"exception": aiohttp.ClientOSError(104, "Connection reset by peer")}, "retries_connection"),
+    ("disconnect", {"exception": aiohttp.ServerDisconnectedError()}, "retries_connection"),
+    ("timeout", {"exception": TimeoutError()}, "retries_timeout"),
+    (
+        "truncated json",
+        {"status": 200, "body": '{"page": 1, "results": [{"id": 1', "content_type": "application/json"},
+        "retries_invalid_json",
+    ),
+    ("not json", {"status": 200, "body": "<html>hi</html>", "content_type": "text/html"}, "retries_invalid_json"),
+    ("wrong shape", {"status": 200, "payload": {"page": 1}}, "retries_invalid_json"),
+]
+
+
+@pytest.mark.parametrize(("label", "failure", "counter"), TRANSIENT_CASES, ids=[c[0] for c in TRANSIENT_CASES])
+async def test_transient_failures_are_retried_and_counted(
+    context: RunContext, label: str, failure: dict[str, Any], counter: str
+) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, **failure)
+        mocked.get(TRENDING, **failure)
+        mocked.get(TRENDING, callback=paged(2), repeat=True)
+        ex = extractor(context, pages=2)
+        batches = await collect(ex)
+    assert [b.page for b in batches] == [1, 2]
+    assert ex.counters[counter] == 2 and ex.counters["retries"] == 2
+    assert ex.counters["requests"] == 4
+
+
+async def test_giving_up_names_the_page_and_the_reason(context: RunContext) -> None:
+    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
+        if kwargs["params"]["page"] == "2":
+            return CallbackResult(
+                status=502, body="<html><title>502 Bad Gateway</title></html>", content_type="text/html"
+            )
+        return CallbackResult(payload=page_doc(int(kwargs["params"]["page"]), 3))
+
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=answer, repeat=True)
+        ex = extractor(context, pages=3, max_attempts=3)
+        with pytest.raises(ExtractError) as caught:
+            await collect(ex)
+    message = str(caught.value)
+    assert not isinstance(caught.value, TransientError)
+    assert "page 2: failed after 3 attempts: HTTP 502" in message
+    assert "502 Bad Gateway" in message and "<html>" not in message
+
+
+FATAL_CASES: list[tuple[int, int, str]] = [
+    (401, 7, "Invalid API key: You must be granted a valid key."),
+    (404, 34, "The resource you requested could not be found."),
+    (400, 22, "Invalid page: Pages start at 1 and max at 500. They are expected to be an integer."),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "text"), FATAL_CASES, ids=[str(c[0]) for c in FATAL_CASES])
+async def test_fatal_statuses_fail_at_once_with_tmdb_message(
+    context: RunContext, status: int, code: int, text: str
+) -> None:
+    with aioresponses() as mocked:
+        body = {"success": False, "status_code": code, "status_message": text}
+        mocked.get(TRENDING, status=status, payload=body, repeat=True)
+        ex = extractor(context)
+        with pytest.raises(ExtractError) as caught:
+            await collect(ex)
+    assert f"page 1: HTTP {status} (TMDB status_code {code}: {text})" in str(caught.value)
+    assert not isinstance(caught.value, TransientError)
+    assert ex.counters["requests"] == 1 and ex.counters["retries"] == 0
+
+
+# -- lookups -------------------------------------------------------------------------
+CONFIGURATION = {"images": {"secure_base_url": "https://image.tmdb.org/t/p/", "poster_sizes": ["w92", "w500"]}}
+
+
+async def test_all_feed_merges_both_genre_lists_and_builds_the_poster_base(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(re.compile(r"^https://tmdb\.test/3/trending/all/week.*"), callback=paged(1), repeat=True)
+        mocked.get(f"{BASE}/3/configuration", payload=CONFIGURATION)
+        mocked.get(f"{BASE}/3/genre/movie/list", payload={"genres": [{"id": 28, "name": "Action"}]})
+        mocked.get(f"{BASE}/3/genre/tv/list", payload={"genres": [{"id": 10759, "name": "Action & Adventure"}]})
+        batches = await collect(extractor(context, media_type="all", time_window="week", enrich=True))
+    [batch] = batches
+    assert dict(batch.lookups.genres) == {28: "Action", 10759: "Action & Adventure"}
+    assert batch.lookups.poster_base_url == "https://image.tmdb.org/t/p/w500"
+
+
+async def test_a_failed_lookup_fails_the_run(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        mocked.get(f"{BASE}/3/configuration", payload=CONFIGURATION)
+        mocked.get(f"{BASE}/3/genre/movie/list", status=404, payload={"status_code": 34, "status_message": "nope"})
+        with pytest.raises(ExtractError, match="movie genre lookup: HTTP 404"):
+            await collect(extractor(context, enrich=True))
+
+
+async def test_enrich_false_skips_lookups(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        [batch] = await collect(extractor(context, enrich=False))
+        urls = [url for url, _kwargs in sent(mocked)]
+    assert all("/3/trending/" in url for url in urls)
+    assert batch.lookups.genres == {} and batch.lookups.poster_base_url is None
+
+
+# -- cancellation and sessions ---------------------------------------------------------
+def _workers() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if "-worker-" in t.get_name() and not t.done()]
+
+
+async def test_stopping_early_cancels_and_awaits_the_workers(context: RunContext) -> None:
+    never = asyncio.Event()
+
+    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
+        page = int(kwargs["params"]["page"])
+        if page > 2:
+            await never.wait()
+        return CallbackResult(payload=page_doc(page, 50))
+
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=answer, repeat=True)
+        ex = extractor(context, pages=50, concurrency=4)
+        async with ex:
+            stream = ex.batches()
+            seen = [(await stream.__anext__()).page, (await stream.__anext__()).page]
+            assert len(_workers()) == 4
+            await stream.aclose()  # type: ignore[attr-defined]
+            assert _workers() == []
+    assert seen == [1, 2]
+
+
+async def test_a_failing_page_cancels_the_other_workers(context: RunContext) -> None:
+    never = asyncio.Event()
+
+    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
+        page = int(kwargs["params"]["page"])
+        if page == 3:
+            return CallbackResult(status=404, payload={"status_code": 34, "status_message": "gone"})
+        if page > 3:
+            await never.wait()
+        return CallbackResult(payload=page_doc(page, 50))
+
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=answer, repeat=True)
+        ex = extractor(context, pages=50, concurrency=4)
+        with pytest.raises(ExtractError, match="page 3: HTTP 404"):
+            await collect(ex)
+    assert _workers() == []
+
+
+async def test_an_injected_session_is_used_and_left_open(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        async with aiohttp.ClientSession() as session:
+            opts = build_options(TmdbOptions, {"base_url": BASE, "enrich": False}, "extractor.options")
+            ex = TmdbTrendingExtractor(opts, context, session=session, env={"TMDB_ACCESS_TOKEN": TOKEN})
+            batches = await collect(ex)
+            assert not session.closed
+    assert [b.page for b in batches] == [1]
+
+
+async def test_an_owned_session_is_closed(context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(1), repeat=True)
+        ex = extractor(context)
+        async with ex:
+            session = ex._session
+            assert session is not None
+            _ = [b async for b in ex.batches()]
+    assert session.closed

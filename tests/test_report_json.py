@@ -1,0 +1,124 @@
+"""The ``json`` reporter: its output validates against the schema documented in the README."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stages import json_report
+from tests.report_support import DAY1, DAY2, GOLDEN, SAMPLE, normalise, run_day, section, split_row
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+REPORT_SECTION = README.split("<!-- section: report -->", 1)[1].split("<!-- /section: report -->", 1)[0]
+LAKE = {"type": "local", "options": {"root": "lake"}}
+
+
+def documented(heading: str) -> dict[str, str]:
+    """``{field: type}`` from the README table under ``heading``."""
+    rows = [split_row(line) for line in section(REPORT_SECTION, heading).splitlines() if line.startswith("| `")]
+    return {name.strip("`"): kind for name, kind, _ in rows}
+
+
+SCHEMAS = {
+    "top level": documented("#### JSON: top level"),
+    "run": documented("#### JSON: run"),
+    "entries": documented("#### JSON: entry"),
+    "dropped": documented("#### JSON: dropped"),
+}
+
+
+def check(value: Any, kind: str, where: str) -> None:
+    """Assert ``value`` has the documented ``kind`` (e.g. ``integer or null``, ``array of entries``)."""
+    if kind.endswith(" or null"):
+        if value is None:
+            return
+        kind = kind.removesuffix(" or null")
+    if kind.startswith("array of "):
+        assert isinstance(value, list), where
+        item = kind.removeprefix("array of ")
+        for index, element in enumerate(value):
+            if item in SCHEMAS:
+                validate(element, item, f"{where}[{index}]")
+            else:
+                check(element, item.removesuffix("s"), f"{where}[{index}]")
+        return
+    expected: dict[str, tuple[type, ...]] = {
+        "integer": (int,),
+        "number": (int, float),
+        "string": (str,),
+        "boolean": (bool,),
+        "object": (dict,),
+    }
+    assert isinstance(value, expected[kind]), f"{where}: {value!r} is not {kind}"
+    if kind in ("integer", "number"):
+        assert not isinstance(value, bool), f"{where}: {value!r} is not {kind}"
+    if kind == "object" and where.endswith(".run"):
+        validate(value, "run", where)
+
+
+def validate(document: Any, schema: str, where: str = "$") -> None:
+    """Assert ``document`` has exactly the documented fields of ``schema``, each of its type."""
+    fields = SCHEMAS[schema]
+    assert isinstance(document, dict), where
+    assert sorted(document) == sorted(fields), f"{where}: fields differ from the README"
+    for name, kind in fields.items():
+        check(document[name], kind, f"{where}.{name}")
+
+
+def test_the_readme_documents_every_field_the_code_writes() -> None:
+    assert list(SCHEMAS["top level"]) == list(json_report.FIELDS)
+    assert list(SCHEMAS["entries"]) == list(json_report.ENTRY_FIELDS)
+    assert list(SCHEMAS["dropped"]) == list(json_report.DROPPED_FIELDS)
+    assert all(SCHEMAS.values())
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Work in ``tmp_path`` so the lake is ``lake``."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+async def test_file_output_validates_against_the_documented_schema(in_tmp: Path) -> None:
+    reporter = {"type": "json", "options": {"path": "out/report.json"}}
+    await run_day(DAY1, SAMPLE / DAY1.isoformat(), LAKE, [reporter])
+    first = json.loads((in_tmp / "out" / "report.json").read_text(encoding="utf-8"))
+    validate(first, "top level")
+    assert first["compared_with"] is None and first["dropped"] == []
+
+    result = await run_day(DAY2, SAMPLE / DAY2.isoformat(), LAKE, [reporter])
+    document = json.loads((in_tmp / "out" / "report.json").read_text(encoding="utf-8"))
+    validate(document, "top level")
+    assert result.outputs["report:json"] == "out/report.json"
+    assert document["compared_with"] == "2026-11-24"
+    assert document["total"] == result.rows == 57
+    assert document["top_n"] == len(document["top"]) == 10
+    assert document["run"]["run_id"] == result.run_id
+    assert {e["movement"] for e in document["top"]} >= {"up", "down", "new"}
+    assert document["new_in_top"] and document["climbers"] and document["dropped"]
+
+
+async def test_titles_are_raw_and_agree_with_the_markdown_report(in_tmp: Path) -> None:
+    reporters = [{"type": "json", "options": {"path": "r.json", "top": 100}}]
+    await run_day(DAY1, SAMPLE / DAY1.isoformat(), LAKE, [])
+    await run_day(DAY2, SAMPLE / DAY2.isoformat(), LAKE, reporters)
+    document = json.loads((in_tmp / "r.json").read_text(encoding="utf-8"))
+    titles = [e["title"] for e in document["top"]]
+    assert "Line\nBreak Story" in titles and "<script>alert('x')</script>" in titles
+    # the golden Markdown report shows the same top 10, rank for rank
+    golden = normalise((GOLDEN / "LATEST_UPDATE.md").read_text(encoding="utf-8"))
+    ranks = [split_row(line)[0] for line in section(golden, "## Top 10").splitlines() if re.match(r"\| \d", line)]
+    assert ranks == [str(e["rank"]) for e in document["top"][:10]]
+
+
+async def test_stdout_is_the_default(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = await run_day(DAY1, SAMPLE / DAY1.isoformat(), LAKE, [{"type": "json", "options": {"top": 3}}])
+    document = json.loads(capsys.readouterr().out)
+    validate(document, "top level")
+    assert [e["rank"] for e in document["top"]] == [1, 2, 3]
+    assert result.outputs["report:json"] == "stdout"
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["lake"]

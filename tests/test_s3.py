@@ -462,3 +462,16 @@ def test_defaults() -> None:
         "format": "csv",
         "layout": "monthly",
     }
+
+
+async def test_no_credentials_anywhere_is_one_line_naming_the_chain(
+    context: RunContext, aws_env: dict[str, str], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(LoadError) as caught:
+        await commit_small_day(context, "some-bucket", moto_endpoint)
+    assert str(caught.value) == (
+        f"loader 's3': cannot upload s3://some-bucket/{KEYS['cleaned']}: no usable AWS credentials in the "
+        "standard chain (environment, profile or web identity)"
+    )

@@ -72,7 +72,7 @@ class Credentials:
     @property
     def scheme(self) -> str:
         """How the secret is sent, for logs."""
-        return "bearer token" if self.bearer else "api_key query parameter"
+        return "v4 token in the Authorization header" if self.bearer else "v3 key in the api_key query parameter"
 
     def headers(self) -> dict[str, str]:
         """Request headers carrying the secret, if it goes in a header."""

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline [run|check|stages] ...``.
+"""Command line: ``python -m pipeline [run|check|stages|ddl|history] ...``.
 
 ``main`` is the only place that calls ``asyncio.run`` and the only place that sets up
 logging. Exit codes: 0 success, 1 failed run, 2 usage or config error.
@@ -17,7 +17,9 @@ from typing import TextIO
 
 from pipeline import registry
 from pipeline.config import load_config
+from pipeline.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR, ddl_for_config
 from pipeline.errors import PipelineError
+from pipeline.history import DEFAULT_DAYS, DEFAULT_TOP, history, render_json, render_table
 from pipeline.redact import RedactingFilter, redact
 from pipeline.result import RunResult
 from pipeline.runner import build_stages, new_context, run_stages
@@ -25,7 +27,7 @@ from pipeline.runner import build_stages, new_context, run_stages
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "config/pipeline.yml"
-COMMANDS = ("run", "check", "stages")
+COMMANDS = ("run", "check", "stages", "ddl", "history")
 
 
 class _UsageError(Exception):
@@ -44,10 +46,20 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-parser per command."""
     parser = _Parser(prog="python -m pipeline", description="TMDB trending ETL into a data lake and a report.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,check,stages}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
@@ -74,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     common(check)
     stages = sub.add_parser("stages", help="list the registered stages")
     common(stages)
+    ddl = sub.add_parser("ddl", help="print a CREATE EXTERNAL TABLE for the configured lake")
+    with_config(ddl)
+    ddl.add_argument("--engine", choices=ENGINES, default=ENGINES[0], help=f"query engine (default: {ENGINES[0]})")
+    ddl.add_argument("--table", default=DEFAULT_TABLE, help=f"table name (default: {DEFAULT_TABLE})")
+    ddl.add_argument("--location", help="s3://bucket/prefix of the lake, instead of the configured loader's")
+    ddl.add_argument("--first-year", type=int, default=FIRST_YEAR, help=f"partition projection start ({FIRST_YEAR})")
+    ddl.add_argument("--last-year", type=int, default=LAST_YEAR, help=f"partition projection end ({LAST_YEAR})")
+    common(ddl)
+    hist = sub.add_parser("history", help="a title's rank over the last days, or the top climbers")
+    with_config(hist)
+    hist.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help=f"days up to --date ({DEFAULT_DAYS})")
+    hist.add_argument("--date", type=_date, help="last day of the window, YYYY-MM-DD (default: today, UTC)")
+    hist.add_argument("--title", help="show this title (exact, ignoring case; else titles containing it)")
+    hist.add_argument("--top", type=_positive, default=DEFAULT_TOP, help=f"climbers without --title ({DEFAULT_TOP})")
+    hist.add_argument("--format", choices=("table", "json"), default="table", help="output (default: table)")
+    common(hist)
     return parser
 
 
@@ -93,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _cmd_run,
         "check": _cmd_check,
         "stages": _cmd_stages,
+        "ddl": _cmd_ddl,
+        "history": _cmd_history,
     }
     try:
         return handlers[args.command](args)
@@ -131,6 +161,28 @@ def _cmd_stages(args: argparse.Namespace) -> int:
         print(f"{kind}s ({registry.GROUPS[kind]}):")
         for info in (i for i in infos if i.kind == kind):
             print(f"  {info.name:<16} {info.target:<45} [{info.distribution}]")
+    return 0
+
+
+def _cmd_ddl(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    sys.stdout.write(
+        ddl_for_config(
+            config,
+            engine=args.engine,
+            table=args.table,
+            location=args.location,
+            first_year=args.first_year,
+            last_year=args.last_year,
+        )
+    )
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    found = asyncio.run(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
+    sys.stdout.write(render_json(found) if args.format == "json" else render_table(found))
     return 0
 
 

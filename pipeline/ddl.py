@@ -1,0 +1,178 @@
+"""``CREATE EXTERNAL TABLE`` statements for query engines over the lake (Athena for now).
+
+The table uses partition projection, so Athena computes partition locations from the
+table properties: no Glue crawler, no ``MSCK REPAIR TABLE``, nothing to run per day.
+Column types come from ``schema.COLUMNS`` (one source of truth with the Parquet schema).
+
+Two constraints of Athena shape the output:
+
+- A partition key may not repeat a column name. With the ``hive`` layout ``media_type``
+  and ``time_window`` are partition keys, so the Parquet table leaves those two columns
+  out (Parquet columns are matched by name, and the values are the same), while the CSV
+  table, whose columns are matched by position, names them ``row_media_type`` and
+  ``row_time_window``.
+- The Open CSV SerDe reads ``DATE`` only as days since 1970 and ``TIMESTAMP`` only as
+  epoch milliseconds, so in a CSV table the ISO dates and timestamps are ``string``
+  (cast them with ``date(...)`` and ``from_iso8601_timestamp(...)``). Parquet keeps the
+  real types; prefer it for Athena.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from pipeline import registry, schema
+from pipeline.config import PipelineConfig
+from pipeline.errors import ConfigError
+from pipeline.lake import Layout, ObjectLakeLoader
+from pipeline.options import build_options
+from pipeline.runner import new_context
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("athena",)
+DEFAULT_TABLE = "tmdb_trending"
+FIRST_YEAR = 2020
+LAST_YEAR = 2099
+MEDIA_TYPES = ("movie", "tv", "all")
+TIME_WINDOWS = ("day", "week")
+HIVE_FEED_KEYS = ("media_type", "time_window")
+
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
+_CSV_STRING_KINDS = ("date", "timestamp")
+
+
+def athena_columns(fmt: str, layout: str) -> list[tuple[str, str]]:
+    """``(name, type)`` of the table's data columns for a format and layout (partition keys excluded)."""
+    columns = []
+    for column in schema.COLUMNS:
+        kind_type = schema.ATHENA_TYPES[column.kind]
+        if fmt == "csv" and column.kind in _CSV_STRING_KINDS:
+            kind_type = "string"
+        name = column.name
+        if layout == "hive" and name in HIVE_FEED_KEYS:
+            if fmt == "parquet":
+                continue
+            name = f"row_{name}"
+        columns.append((name, kind_type))
+    return columns
+
+
+def athena_partitions(layout: str) -> list[tuple[str, str]]:
+    """``(name, type)`` of the partition keys of a layout."""
+    if layout == "hive":
+        return [("media_type", "string"), ("time_window", "string"), ("year", "int"), ("month", "int"), ("day", "int")]
+    return [("year", "int"), ("month", "int")]
+
+
+def athena_projection(layout: str, cleaned_root: str, *, first_year: int, last_year: int) -> dict[str, str]:
+    """The partition-projection table properties, ending with ``storage.location.template``."""
+    props = {"projection.enabled": "true"}
+    if layout == "hive":
+        props |= {
+            "projection.media_type.type": "enum",
+            "projection.media_type.values": ",".join(MEDIA_TYPES),
+            "projection.time_window.type": "enum",
+            "projection.time_window.values": ",".join(TIME_WINDOWS),
+        }
+    props |= {
+        "projection.year.type": "integer",
+        "projection.year.range": f"{first_year},{last_year}",
+        "projection.month.type": "integer",
+        "projection.month.range": "1,12",
+        "projection.month.digits": "2",
+    }
+    if layout == "hive":
+        props |= {"projection.day.type": "integer", "projection.day.range": "1,31", "projection.day.digits": "2"}
+        template = (
+            f"{cleaned_root}/media_type=${{media_type}}/time_window=${{time_window}}"
+            "/year=${year}/month=${month}/day=${day}/"
+        )
+    else:
+        template = f"{cleaned_root}/${{year}}/${{month}}/"
+    props["storage.location.template"] = template
+    return props
+
+
+def athena_ddl(
+    *,
+    location: str,
+    fmt: str,
+    layout: str,
+    table: str = DEFAULT_TABLE,
+    first_year: int = FIRST_YEAR,
+    last_year: int = LAST_YEAR,
+) -> str:
+    """The ``CREATE EXTERNAL TABLE`` for a lake at ``location`` (``s3://bucket/prefix``)."""
+    if not location.startswith("s3://") or location.rstrip("/") == "s3:/":
+        raise ConfigError(f"Athena reads tables from S3: expected an s3://bucket[/prefix] location, got {location!r}")
+    if not _TABLE_NAME.match(table):
+        raise ConfigError(f"table name {table!r}: use lower-case letters, digits and underscores")
+    if not 1970 <= first_year <= last_year <= 9999:
+        raise ConfigError(f"year range {first_year}-{last_year}: expected 1970 <= first <= last <= 9999")
+    cleaned_root = f"{location.rstrip('/')}/{Layout().root('cleaned')}"
+    columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout))
+    partitions = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_partitions(layout))
+    props: dict[str, str] = {}
+    if fmt == "csv":
+        storage = (
+            "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde'\n"
+            "WITH SERDEPROPERTIES ('separatorChar' = ',', 'quoteChar' = '\"', 'escapeChar' = '\\\\')\n"
+            "STORED AS TEXTFILE"
+        )
+        # Every file starts with a header; an empty vote_average would otherwise fail the whole query.
+        props |= {"skip.header.line.count": "1", "use.null.for.invalid.data": "true"}
+    elif fmt == "parquet":
+        storage = "STORED AS PARQUET"
+    else:
+        raise ConfigError(f"unknown format {fmt!r}")
+    props |= athena_projection(layout, cleaned_root, first_year=first_year, last_year=last_year)
+    properties = ",\n".join(f"  '{key}' = '{value}'" for key, value in props.items())
+    return (
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS `{table}` (\n{columns}\n)\n"
+        f"COMMENT 'TMDB trending lists written by pipeline ({fmt}, {layout} layout)'\n"
+        f"PARTITIONED BY (\n{partitions}\n)\n"
+        f"{storage}\n"
+        f"LOCATION '{cleaned_root}/'\n"
+        f"TBLPROPERTIES (\n{properties}\n);\n"
+    )
+
+
+def ddl_for_config(
+    config: PipelineConfig,
+    *,
+    engine: str = "athena",
+    table: str = DEFAULT_TABLE,
+    location: str | None = None,
+    first_year: int = FIRST_YEAR,
+    last_year: int = LAST_YEAR,
+) -> str:
+    """The DDL for the configured loader's lake; ``location`` replaces where the loader writes."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
+    section = config.loader
+    cls = registry.load("loader", section.type)
+    if not issubclass(cls, ObjectLakeLoader):
+        raise ConfigError(f"loader {section.type!r} does not write an object-store lake; the DDL needs one")
+    options = build_options(cls.Options, section.options, f"{section.path}.options")
+    loader = cls(options, new_context(), name=section.type)
+    layout = loader.layout
+    if location is None:
+        # locate() of the lake root: "s3://bucket/prefix" for S3, a path for the local loader.
+        root = loader.locate(layout.prefix) if layout.prefix else loader.locate("").rstrip("/")
+        if not root.startswith("s3://"):
+            raise ConfigError(
+                f"Athena reads tables from S3, but loader {section.type!r} writes to {root}; "
+                "configure the s3 loader, or pass --location s3://bucket/prefix where this lake is copied"
+            )
+        location = root
+    logger.debug("DDL for %s (%s, %s layout)", location, layout.format, layout.style)
+    return athena_ddl(
+        location=location,
+        fmt=layout.format,
+        layout=layout.style,
+        table=table,
+        first_year=first_year,
+        last_year=last_year,
+    )

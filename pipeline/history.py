@@ -1,0 +1,305 @@
+"""``history``: a title's rank over the last N days, or the top climbers, read back from the lake.
+
+Days are read through the configured loader's ``read_day``, so the command works on any
+lake a loader can read (local folder, S3) in any format and layout. A day the lake does
+not have is a gap in the output, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from pipeline import registry
+from pipeline.config import PipelineConfig
+from pipeline.errors import ConfigError
+from pipeline.options import build_options
+from pipeline.runner import new_context
+from pipeline.stage import Feed, LakeReader, Loader, MediaType, TimeWindow
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DAYS = 7
+DEFAULT_TOP = 10
+MAX_DAYS = 366
+_READ_CONCURRENCY = 8  # enough to hide S3 latency without opening a connection per day
+
+
+@dataclasses.dataclass(frozen=True)
+class DayPoint:
+    """A title on one day: ``in_lake`` False means the day is missing; ``rank`` None means not in the list."""
+
+    day: dt.date
+    in_lake: bool
+    rank: int | None = None
+    popularity: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TitleHistory:
+    """One title's rank and popularity for every day of the window."""
+
+    id: int
+    title: str
+    points: tuple[DayPoint, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Climber:
+    """A title's move between the first and the last day of the window that the lake has."""
+
+    id: int
+    title: str
+    from_rank: int
+    to_rank: int
+    from_popularity: float | None
+    to_popularity: float | None
+
+    @property
+    def change(self) -> int:
+        """Places gained (positive) or lost (negative)."""
+        return self.from_rank - self.to_rank
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """What ``history`` found: the window, which days the lake has, and the titles or climbers."""
+
+    feed: Feed
+    days: tuple[dt.date, ...]
+    present: tuple[dt.date, ...]
+    title_query: str | None = None
+    titles: tuple[TitleHistory, ...] = ()
+    climbers: tuple[Climber, ...] = ()
+
+    @property
+    def missing(self) -> tuple[dt.date, ...]:
+        """Days of the window the lake does not have."""
+        return tuple(d for d in self.days if d not in self.present)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (dates as ISO strings; gaps as ``null``)."""
+        result: dict[str, Any] = {
+            "feed": {"media_type": self.feed.media_type, "time_window": self.feed.time_window},
+            "from": self.days[0].isoformat(),
+            "to": self.days[-1].isoformat(),
+            "days": [d.isoformat() for d in self.days],
+            "missing_days": [d.isoformat() for d in self.missing],
+        }
+        if self.title_query is not None:
+            result["title_query"] = self.title_query
+            result["titles"] = [
+                {
+                    "id": t.id,
+                    "title": t.title,
+                    "history": [
+                        {
+                            "date": p.day.isoformat(),
+                            "in_lake": p.in_lake,
+                            "rank": p.rank,
+                            "popularity": p.popularity,
+                        }
+                        for p in t.points
+                    ],
+                }
+                for t in self.titles
+            ]
+        else:
+            compared = (self.present[0], self.present[-1]) if len(self.present) >= 2 else None
+            result["compared"] = [d.isoformat() for d in compared] if compared else None
+            result["climbers"] = [
+                {
+                    "id": c.id,
+                    "title": c.title,
+                    "from_rank": c.from_rank,
+                    "to_rank": c.to_rank,
+                    "change": c.change,
+                    "from_popularity": c.from_popularity,
+                    "to_popularity": c.to_popularity,
+                }
+                for c in self.climbers
+            ]
+        return result
+
+
+def window(end: dt.date, days: int) -> tuple[dt.date, ...]:
+    """The ``days`` dates ending at ``end``, oldest first."""
+    if not 1 <= days <= MAX_DAYS:
+        raise ConfigError(f"--days must be between 1 and {MAX_DAYS}, got {days}")
+    return tuple(end - dt.timedelta(days=n) for n in range(days - 1, -1, -1))
+
+
+async def read_days(lake: LakeReader, feed: Feed, days: Sequence[dt.date]) -> dict[dt.date, pd.DataFrame | None]:
+    """Every day's frame (``None`` where the lake has no such day), read a few at a time."""
+    gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+    async def one(day: dt.date) -> pd.DataFrame | None:
+        async with gate:
+            return await lake.read_day(day, feed)
+
+    frames = await asyncio.gather(*(one(day) for day in days))
+    return dict(zip(days, frames, strict=True))
+
+
+def title_histories(frames: Mapping[dt.date, pd.DataFrame | None], query: str) -> list[TitleHistory]:
+    """Titles matching ``query`` (exact, ignoring case; else containing it), each with one point per day."""
+    wanted = query.casefold().strip()
+    seen: dict[int, str] = {}
+    for frame in frames.values():
+        if frame is None:
+            continue
+        for tmdb_id, title in zip(frame["id"].tolist(), frame["title"].tolist(), strict=True):
+            seen[int(tmdb_id)] = str(title)  # days are in order, so the latest title wins
+    exact = [i for i, t in seen.items() if t.casefold() == wanted]
+    ids = exact or [i for i, t in seen.items() if wanted in t.casefold()]
+    histories = []
+    for tmdb_id in sorted(ids, key=lambda i: (seen[i].casefold(), i)):
+        points = []
+        for day, frame in frames.items():
+            if frame is None:
+                points.append(DayPoint(day, in_lake=False))
+                continue
+            hit = frame[frame["id"] == tmdb_id]
+            if hit.empty:
+                points.append(DayPoint(day, in_lake=True))
+            else:
+                row = hit.sort_values("rank").iloc[0]
+                points.append(DayPoint(day, True, int(row["rank"]), _float(row["popularity"])))
+        histories.append(TitleHistory(tmdb_id, seen[tmdb_id], tuple(points)))
+    return histories
+
+
+def top_climbers(frames: Mapping[dt.date, pd.DataFrame | None], top: int) -> list[Climber]:
+    """Titles on both the first and the last day the lake has, by places gained (best first)."""
+    present = [frame for frame in frames.values() if frame is not None]
+    if len(present) < 2:
+        return []
+    first = _ranks(present[0])
+    last = _ranks(present[-1])
+    climbers = [
+        Climber(tmdb_id, title, first[tmdb_id][0], rank, first[tmdb_id][1], popularity)
+        for tmdb_id, (rank, popularity, title) in last.items()
+        if tmdb_id in first
+    ]
+    climbers.sort(key=lambda c: (-c.change, c.to_rank))
+    return [c for c in climbers if c.change > 0][:top]
+
+
+def _ranks(frame: pd.DataFrame) -> dict[int, tuple[int, float | None, str]]:
+    best = frame.sort_values("rank").drop_duplicates("id")
+    return {
+        int(i): (int(r), _float(p), str(t))
+        for i, r, p, t in zip(best["id"], best["rank"], best["popularity"], best["title"], strict=True)
+    }
+
+
+def _float(value: Any) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _popularity(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def feed_from_config(config: PipelineConfig) -> Feed:
+    """The feed the configured extractor produces, from its ``media_type`` and ``time_window`` options."""
+    options = config.extractor.options
+    media_type = options.get("media_type", "movie")
+    time_window = options.get("time_window", "day")
+    for key, value, allowed in (
+        ("media_type", media_type, typing.get_args(MediaType)),
+        ("time_window", time_window, typing.get_args(TimeWindow)),
+    ):
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"{config.extractor.path}.options.{key}: must be one of {choices}, got {value!r}")
+    return Feed(media_type, time_window)
+
+
+def build_loader(config: PipelineConfig, end: dt.date) -> Loader[Any]:
+    """The configured loader, built from its options (not opened)."""
+    section = config.loader
+    cls = registry.load("loader", section.type)
+    options = build_options(cls.Options, section.options, f"{section.path}.options")
+    loader = cls(options, new_context(end), name=section.type)
+    assert isinstance(loader, Loader)
+    return loader
+
+
+async def history(
+    config: PipelineConfig,
+    *,
+    end: dt.date | None = None,
+    days: int = DEFAULT_DAYS,
+    title: str | None = None,
+    top: int = DEFAULT_TOP,
+) -> History:
+    """Read the window ending at ``end`` (today, UTC) from the configured lake and summarise it."""
+    end = end or dt.datetime.now(dt.UTC).date()
+    dates = window(end, days)
+    feed = feed_from_config(config)
+    loader = build_loader(config, end)
+    async with loader:
+        frames = await read_days(loader, feed, dates)
+    present = tuple(d for d in dates if frames[d] is not None)
+    logger.info("history: %d of %d days in %s", len(present), len(dates), loader.describe())
+    if title is not None:
+        return History(feed, dates, present, title_query=title, titles=tuple(title_histories(frames, title)))
+    return History(feed, dates, present, climbers=tuple(top_climbers(frames, top)))
+
+
+def render_json(result: History) -> str:
+    """``result`` as indented JSON."""
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_table(result: History) -> str:
+    """``result`` as a compact plain-text table."""
+    span = f"{result.days[0]} to {result.days[-1]}"
+    lines = [f"{result.feed.label}, {span}: {len(result.present)} of {len(result.days)} days in the lake"]
+    if result.missing:
+        lines.append(f"missing: {', '.join(d.isoformat() for d in result.missing)}")
+    lines.append("")
+    if result.title_query is not None:
+        if not result.titles:
+            lines.append(f"no title matching {result.title_query!r} in those days")
+        for item in result.titles:
+            lines += [f"{item.title} (id {item.id})", f"  {'date':<10}  {'rank':>4}  {'popularity':>10}"]
+            for p in item.points:
+                if not p.in_lake:
+                    lines.append(f"  {p.day.isoformat():<10}  {'':>4}  {'':>10}  (day missing)")
+                elif p.rank is None:
+                    lines.append(f"  {p.day.isoformat():<10}  {'-':>4}  {'-':>10}  (not in the list)")
+                else:
+                    lines.append(f"  {p.day.isoformat():<10}  {p.rank:>4}  {_popularity(p.popularity):>10}")
+            lines.append("")
+        return "\n".join(lines).rstrip("\n") + "\n"
+    if len(result.present) < 2:
+        lines.append("top climbers need at least two days in the lake")
+        return "\n".join(lines) + "\n"
+    lines.append(f"top climbers, {result.present[0]} to {result.present[-1]}:")
+    if not result.climbers:
+        lines.append("  none: no title gained places")
+    width = max([len(_clip(c.title)) for c in result.climbers] + [5])
+    if result.climbers:
+        lines.append(f"  {'title':<{width}}  {'from':>4}  {'to':>4}  {'change':>6}  popularity")
+    for c in result.climbers:
+        lines.append(
+            f"  {_clip(c.title):<{width}}  {c.from_rank:>4}  {c.to_rank:>4}  {c.change:>+6}  "
+            f"{_popularity(c.from_popularity)} -> {_popularity(c.to_popularity)}"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,256 @@
+"""``history``: a title's ranks and the top climbers over a window, with missing days shown as gaps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from pipeline import schema
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.history import DayPoint, History, history, render_table
+from pipeline.lake import ObjectLakeLoader
+from pipeline.options import build_options
+from pipeline.stage import Feed, RunContext
+from stages.local import LocalLoader, LocalOptions
+from tests.test_lake_formats import context_for, rows
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST, MISSING, LAST = dt.date(2026, 11, 23), dt.date(2026, 11, 24), dt.date(2026, 11, 25)
+MOVIES = Feed("movie", "day")
+
+
+def day_frame(day: dt.date, ranking: list[tuple[int, str]], feed: Feed = MOVIES) -> pd.DataFrame:
+    """One day's rows: ``ranking`` is ``(id, title)`` best first; popularity falls with rank."""
+    frame = rows(day, range(len(ranking)))
+    frame["id"] = [i for i, _ in ranking]
+    frame["title"] = [t for _, t in ranking]
+    frame["popularity"] = [1000.0 - 10 * n + day.day for n in range(len(ranking))]
+    frame["media_type"], frame["time_window"] = feed.media_type, feed.time_window
+    return schema.conform(frame)
+
+
+# Day 1 and day 3 are in the lake; day 2 is missing. "Rising" climbs 4 -> 1, "Steady Climb" 5 -> 3,
+# "Falling" drops, "Gone" leaves the list, "Newcomer" arrives (no earlier rank, so not a climber).
+DAY_ONE = [(1, "Falling"), (2, "Gone"), (3, "Holding"), (4, "Rising"), (5, "Steady Climb")]
+DAY_THREE = [(4, "Rising"), (3, "Holding"), (5, "Steady Climb"), (6, "Newcomer"), (1, "Falling")]
+
+
+async def fill(loader_for_day: Any, feed: Feed = MOVIES) -> None:
+    """Commit DAY_ONE on FIRST and DAY_THREE on LAST through real loaders; MISSING stays absent."""
+    for day, ranking in ((FIRST, DAY_ONE), (LAST, DAY_THREE)):
+        loader: ObjectLakeLoader[Any] = loader_for_day(context_for(day))
+        async with loader:
+            await loader.begin(feed)
+            await loader.write(day_frame(day, ranking, feed))
+            await loader.commit({})
+
+
+def local_config(root: Path, fmt: str = "csv", layout: str = "monthly", **extractor: str) -> dict[str, Any]:
+    return {
+        "extractor": {"type": "replay", "options": {"path": "unused", **extractor}},
+        "transformer": {"type": "standardize"},
+        "loader": {"type": "local", "options": {"root": str(root), "format": fmt, "layout": layout}},
+    }
+
+
+def local_loader(root: Path, fmt: str, layout: str) -> Any:
+    options = build_options(LocalOptions, {"root": str(root), "format": fmt, "layout": layout}, "loader.options")
+    return lambda context: LocalLoader(options, context)
+
+
+def assert_window(found: History) -> None:
+    assert found.days == (FIRST, MISSING, LAST)
+    assert found.present == (FIRST, LAST) and found.missing == (MISSING,)
+
+
+@pytest.mark.parametrize(("fmt", "layout"), [("csv", "monthly"), ("parquet", "hive")])
+async def test_a_title_has_one_point_per_day_with_the_missing_day_as_a_gap(
+    tmp_path: Path, fmt: str, layout: str
+) -> None:
+    await fill(local_loader(tmp_path, fmt, layout))
+    config = load_config(local_config(tmp_path, fmt, layout))
+
+    found = await history(config, end=LAST, days=3, title="rising")
+
+    assert_window(found)
+    assert [(t.id, t.title) for t in found.titles] == [(4, "Rising")]
+    assert found.titles[0].points == (
+        DayPoint(FIRST, True, 4, 1000.0 - 30 + 23),
+        DayPoint(MISSING, False),
+        DayPoint(LAST, True, 1, 1000.0 + 25),
+    )
+
+
+async def test_a_title_out_of_the_list_on_a_day_is_in_the_lake_without_a_rank(tmp_path: Path) -> None:
+    await fill(local_loader(tmp_path, "csv", "monthly"))
+    found = await history(load_config(local_config(tmp_path)), end=LAST, days=3, title="GONE")
+    assert [(p.day, p.in_lake, p.rank) for p in found.titles[0].points] == [
+        (FIRST, True, 2),
+        (MISSING, False, None),
+        (LAST, True, None),
+    ]
+
+
+async def test_an_exact_title_wins_over_titles_that_contain_it(tmp_path: Path) -> None:
+    await fill(local_loader(tmp_path, "csv", "monthly"))
+    config = load_config(local_config(tmp_path))
+    assert [t.title for t in (await history(config, end=LAST, days=3, title="climb")).titles] == ["Steady Climb"]
+    assert [t.title for t in (await history(config, end=LAST, days=3, title="in")).titles] == [
+        "Falling",
+        "Holding",
+        "Rising",
+    ]
+    assert (await history(config, end=LAST, days=3, title="nothing like it")).titles == ()
+
+
+@pytest.mark.parametrize(("fmt", "layout"), [("parquet", "monthly"), ("csv", "hive")])
+async def test_climbers_compare_the_first_and_last_days_the_lake_has(tmp_path: Path, fmt: str, layout: str) -> None:
+    await fill(local_loader(tmp_path, fmt, layout))
+    found = await history(load_config(local_config(tmp_path, fmt, layout)), end=LAST, days=3)
+
+    assert_window(found)
+    assert [(c.title, c.from_rank, c.to_rank, c.change) for c in found.climbers] == [
+        ("Rising", 4, 1, 3),
+        ("Steady Climb", 5, 3, 2),
+        ("Holding", 3, 2, 1),
+    ]
+    assert found.climbers[0].from_popularity == 1000.0 - 30 + 23 and found.climbers[0].to_popularity == 1025.0
+    top_one = await history(load_config(local_config(tmp_path, fmt, layout)), end=LAST, days=3, top=1)
+    assert [c.title for c in top_one.climbers] == ["Rising"]
+
+
+async def test_an_empty_window_is_all_gaps_not_an_error(tmp_path: Path) -> None:
+    config = load_config(local_config(tmp_path / "no-lake-yet"))
+    found = await history(config, end=LAST, days=5)
+    assert found.present == () and len(found.missing) == 5 and found.climbers == ()
+    assert "top climbers need at least two days in the lake" in render_table(found)
+    titled = await history(config, end=LAST, days=5, title="Rising")
+    assert titled.titles == () and "no title matching 'Rising'" in render_table(titled)
+
+
+async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None:
+    await fill(local_loader(tmp_path, "csv", "hive"), feed=Feed("tv", "week"))
+    movies = await history(load_config(local_config(tmp_path, "csv", "hive")), end=LAST, days=3)
+    assert movies.present == ()
+    tv = await history(
+        load_config(local_config(tmp_path, "csv", "hive", media_type="tv", time_window="week")), end=LAST, days=3
+    )
+    assert tv.feed == Feed("tv", "week") and tv.present == (FIRST, LAST)
+    with pytest.raises(ConfigError, match=r"extractor\.options\.media_type: must be one of 'movie', 'tv', 'all'"):
+        await history(load_config(local_config(tmp_path, media_type="person")), end=LAST, days=3)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_"))} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=120,
+        check=False,
+    )
+
+
+def write_config(path: Path, config: dict[str, Any]) -> str:
+    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    return str(path)
+
+
+async def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
+    await fill(local_loader(tmp_path / "lake", "parquet", "hive"))
+    config = write_config(tmp_path / "c.yml", local_config(tmp_path / "lake", "parquet", "hive"))
+
+    table = run_cli("history", "--config", config, "--date", "2026-11-25", "--days", "3", "--title", "Rising")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "trending movies, today, 2026-11-23 to 2026-11-25: 2 of 3 days in the lake"
+    assert lines[1] == "missing: 2026-11-24"
+    assert "Rising (id 4)" in lines
+    assert [line.split()[:2] for line in lines if line.startswith("  2026-")] == [
+        ["2026-11-23", "4"],
+        ["2026-11-24", "(day"],
+        ["2026-11-25", "1"],
+    ]
+
+    as_json = run_cli("history", "--config", config, "--date", "2026-11-25", "--days", "3", "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["missing_days"] == ["2026-11-24"] and data["compared"] == ["2026-11-23", "2026-11-25"]
+    assert [(c["title"], c["change"]) for c in data["climbers"]] == [("Rising", 3), ("Steady Climb", 2), ("Holding", 1)]
+
+    titled = run_cli(
+        "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--title", "Gone", "--format", "json"
+    )
+    points = json.loads(titled.stdout)["titles"][0]["history"]
+    assert [(p["in_lake"], p["rank"]) for p in points] == [(True, 2), (False, None), (True, None)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--days", "0"], "expected at least 1"), (["--date", "25/11/2026"], "expected a date as YYYY-MM-DD")],
+)
+def test_bad_arguments_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    done = run_cli("history", "--config", write_config(tmp_path / "c.yml", local_config(tmp_path)), *args)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def s3_config(bucket: str, endpoint: str, fmt: str, layout: str) -> dict[str, Any]:
+    options = {"bucket": bucket, "endpoint_url": endpoint, "prefix": "tmdb", "format": fmt, "layout": layout}
+    return {
+        "extractor": {"type": "replay", "options": {"path": "unused"}},
+        "transformer": {"type": "standardize"},
+        "loader": {"type": "s3", "options": options},
+    }
+
+
+@pytest.mark.parametrize(("fmt", "layout"), [("csv", "monthly"), ("parquet", "hive")])
+async def test_history_on_s3(
+    tmp_path: Path, s3_bucket: str, moto_endpoint: str, aws_env: dict[str, str], s3_client: Any, fmt: str, layout: str
+) -> None:
+    from stages.s3 import S3Loader, S3Options
+
+    raw = s3_config(s3_bucket, moto_endpoint, fmt, layout)
+    options = build_options(S3Options, raw["loader"]["options"], "loader.options")
+
+    def s3_loader(context: RunContext) -> S3Loader:
+        return S3Loader(options, context, name="s3")
+
+    await fill(s3_loader)
+    listing = await s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="tmdb/cleaned_data/")
+    assert len(listing["Contents"]) == 2 and all(o["Key"].endswith(f".{fmt}") for o in listing["Contents"])
+
+    found = await history(load_config(raw), end=LAST, days=3, title="Rising")
+    assert_window(found)
+    assert [p.rank for p in found.titles[0].points] == [4, None, 1]
+
+    done = run_cli(
+        "history",
+        "--config",
+        write_config(tmp_path / "s3.yml", raw),
+        "--date",
+        "2026-11-25",
+        "--days",
+        "3",
+        "--format",
+        "json",
+        env=aws_env,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["missing_days"] == ["2026-11-24"]
+    assert [(c["title"], c["from_rank"], c["to_rank"]) for c in data["climbers"]] == [
+        ("Rising", 4, 1),
+        ("Steady Climb", 5, 3),
+        ("Holding", 3, 2),
+    ]

@@ -77,9 +77,9 @@ class Entry:
 
     def movement(self, compared: bool) -> MovementKind | None:
         """``new``, ``up``, ``down`` or ``same``; ``None`` when there was no day to compare with."""
-        change = self.change
         if not compared:
             return None
+        change = self.change
         if change is None:
             return "new"
         return "up" if change > 0 else "down" if change < 0 else "same"
@@ -379,17 +379,15 @@ def compact_movement(report: Report) -> list[str]:
     def joined(items: list[str]) -> str:
         return " · ".join(items) if items else "none"
 
-    new = [
-        f"{title_cell(e)} ({'new to the list' if e.previous_rank is None else f'up from {e.previous_rank}'}, "
-        f"now {e.rank})"
-        for e in movement.new_in_top
-    ]
+    def came_from(rank: int | None) -> str:
+        return "new to the list" if rank is None else f"up from {rank}"
+
+    def went_to(rank: int | None) -> str:
+        return "left the list" if rank is None else f"now {rank}"
+
+    new = [f"{title_cell(e)} ({came_from(e.previous_rank)}, now {e.rank})" for e in movement.new_in_top]
     up = [f"{title_cell(e)} {movement_label(e, True)} (now {e.rank})" for e in movement.climbers]
-    out = [
-        f"{title_cell(d.previous)} (was {d.previous.rank}, "
-        f"{'left the list' if d.rank_now is None else f'now {d.rank_now}'})"
-        for d in movement.dropped
-    ]
+    out = [f"{title_cell(d.previous)} (was {d.previous.rank}, {went_to(d.rank_now)})" for d in movement.dropped]
     return [
         comparison_line(report),
         "",

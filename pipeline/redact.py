@@ -12,7 +12,7 @@ import re
 
 _secrets: set[str] = set()
 _QUERY_SECRET = re.compile(r"(?i)\b(api_key|access_token|token|signature|x-amz-security-token)=[^&\s\"']+")
-_BEARER = re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]{16,}")  # real tokens are long; "bearer token" is prose
 MASK = "***"
 
 

@@ -200,7 +200,12 @@ async def _blame(stage: Stage[Any], timings: dict[str, float], key: str) -> Asyn
     except PipelineError:
         raise
     except Exception as exc:
-        raise stage.error(f"{type(exc).__name__}: {redact(str(exc))}", stage=stage.name) from exc
+        text = str(exc)
+        safe = redact(text)
+        error = stage.error(f"{type(exc).__name__}: {safe}", stage=stage.name)
+        if safe != text:  # the original carries a secret: do not keep it reachable through __cause__
+            raise error from None
+        raise error from exc
     finally:
         timings[key] += time.perf_counter() - started
 

@@ -81,3 +81,23 @@ async def test_dry_run_extracts_and_transforms_but_never_touches_the_loader(cont
     assert result.dry_run
     assert not [entry for entry in log if entry.startswith(("loader.begin", "loader.write", "loader.commit"))]
     assert "reporter.report" not in log
+
+
+async def test_a_surprise_carrying_a_secret_is_redacted_and_not_chained(context: RunContext) -> None:
+    from pipeline.redact import register_secret
+
+    secret = "s3cr3t-token-value-0123456789"
+    register_secret(secret)
+
+    class LeakyExtractor(ListExtractor):
+        async def batches(self):  # type: ignore[no-untyped-def, override]
+            raise RuntimeError(f"GET https://api.example/3/x?api_key={secret} failed")
+            yield  # pragma: no cover
+
+    log: list[str] = []
+    stages = make(context, log)
+    stages = Stages(LeakyExtractor(context, []), stages.transformer, stages.loader)
+    with pytest.raises(ExtractError) as caught:
+        await run_stages(stages, context)
+    assert secret not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__

@@ -142,7 +142,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     context = new_context(args.date, dry_run=args.dry_run)
     stages = build_stages(config, context)
     result = asyncio.run(run_stages(stages, context))
-    _print_result(result, sys.stdout)
+    # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
+    _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
     return 0
 
 

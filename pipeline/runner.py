@@ -122,6 +122,7 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
                 _finish(result, extractor, transformer, timings)
                 async with _blame(loader, timings, "load"):
                     result.outputs.update(await loader.commit(_summary(result)))
+                _finish(result, extractor, transformer, timings)  # reporters see the time of the commit
             except BaseException:
                 logger.warning("run %s failed; aborting the loader so nothing partial is visible", context.run_id)
                 with contextlib.suppress(Exception):

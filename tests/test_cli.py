@@ -125,3 +125,14 @@ def test_invalid_option_exits_2_naming_the_key(tmp_path: Path) -> None:
     done = cli("run", "--config", str(config), "--set", "transformer.options.page_size=0")
     assert done.returncode == 2
     assert "error: transformer.options.page_size: must be at least 1, got 0" in done.stderr
+
+
+def test_json_reporter_on_stdout_keeps_stdout_parseable(tmp_path: Path) -> None:
+    import json
+
+    config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: json, options: {path: '-'}}\n")
+    done = cli("run", "--config", str(config), "--date", "2026-11-25", "-q")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["run"]["rows"] == 57
+    assert "wrote 57 rows" in done.stderr

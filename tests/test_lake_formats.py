@@ -255,6 +255,18 @@ def test_the_parquet_encoder_holds_small_chunks_until_a_row_group_is_worth_writi
     assert parquet.metadata.num_row_groups == 1 and parquet.metadata.num_rows == 60
 
 
+@pytest.mark.parametrize(("fmt", "layout"), FORMAT_LAYOUTS)
+async def test_chunks_sliced_from_a_concatenated_frame_are_written_as_well(
+    tmp_path: Path, fmt: str, layout: str
+) -> None:
+    whole = schema.conform(pd.concat([rows(DAY, range(1, 31)), rows(DAY, range(31, 61))], ignore_index=True))
+    chunks = [whole.iloc[start : start + 20] for start in range(0, 60, 20)]
+    await write_day(tmp_path, fmt, layout, DAY, chunks)
+    back = await loader_for(tmp_path, fmt, layout).read_day(DAY, FEED)
+    assert back is not None
+    pd.testing.assert_frame_equal(back, whole)
+
+
 async def test_a_value_parquet_cannot_hold_is_a_load_error_naming_the_column(tmp_path: Path) -> None:
     bad = rows(DAY, range(1, 3))
     bad.loc[0, "release_date"] = "02/01/2026"

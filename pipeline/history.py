@@ -212,7 +212,13 @@ def _popularity(value: float | None) -> str:
 
 
 def _clip(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    shown = _printable(text)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    # Titles come from TMDB: a newline would break the table, an escape sequence would drive the terminal.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def feed_from_config(config: PipelineConfig) -> Feed:
@@ -278,7 +284,7 @@ def render_table(result: History) -> str:
         if not result.titles:
             lines.append(f"no title matching {result.title_query!r} in those days")
         for item in result.titles:
-            lines += [f"{item.title} (id {item.id})", f"  {'date':<10}  {'rank':>4}  {'popularity':>10}"]
+            lines += [f"{_printable(item.title)} (id {item.id})", f"  {'date':<10}  {'rank':>4}  {'popularity':>10}"]
             for p in item.points:
                 if not p.in_lake:
                     lines.append(f"  {p.day.isoformat():<10}  {'':>4}  {'':>10}  (day missing)")

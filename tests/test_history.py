@@ -128,6 +128,20 @@ async def test_climbers_compare_the_first_and_last_days_the_lake_has(tmp_path: P
     assert [c.title for c in top_one.climbers] == ["Rising"]
 
 
+async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Path) -> None:
+    hostile = "Line\nBreak \x1b[31mRed"
+    loader = local_loader(tmp_path, "csv", "monthly")(context_for(LAST))
+    async with loader:
+        await loader.begin(MOVIES)
+        await loader.write(day_frame(LAST, [(7, hostile)]))
+        await loader.commit({})
+    found = await history(load_config(local_config(tmp_path)), end=LAST, days=1, title="line")
+    assert found.titles[0].title == hostile, "the data keeps the title as TMDB sent it"
+    text = render_table(found)
+    assert "Line\\nBreak \\x1b[31mRed (id 7)" in text.splitlines()
+    assert "\x1b" not in text
+
+
 async def test_an_empty_window_is_all_gaps_not_an_error(tmp_path: Path) -> None:
     config = load_config(local_config(tmp_path / "no-lake-yet"))
     found = await history(config, end=LAST, days=5)

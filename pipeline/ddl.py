@@ -14,7 +14,8 @@ Two constraints of Athena shape the output:
 - The Open CSV SerDe reads ``DATE`` only as days since 1970 and ``TIMESTAMP`` only as
   epoch milliseconds, so in a CSV table the ISO dates and timestamps are ``string``
   (cast them with ``date(...)`` and ``from_iso8601_timestamp(...)``). Parquet keeps the
-  real types; prefer it for Athena.
+  real types; prefer it for Athena. The SerDe also reads a backslash as an escape and
+  cannot read a field with a line break, both of which a TMDB title may contain.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def athena_ddl(
     if fmt == "csv":
         storage = (
             "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde'\n"
-            "WITH SERDEPROPERTIES ('separatorChar' = ',', 'quoteChar' = '\"', 'escapeChar' = '\\\\')\n"
+            "WITH SERDEPROPERTIES ('separatorChar' = ',', 'quoteChar' = '\"')\n"
             "STORED AS TEXTFILE"
         )
         # Every file starts with a header; an empty vote_average would otherwise fail the whole query.

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.files import write_text_atomic
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader, Reporter
 from stages import report_model as rm
@@ -62,7 +63,7 @@ class JsonReporter(Reporter[JsonOptions]):
             sys.stdout.write(text)
             sys.stdout.flush()
             return {f"report:{self.name}": "stdout"}
-        await asyncio.to_thread(rm.write_text_atomic, self.options.path, text)
+        await asyncio.to_thread(write_text_atomic, self.options.path, text)
         logger.info("wrote the JSON report to %s", self.options.path)
         return {f"report:{self.name}": str(self.options.path)}
 

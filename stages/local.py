@@ -11,10 +11,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import IO
 
+from pipeline.files import temp_beside
 from pipeline.lake import LakeFormatOptions, ObjectLakeLoader, ObjectSink, validate_prefix
 from pipeline.options import OptionError
 
@@ -44,8 +44,7 @@ class _FileSink(ObjectSink):
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(target)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TEMP_SUFFIX)
-        self.temp = Path(name)
+        fd, self.temp = temp_beside(target)
         self.file: IO[bytes] | None = os.fdopen(fd, "wb")
 
     async def write(self, data: bytes) -> None:

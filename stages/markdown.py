@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from pipeline.files import write_text_atomic
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader, Reporter
 from stages import report_model as rm
@@ -34,7 +35,7 @@ class MarkdownReporter(Reporter[MarkdownOptions]):
     async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
         """Read today and the previous available day back from the lake, render, write."""
         model = await rm.build_report(result, lake, self.options, stage=self.name)
-        await asyncio.to_thread(rm.write_text_atomic, self.options.path, render(model))
+        await asyncio.to_thread(write_text_atomic, self.options.path, render(model))
         logger.info("wrote the report to %s", self.options.path)
         return {f"report:{self.name}": str(self.options.path)}
 

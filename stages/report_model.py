@@ -13,11 +13,8 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -426,21 +423,6 @@ def mermaid_chart(report: Report, bars: int = 10) -> list[str]:
         f"    bar [{values}]",
         "```",
     ]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and ``os.replace``; no half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -116,3 +116,13 @@ async def test_prefix_puts_the_lake_under_a_folder(context: RunContext, tmp_path
     loader = LocalLoader(build_options(LocalOptions, {"root": str(tmp_path), "prefix": "team/tmdb/"}, "l"), context)
     await run_stages(Stages(stages.extractor, stages.transformer, loader), context)
     assert (tmp_path / "team/tmdb" / CSV).exists()
+
+
+async def test_lake_files_get_the_mode_a_plain_open_would_give(context: RunContext, tmp_path: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    await run_stages(stages_for(context, tmp_path), context)
+    modes = {p.stat().st_mode & 0o777 for p in tmp_path.rglob("*") if p.is_file()}
+    assert modes == {0o666 & ~mask}

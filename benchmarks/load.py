@@ -8,7 +8,7 @@
 manifest). ``naive`` runs the same extractor and transformer, keeps every chunk, builds
 the whole CSV in memory and sends it with one ``put_object``; it writes no raw zone and
 no manifest, so it does less work. Each scenario runs in its own subprocess so that its
-peak RSS (``ru_maxrss``) is its own; moto runs in this parent process, so its copy of the
+peak RSS (``VmHWM``) is its own; moto runs in this parent process, so its copy of the
 uploaded bytes counts against neither.
 """
 
@@ -98,8 +98,18 @@ class SyntheticExtractor(Extractor[NoOptions]):
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set size, in MiB.
+
+    Linux keeps ``ru_maxrss`` across ``exec``, so a child would inherit the parent's peak
+    (moto's copy of the uploads); ``VmHWM`` belongs to the new address space, so use it.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
 
 
 async def streaming(endpoint: str, bucket: str, pages: int, part_size: int) -> dict[str, Any]:

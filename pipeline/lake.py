@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 LayoutStyle = Literal["monthly", "hive"]
 LAYOUTS: tuple[LayoutStyle, ...] = ("monthly", "hive")
 ZONE_FOLDERS: dict[str, str] = {"cleaned": "cleaned_data", "raw": "raw_data", "manifest": "_manifests"}
+ENCODE_ROWS = 2000
+"""At most this many rows are queued before the loader encodes and streams them (a TMDB page is 20)."""
+ENCODE_BYTES = 1 << 20
+"""Rows are also encoded once their in-memory size nears this, so wide rows never pile up."""
+
 # The content types of the default (CSV) lake; a Parquet cleaned zone uses formats.CONTENT_TYPES.
 CONTENT_TYPES = {
     "cleaned": "text/csv; charset=utf-8",
@@ -159,6 +164,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
         self._rows = 0
         self._raw_gzip: Any = None
         self._encoder: formats.ChunkEncoder | None = None
+        self._pending: list[pd.DataFrame] = []
+        self._pending_rows = 0
+        self._bytes_per_row: float | None = None
         self._raw_started = False
 
     @property
@@ -194,6 +202,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
         except ConfigError as exc:
             raise LoadError(str(exc), stage=self.name) from exc
         self._feed, self._rows, self._raw_started, self._encoder = feed, 0, False, encoder
+        self._pending, self._pending_rows, self._bytes_per_row = [], 0, None
         self._raw_gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
         keys = layout.keys(self.context.trend_date, feed)
         content_types = {"cleaned": encoder.content_type, "raw": CONTENT_TYPES["raw"]}
@@ -201,15 +210,40 @@ class ObjectLakeLoader(Loader[OptionsT]):
             self._open[zone] = _Tracked(keys[zone], await self.open_sink(keys[zone], content_types[zone]))
 
     async def write(self, chunk: pd.DataFrame) -> None:
-        """Encode a chunk in the lake's format and stream what is ready to the cleaned sink."""
+        """Queue a chunk; about ``ENCODE_BYTES`` at a time are encoded and streamed to the cleaned sink."""
+        self._require("cleaned")
+        missing = [name for name in schema.COLUMN_NAMES if name not in chunk.columns]
+        if missing:
+            raise LoadError(f"chunk lacks schema columns: {', '.join(missing)}", stage=self.name)
+        if self._bytes_per_row is None and len(chunk):
+            self._bytes_per_row = _bytes_per_row(chunk)
+        self._pending.append(chunk)
+        self._pending_rows += len(chunk)
+        self._rows += len(chunk)
+        if self._pending_rows >= self._encode_rows():
+            await self._encode_pending()
+
+    def _encode_rows(self) -> int:
+        # A TMDB page is 20 rows and pandas' fixed cost per call dwarfs that, so pages are
+        # encoded together: up to ENCODE_ROWS rows, fewer when rows are wide, so what is
+        # queued stays near ENCODE_BYTES whatever the data.
+        if not self._bytes_per_row:
+            return 1
+        return max(1, min(ENCODE_ROWS, int(ENCODE_BYTES / self._bytes_per_row)))
+
+    async def _encode_pending(self) -> None:
         tracked = self._require("cleaned")
         assert self._encoder is not None
+        if not self._pending:
+            return
+        frames, self._pending, self._pending_rows = self._pending, [], 0
         try:
-            data = self._encoder.encode(schema.conform(chunk))
+            frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            self._bytes_per_row = _bytes_per_row(frame) or self._bytes_per_row
+            data = self._encoder.encode(schema.conform(frame))
         except ValueError as exc:
             raise LoadError(f"cannot encode a chunk as {self._encoder.format}: {exc}", stage=self.name) from exc
         await tracked.write(data)
-        self._rows += len(chunk)
 
     async def write_raw(self, batch: Batch) -> None:
         """Append the page (after the lookups line, on the first page) to the gzip stream."""
@@ -228,6 +262,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
         cleaned, raw = self._require("cleaned"), self._require("raw")
         encoder, layout = self._encoder, self.layout
         assert encoder is not None
+        await self._encode_pending()
         await cleaned.write(encoder.finish())
         await raw.write(self._raw_gzip.flush())
         for zone in ("cleaned", "raw"):
@@ -274,11 +309,14 @@ class ObjectLakeLoader(Loader[OptionsT]):
     async def abort(self) -> None:
         """Abort every open sink; what was committed before stays as it was."""
         sinks, self._open, self._encoder = self._open, {}, None
+        self._pending, self._pending_rows = [], 0
         for tracked in sinks.values():
             try:
                 await tracked.sink.abort()
-            except Exception:
-                logger.exception("could not abort the upload of %s", self.locate(tracked.key))
+            except Exception as exc:
+                # one line by default (the run's own error follows); the traceback only with -v
+                logger.warning("could not abort the upload of %s: %s", self.locate(tracked.key), exc)
+                logger.debug("abort failure of %s", self.locate(tracked.key), exc_info=True)
 
     async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
         """The cleaned rows of a committed day, or ``None`` when the day is not in the lake."""
@@ -304,3 +342,8 @@ class ObjectLakeLoader(Loader[OptionsT]):
         if tracked is None:
             raise LoadError("write before begin(), or after commit/abort", stage=self.name)
         return tracked
+
+
+def _bytes_per_row(frame: pd.DataFrame) -> float:
+    """The frame's in-memory size per row (0 for an empty frame)."""
+    return float(frame.memory_usage(deep=True, index=False).sum()) / len(frame) if len(frame) else 0.0

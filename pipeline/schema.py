@@ -64,6 +64,9 @@ def empty_frame() -> pd.DataFrame:
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Order the columns as the schema says and cast them to its dtypes."""
+    # str(): pandas 3's "str" dtype compares equal to "string" but is not the same dtype
+    if tuple(frame.columns) == COLUMN_NAMES and all(str(frame.dtypes[name]) == dt for name, dt in DTYPES.items()):
+        return frame  # already conformed (the standardize output is): skip pandas' copy
     missing = [name for name in COLUMN_NAMES if name not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks schema columns: {', '.join(missing)}")

@@ -154,7 +154,10 @@ def test_aws_config_reads_tmdb_into_s3_and_writes_the_markdown_report() -> None:
     assert config.transformer.type == "standardize"
     assert config.loader.type == "s3"
     assert dict(config.loader.options) == {"bucket": "my-tmdb-lake", "prefix": "tmdb-trending"}
-    assert [(r.type, dict(r.options)) for r in config.reporters] == [("markdown", {"path": "LATEST_UPDATE.md"})]
+    assert [(r.type, dict(r.options)) for r in config.reporters] == [
+        ("markdown", {"path": "LATEST_UPDATE.md"}),
+        ("github-summary", {}),
+    ]
 
 
 def test_cli_check_of_the_aws_config_without_s3_bucket_exits_2_naming_the_variable() -> None:

@@ -125,3 +125,14 @@ async def get_object(client: Any, bucket: str, key: str) -> bytes:
     async with response["Body"] as body:
         data: bytes = await body.read()
     return data
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local TCP port nobody listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -322,17 +322,6 @@ async def test_unreachable_endpoint_names_bucket_key_and_endpoint(
     )
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A local TCP port nobody listens on."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def _iam_user(client_factory: Any, policy: dict[str, Any]) -> tuple[str, str]:
     """Create an IAM user with ``policy`` in moto; returns its access key id and secret."""
     async with client_factory("iam") as iam:

@@ -129,17 +129,6 @@ def test_s3_errors_exit_1_with_one_line_and_no_credentials(
     assert ACCESS_KEY_ID not in done.stderr + done.stdout
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A local TCP port nobody listens on."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_aws_config_needs_s3_bucket_and_never_falls_back() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(ROOT / "config/aws.yml", env={})

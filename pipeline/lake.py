@@ -254,7 +254,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
             lookups = rawzone.lookups_document(batch.lookups)
             if lookups is not None:
                 data += rawzone.dumps(lookups)
-        data += rawzone.dumps(batch.payload)
+        data += rawzone.page_line(batch)
         await tracked.write(self._raw_gzip.compress(data))
 
     async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.stage import Lookups
+from pipeline.stage import Batch, Lookups
 
 LOOKUPS_KEY = "lookups"
 
@@ -19,6 +19,11 @@ LOOKUPS_KEY = "lookups"
 def dumps(document: Mapping[str, Any]) -> bytes:
     """One compact JSON line, UTF-8, newline-terminated."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def page_line(batch: Batch) -> bytes:
+    """The raw-zone line that archives one page."""
+    return dumps(batch.payload)
 
 
 def lookups_document(lookups: Lookups) -> dict[str, Any] | None:

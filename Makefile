@@ -1,32 +1,45 @@
-# `make run` and `make test` set themselves up: a .venv with the project and its test extras.
+# `make run` and `make test` set themselves up in .venv, from the hash-locked locks in requirements/.
+# `make run` installs the runtime dependencies only; `make test` adds the test extra (a run venv is upgraded).
+# The installer is uv: on PATH, else bootstrapped into .tools/; plain venv + pip is the last resort
+# (force it with `make test USE_UV=no`). The logic lives in requirements/deps.py.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+DEPS := $(PYTHON) requirements/deps.py
+RUN_STAMP := $(VENV)/.deps-run
+TEST_STAMP := $(VENV)/.deps-test
 SAMPLE := tests/data/sample
+export USE_UV
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest lock clean
 
-$(STAMP): setup.cfg pyproject.toml tests/plugin_pkg/setup.cfg
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]' ./tests/plugin_pkg
-	touch $(STAMP)
+$(RUN_STAMP): setup.cfg pyproject.toml requirements/runtime.lock requirements/deps.py
+	$(DEPS) install run
+	touch $@
 
-run: $(STAMP)
+# The test lock holds every runtime pin, so a test venv also satisfies `make run`.
+$(TEST_STAMP): setup.cfg pyproject.toml requirements/test.lock requirements/deps.py tests/plugin_pkg/setup.cfg
+	$(DEPS) install test
+	touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-24 --set extractor.options.path=$(SAMPLE)/2026-11-24
 	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-25 --set extractor.options.path=$(SAMPLE)/2026-11-25
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(PY) -m mypy
 
-pytest: $(STAMP)
+pytest: $(TEST_STAMP)
 	$(PY) -m pytest -q
 
 test: lint typecheck pytest
 
+# Recompile both locks from setup.cfg (keeps current pins; `$(DEPS) lock --upgrade` moves them).
+lock:
+	$(DEPS) lock
+
 clean:
-	rm -rf $(VENV) lake
+	rm -rf $(VENV) .tools lake

@@ -1,0 +1,221 @@
+"""Sets up ``.venv`` from the hash-locked locks, and regenerates them (``make lock``).
+
+Stdlib only: it runs on the bare interpreter, before any environment exists.
+
+    python3 requirements/deps.py install run|test   # what `make run` / `make test` call
+    python3 requirements/deps.py lock [--upgrade]   # `make lock`: both locks, from setup.cfg
+    python3 requirements/deps.py check              # exit 1 when a lock is stale
+
+The installer is uv when it can be had: on PATH, else bootstrapped into ``.tools/`` (or
+``pip install --user``). Plain ``venv`` + pip is the last resort, and it installs from the
+same locks (pip's hash-checking mode). ``USE_UV=no`` forces that last resort.
+
+A lock records a fingerprint of setup.cfg's dependency lists. When they changed and the
+lock did not, ``install`` warns and installs from setup.cfg unpinned, so work in progress
+keeps running; ``tests/test_lock.py`` is what fails and says to run ``make lock``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP_CFG = ROOT / "setup.cfg"
+LOCKS = {"run": ROOT / "requirements" / "runtime.lock", "test": ROOT / "requirements" / "test.lock"}
+VENV = ROOT / ".venv"
+TOOLS = ROOT / ".tools"
+PYTHON_VERSION = "3.11"
+FINGERPRINT_PREFIX = "# setup.cfg dependencies sha256: "
+# The plugin under tests/ is a second distribution: it proves third-party entry points work.
+TEST_EXTRAS = ("./tests/plugin_pkg",)
+
+
+def fingerprint(setup_cfg: Path = SETUP_CFG) -> str:
+    """A hash of what the locks are compiled from: python_requires, install_requires and the test extra.
+
+    Order, blank lines and comments do not count; any other edit does.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(setup_cfg, encoding="utf-8")
+
+    def lines(section: str, key: str) -> list[str]:
+        raw = parser.get(section, key, fallback="")
+        return sorted(
+            "".join(line.split("#", 1)[0].split()) for line in raw.splitlines() if line.split("#", 1)[0].strip()
+        )
+
+    inputs = {
+        "python_requires": lines("options", "python_requires"),
+        "install_requires": lines("options", "install_requires"),
+        "test": lines("options.extras_require", "test"),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def recorded_fingerprint(lock: Path) -> str | None:
+    """The fingerprint written into ``lock`` by ``make lock``, or None when there is none."""
+    if not lock.is_file():
+        return None
+    with lock.open(encoding="utf-8") as text:
+        for line in text:
+            if line.startswith(FINGERPRINT_PREFIX):
+                return line.removeprefix(FINGERPRINT_PREFIX).strip()
+    return None
+
+
+def stale_locks() -> list[Path]:
+    """The locks whose recorded fingerprint does not match setup.cfg today."""
+    current = fingerprint()
+    return [lock for lock in LOCKS.values() if recorded_fingerprint(lock) != current]
+
+
+def say(message: str) -> None:
+    """One line for the person running make."""
+    sys.stderr.write(f"deps: {message}\n")
+    sys.stderr.flush()
+
+
+def run(*argv: str | Path, env: dict[str, str] | None = None) -> bool:
+    """Run a command from the repository root; True when it succeeded."""
+    return subprocess.run([str(a) for a in argv], cwd=ROOT, env=env, check=False).returncode == 0
+
+
+def uv_env() -> dict[str, str]:
+    """The environment for uv: pip's index and certificate settings carry over when uv has none of its own."""
+    env = dict(os.environ)
+    if not ({"UV_INDEX_URL", "UV_DEFAULT_INDEX"} & env.keys()):
+        index = env.get("PIP_INDEX_URL") or _pip_config("global.index-url")
+        if index:
+            env["UV_DEFAULT_INDEX"] = index
+    if "PIP_CERT" in env and "SSL_CERT_FILE" not in env:
+        env["SSL_CERT_FILE"] = env["PIP_CERT"]
+    return env
+
+
+def _pip_config(key: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "get", key], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    value = proc.stdout.strip()
+    return value if proc.returncode == 0 and value else None
+
+
+def find_uv(bootstrap: bool = True) -> list[str] | None:
+    """The command that runs uv: on PATH, in .tools/, or freshly bootstrapped; None when it cannot be had."""
+    if os.environ.get("USE_UV", "auto").lower() in ("no", "0", "false"):
+        return None
+    on_path = shutil.which("uv")
+    if on_path:
+        return [on_path]
+    tools_uv = TOOLS / "bin" / "uv"
+    if tools_uv.is_file():
+        return [str(tools_uv)]
+    if not bootstrap:
+        return None
+    say("uv is not on PATH; bootstrapping it into .tools/")
+    quiet = subprocess.DEVNULL
+    if (
+        subprocess.run([sys.executable, "-m", "venv", TOOLS], stdout=quiet, check=False).returncode == 0
+        and subprocess.run(
+            [TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", "uv"], stdout=quiet, check=False
+        ).returncode
+        == 0
+        and tools_uv.is_file()
+    ):
+        return [str(tools_uv)]
+    shutil.rmtree(TOOLS, ignore_errors=True)
+    say("could not bootstrap uv into .tools/; trying pip install --user uv")
+    user = [sys.executable, "-m", "pip", "install", "--quiet", "--user", "uv"]
+    if subprocess.run(user, stdout=quiet, check=False).returncode == 0:
+        probe = subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [sys.executable, "-m", "uv"]
+    say("uv is not available; falling back to python -m venv and pip (slower, same locks)")
+    return None
+
+
+def install(target: str) -> int:
+    """Create .venv if needed and install ``target``'s dependencies (from its lock), then the project."""
+    lock = LOCKS[target]
+    fresh = recorded_fingerprint(lock) == fingerprint()
+    if not fresh:
+        say(
+            f"WARNING: {lock.relative_to(ROOT)} is stale (setup.cfg's dependencies changed); "
+            "installing from setup.cfg unpinned this time. Run `make lock` and commit the locks."
+        )
+    extras = list(TEST_EXTRAS) if target == "test" else []
+    python = VENV / "bin" / "python"
+    uv = find_uv()
+    if uv is not None:
+        env = uv_env()
+        pip = [*uv, "pip", "install", "--quiet", "--python", str(python)]
+        if not python.is_file() and not run(*uv, "venv", "--quiet", "--python", sys.executable, VENV, env=env):
+            return 1
+    else:
+        env = None
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        if not python.is_file() and not run(sys.executable, "-m", "venv", VENV):
+            return 1
+    if fresh:
+        ok = run(*pip, "--require-hashes", "-r", lock, env=env) and run(*pip, "--no-deps", "-e", ".", *extras, env=env)
+    else:
+        ok = run(*pip, "-e", ".[test]" if target == "test" else ".", *extras, env=env)
+    return 0 if ok else 1
+
+
+def lock(upgrade: bool) -> int:
+    """Compile both locks from setup.cfg with hashes; the runtime lock is a subset of the test lock's pins."""
+    uv = find_uv()
+    if uv is None:
+        say("`make lock` needs uv (pip install uv)")
+        return 1
+    env = uv_env()
+    digest = fingerprint()
+    common = ["pip", "compile", "setup.cfg", "--quiet", "--generate-hashes", "--python-version", PYTHON_VERSION]
+    common += ["--upgrade"] if upgrade else []
+    test_lock, run_lock = (LOCKS["test"].relative_to(ROOT), LOCKS["run"].relative_to(ROOT))
+    # The runtime lock is constrained by the test lock, so the ETL runs the versions the tests ran.
+    commands = [
+        (test_lock, [*uv, *common, "--extra", "test", "--output-file", str(test_lock)]),
+        (run_lock, [*uv, *common, "--constraint", str(test_lock), "--output-file", str(run_lock)]),
+    ]
+    for path, argv in commands:
+        if not run(*argv, env=env):
+            return 1
+        body = (ROOT / path).read_text(encoding="utf-8")
+        header = "# Regenerate with `make lock`; tests/test_lock.py checks it against setup.cfg.\n"
+        (ROOT / path).write_text(f"{header}{FINGERPRINT_PREFIX}{digest}\n{body}", encoding="utf-8")
+        say(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``install run|test``, ``lock [--upgrade]`` or ``check``."""
+    match argv:
+        case ["install", ("run" | "test") as target]:
+            return install(target)
+        case ["lock"]:
+            return lock(upgrade=False)
+        case ["lock", "--upgrade"]:
+            return lock(upgrade=True)
+        case ["check"]:
+            stale = stale_locks()
+            for path in stale:
+                say(f"{path.relative_to(ROOT)} is stale: setup.cfg's dependencies changed; run `make lock`")
+            return 1 if stale else 0
+    sys.stderr.write(__doc__ or "")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

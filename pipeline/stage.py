@@ -67,13 +67,22 @@ class Lookups:
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    """One TMDB trending page, exactly as received, plus what is needed to clean it."""
+    """One TMDB trending page, exactly as received, plus what is needed to clean it.
+
+    ``page`` is the page that was requested (ranks derive from it, not from the body's own
+    ``page``) and ``extracted_at`` is when it was fetched. ``body``, ``status`` and
+    ``request`` are the response bytes, HTTP status and credential-free path and query
+    when the page came over HTTP; the raw zone archives them verbatim (``pipeline.rawzone``).
+    """
 
     page: int
     payload: Mapping[str, Any]
     feed: Feed
     extracted_at: dt.datetime
     lookups: Lookups = dataclasses.field(default_factory=Lookups)
+    body: bytes | None = dataclasses.field(default=None, repr=False)
+    status: int | None = None
+    request: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,11 @@ Accepts a folder of page documents (``*.json``, one TMDB response each, replayed
 file-name order; an optional ``_lookups.json`` sorts first) or a raw-zone
 file (``.jsonl.gz`` or ``.jsonl``: an optional ``{"lookups": ...}`` line, then one page
 per line), so any archived day can be rebuilt without the network.
+
+A raw-zone response record (``pipeline.rawzone``) replays with the page that was
+requested and the time it was fetched, so the cleaned file comes out byte-identical to
+the live run's. A legacy line (a bare page document) has neither: its body's own
+``page`` is used, and ``extracted_at`` (default: when the replay started).
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import datetime as dt
 import gzip
 import json
 import logging
+import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline import rawzone
 from pipeline.errors import ExtractError
+from pipeline.options import OptionError
 from pipeline.stage import Batch, Extractor, Feed, Lookups, MediaType, TimeWindow
 
 logger = logging.getLogger(__name__)
@@ -31,6 +38,25 @@ class ReplayOptions:
     path: Path
     media_type: MediaType = "movie"
     time_window: TimeWindow = "day"
+    extracted_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.extracted_at is not None:
+            try:
+                stamp = dt.datetime.fromisoformat(self.extracted_at)
+            except ValueError:
+                stamp = None
+            if stamp is None or stamp.tzinfo is None:
+                raise OptionError(
+                    "extracted_at",
+                    f"expected an ISO 8601 time with a UTC offset, e.g. 2026-11-25T12:00:00+00:00, "
+                    f"got {self.extracted_at!r}",
+                )
+
+    @property
+    def legacy_extracted_at(self) -> dt.datetime | None:
+        """The fetch time for pages archived without one, if set."""
+        return None if self.extracted_at is None else dt.datetime.fromisoformat(self.extracted_at)
 
 
 class ReplayExtractor(Extractor[ReplayOptions]):
@@ -51,28 +77,55 @@ class ReplayExtractor(Extractor[ReplayOptions]):
     async def batches(self) -> AsyncIterator[Batch]:
         """Pages in file order (files by name in a folder); a lookups line applies to the pages after it."""
         lookups = Lookups()
-        extracted_at = dt.datetime.now(dt.UTC)
-        for where, document in self._documents():
+        legacy_extracted_at = self.options.legacy_extracted_at or dt.datetime.now(dt.UTC)
+        for where, data, document in self._documents():
             if not isinstance(document, Mapping):
                 raise ExtractError(f"{where}: expected a JSON object", stage=self.name)
             found = rawzone.parse_lookups(document)
             if found is not None:
                 lookups = found
                 continue
+            if rawzone.is_record(document):
+                try:
+                    raw = rawzone.parse_record(document)
+                except rawzone.RawRecordError as exc:
+                    raise ExtractError(f"{where}: {exc}", stage=self.name) from None
+                self.counters["pages"] += 1
+                yield Batch(
+                    page=raw.page,
+                    payload=raw.document,
+                    feed=self.feed,
+                    extracted_at=raw.fetched_at or legacy_extracted_at,
+                    lookups=lookups,
+                    body=raw.body,
+                    status=raw.status,
+                    request=raw.request,
+                )
+                continue
             page = document.get("page")
             if isinstance(page, bool) or not isinstance(page, int) or page < 1:
                 raise ExtractError(f"{where}: missing or invalid 'page' number", stage=self.name)
             self.counters["pages"] += 1
-            yield Batch(page=page, payload=document, feed=self.feed, extracted_at=extracted_at, lookups=lookups)
+            self.counters["legacy_pages"] += 1
+            yield Batch(
+                page=page,
+                payload=document,
+                feed=self.feed,
+                extracted_at=legacy_extracted_at,
+                lookups=lookups,
+                body=data,
+            )
 
-    def _documents(self) -> Iterator[tuple[str, Any]]:
+    def _documents(self) -> Iterator[tuple[str, bytes, Any]]:
+        """``(where, bytes, parsed)`` per document: a file of a folder, or a non-empty line of an archive."""
         path = self.options.path
         if path.is_dir():
             files = sorted(path.glob("*.json"))
             if not files:
                 raise ExtractError(f"no *.json page files in {path}", stage=self.name)
             for file in files:
-                yield str(file), self._parse(file.read_bytes(), str(file))
+                data = file.read_bytes()
+                yield str(file), data, self._parse(data, str(file))
             return
         opener = gzip.open if path.suffix == ".gz" else open
         try:
@@ -80,12 +133,13 @@ class ReplayExtractor(Extractor[ReplayOptions]):
                 for number, line in enumerate(handle, start=1):
                     if line.strip():
                         where = f"{path}:{number}"
-                        yield where, self._parse(line, where)
-        except (OSError, EOFError) as exc:
+                        data = line.rstrip(b"\r\n")
+                        yield where, data, self._parse(data, where)
+        except (OSError, EOFError, zlib.error) as exc:
             raise ExtractError(f"cannot read {path}: {exc}", stage=self.name) from exc
 
     def _parse(self, data: bytes, where: str) -> Any:
         try:
             return json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ExtractError(f"{where}: invalid JSON ({exc})", stage=self.name) from exc

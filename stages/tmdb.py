@@ -16,10 +16,11 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from pipeline.options import OptionError
 from pipeline.progress import Progress
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import Batch, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
-from stages.tmdb_client import CAUSES, Credentials, RetryPolicy, Sleep, TmdbClient
+from stages.tmdb_client import CAUSES, DEFAULT_MAX_BODY_BYTES, Credentials, RetryPolicy, Sleep, TmdbClient
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,24 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 _POSTER_SIZE = re.compile(r"^(w\d{2,4}|original)$")
 _USER_AGENT = "tmdb-trending-pipeline/0.1 (+aiohttp)"
 T = TypeVar("T")
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    """The current time in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def check_live_date(trend_date: dt.date, now: dt.datetime) -> None:
+    """A live list is today's: refuse to label it with any date but today or yesterday (UTC)."""
+    today = now.astimezone(dt.UTC).date()
+    if trend_date in (today, today - dt.timedelta(days=1)):
+        return
+    raise ConfigError(
+        f"--date {trend_date.isoformat()}: tmdb-trending fetches the list as it is now (UTC {today.isoformat()}) "
+        "and can only label it today or yesterday; for another day use the 'replay' extractor or "
+        "'pipeline reprocess' on the raw zone"
+    )
 
 
 def check_base_url(url: str) -> str:
@@ -70,8 +89,14 @@ class TmdbOptions:
     enrich: bool = True
     poster_size: str = "w500"
     progress_interval: float = dataclasses.field(default=5.0, metadata={"gt": 0, "le": 3600})
+    max_body_bytes: int = dataclasses.field(default=DEFAULT_MAX_BODY_BYTES, metadata={"ge": 1024, "le": 1 << 30})
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            # build_options checks this too; options built in code must not slip NaN past the bounds either.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise OptionError(field.name, f"must be a finite number, got {value}")
         if self.language is not None and not _LANGUAGE.match(self.language):
             raise OptionError("language", f"expected an ISO 639-1 code such as 'en' or 'en-US', got {self.language!r}")
         if not _POSTER_SIZE.match(self.poster_size):
@@ -102,8 +127,10 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         sleep: Sleep = asyncio.sleep,
         progress_stream: TextIO | None = None,
         env: Mapping[str, str] | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         super().__init__(options, context, name=name)
+        self._clock = clock
         self._session = session
         self._owns_session = False
         self._sleep = sleep
@@ -120,7 +147,8 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         return Feed(self.options.media_type, self.options.time_window)
 
     async def open(self) -> None:
-        """Read the credentials (a ``ConfigError`` before any request if none) and create the session."""
+        """Check the date, read the credentials (a ``ConfigError`` before any request) and create the session."""
+        check_live_date(self.context.trend_date, self._clock())
         env = os.environ if self._env is None else self._env
         credentials = Credentials.from_env(env)
         base_url = self.options.base_url or env.get("TMDB_BASE_URL") or DEFAULT_BASE_URL
@@ -158,6 +186,7 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             counters=self.counters,
             progress=self._progress,
             sleep=self._sleep,
+            max_body_bytes=opts.max_body_bytes,
         )
         logger.info(
             "%s: %s from %s (%s), up to %d pages, %g req/s, %d in flight",
@@ -185,12 +214,7 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         started = time.monotonic()
         completed = False
         try:
-            lookups_task = asyncio.create_task(self._lookups(client)) if self.options.enrich else None
-            try:
-                first = await self._page(client, 1, Lookups())
-                lookups = await lookups_task if lookups_task is not None else Lookups()
-            finally:
-                await _cancel(lookups_task)
+            first, lookups = await self._first_page(client)
             first = dataclasses.replace(first, lookups=lookups)
             last = self._last_page(first.payload)
             progress.set_total(last)
@@ -204,6 +228,24 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         finally:
             self._finish(started, completed)
 
+    async def _first_page(self, client: TmdbClient) -> tuple[Batch, Lookups]:
+        """Page 1 and the lookups, concurrently; the first failure cancels the other, and both are awaited."""
+        page_task = asyncio.create_task(self._page(client, 1, Lookups()), name=f"{self.name}-page-1")
+        lookups_task = (
+            asyncio.create_task(self._lookups(client), name=f"{self.name}-lookups") if self.options.enrich else None
+        )
+        tasks: list[asyncio.Task[Any]] = [page_task] if lookups_task is None else [page_task, lookups_task]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            # A lookup that failed while page 1 was still retrying fails the run now, not after page 1.
+            for task in tasks:
+                error = task.exception() if task.done() and not task.cancelled() else None
+                if error is not None:
+                    raise error
+            return page_task.result(), (lookups_task.result() if lookups_task is not None else Lookups())
+        finally:
+            await _settle(tasks)
+
     def _require(self) -> tuple[TmdbClient, Progress]:
         if self._client is None or self._progress is None:
             raise ExtractError("batches() called before open()", stage=self.name)
@@ -211,7 +253,14 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
 
     def _last_page(self, payload: Mapping[str, Any]) -> int:
         total = payload.get("total_pages")
-        reported = total if isinstance(total, int) and not isinstance(total, bool) else 1
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            # Guessing one page here would silently cut the list short.
+            raise ExtractError(
+                f"page 1: 'total_pages' must be a whole number, got {_clip(total)}: "
+                "cannot tell how many pages to fetch",
+                stage=self.name,
+            )
+        reported = total
         self.counters["total_pages_reported"] = reported
         last = max(1, min(self.options.pages, reported, MAX_PAGES))
         if last < self.options.pages:
@@ -273,10 +322,20 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         if self.options.language:
             params["language"] = self.options.language
         path = f"/3/trending/{self.options.media_type}/{self.options.time_window}"
-        payload = await client.get_json(path, params, what=f"page {page}", valid=_is_page)
+        fetched = await client.get(path, params, what=f"page {page}", valid=_is_page)
+        payload = fetched.document
         self.counters["pages"] += 1
         self.counters["results"] += len(payload["results"])
-        return Batch(page=page, payload=payload, feed=self.feed, extracted_at=dt.datetime.now(dt.UTC), lookups=lookups)
+        return Batch(
+            page=page,
+            payload=payload,
+            feed=self.feed,
+            extracted_at=self._clock().astimezone(dt.UTC),
+            lookups=lookups,
+            body=fetched.body,
+            status=fetched.status,
+            request=fetched.request,
+        )
 
     async def _lookups(self, client: TmdbClient) -> Lookups:
         """Genre names (both lists for ``all``) and the poster base URL, fetched once per run."""
@@ -372,8 +431,14 @@ async def _gather(*aws: Awaitable[T]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _cancel(task: asyncio.Task[Any] | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+async def _settle(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel what still runs and await everything, so no task's exception goes unretrieved."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -16,6 +16,7 @@ import datetime as dt
 import email.utils
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 Cause = Literal["429", "5xx", "timeout", "connection", "invalid_json"]
 CAUSES: tuple[Cause, ...] = ("429", "5xx", "timeout", "connection", "invalid_json")
 RETRIABLE_STATUS = frozenset({500, 502, 503, 504})
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 _SNIPPET = 120
 _TAGS = re.compile(r"<[^>]*>")
 _SPACES = re.compile(r"\s+")
@@ -120,18 +123,46 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
 
+    def __post_init__(self) -> None:
+        for name in ("backoff", "max_backoff"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number of seconds, at least 0, got {value!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """A successful response: the decoded JSON, the body bytes exactly as received, and the request."""
+
+    document: Any
+    body: bytes
+    status: int
+    request: str
+
+
+class BodyTooLarge(Exception):
+    """A response body grew past the configured cap while it was read."""
+
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or ``None``."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or ``None``.
+
+    A value that is negative, NaN or infinite is no instruction at all (``None``: back off as
+    usual), never "retry at once"; a date in the past means now.
+    """
     if value is None:
         return None
     text = value.strip()
     if not text:
         return None
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -151,8 +182,8 @@ class _RetryWait(tenacity.wait.wait_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, TmdbTransientError) and exc.retry_after is not None:
-            return min(exc.retry_after, self.policy.max_backoff)
+        if isinstance(exc, TmdbTransientError) and exc.retry_after is not None and math.isfinite(exc.retry_after):
+            return min(max(exc.retry_after, 0.0), self.policy.max_backoff)
         ceiling = min(self.policy.max_backoff, self.policy.backoff * 2 ** (retry_state.attempt_number - 1))
         # Jitter spreads the retries of concurrent workers so they do not return in one burst.
         return random.uniform(ceiling / 2, ceiling)
@@ -175,8 +206,12 @@ class TmdbClient:
         counters: Counter[str],
         progress: Progress | None = None,
         sleep: Sleep = asyncio.sleep,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a finite number of seconds above 0, got {timeout!r}")
         self.session = session
+        self.max_body_bytes = max_body_bytes
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.limiter = limiter
@@ -190,6 +225,10 @@ class TmdbClient:
 
     async def get_json(self, path: str, params: Mapping[str, str], *, what: str, valid: Validator) -> Any:
         """The decoded JSON of ``GET path?params``, retried while transient; ``what`` names it in messages."""
+        return (await self.get(path, params, what=what, valid=valid)).document
+
+    async def get(self, path: str, params: Mapping[str, str], *, what: str, valid: Validator) -> Fetched:
+        """``GET path?params`` with the body kept as received, retried while transient."""
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self.policy.max_attempts),
             wait=_RetryWait(self.policy),
@@ -226,7 +265,7 @@ class TmdbClient:
             wait,
         )
 
-    async def _attempt(self, path: str, params: Mapping[str, str], what: str, valid: Validator) -> Any:
+    async def _attempt(self, path: str, params: Mapping[str, str], what: str, valid: Validator) -> Fetched:
         display = _display(path, params)
         query = {**params, **self.credentials.params()}
         failure: TmdbTransientError | TmdbApiError | None = None
@@ -244,7 +283,14 @@ class TmdbClient:
                     allow_redirects=False,
                 ) as response:
                     status, headers = response.status, response.headers
-                    body = await response.read()
+                    body = await self._read(response)
+            except BodyTooLarge:
+                failure = TmdbApiError(
+                    f"{what}: the response body is larger than max_body_bytes ({self.max_body_bytes} bytes, "
+                    f"after decompression) from GET {display}",
+                    stage=self.stage,
+                    http_status=status,
+                )
             except TimeoutError:
                 failure = self._transient(f"timed out after {self._timeout.total:g}s on GET {display}", "timeout")
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as exc:
@@ -258,7 +304,20 @@ class TmdbClient:
         # Raised outside the except blocks so that no aiohttp exception rides along as __context__.
         if failure is not None:
             raise failure
-        return self._classify(status, headers, body, what, display, valid)
+        return Fetched(self._classify(status, headers, body, what, display, valid), body, status, display)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, read chunk by chunk (aiohttp inflates gzip as it goes), never past ``max_body_bytes``."""
+        limit = self.max_body_bytes
+        declared = response.content_length
+        if declared is not None and declared > limit and not response.headers.get("Content-Encoding"):
+            raise BodyTooLarge()
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(_READ_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise BodyTooLarge()
+        return bytes(body)
 
     def _transient(self, reason: str, cause: Cause, retry_after: float | None = None) -> TmdbTransientError:
         return TmdbTransientError(redact(reason), cause=cause, stage=self.stage, retry_after=retry_after)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -10,9 +11,22 @@ from typing import Any
 import aiohttp
 import pytest
 
+from pipeline.stage import RunContext
 from tests.tmdb_standin import StandinConfig, TmdbStandin
 
 StandinFactory = Callable[..., Awaitable[TmdbStandin]]
+
+
+def today_context(run_id: str = "liverun00001") -> RunContext:
+    """A run context for today (UTC): a live extractor labels only today's (or yesterday's) list."""
+    now = dt.datetime.now(dt.UTC)
+    return RunContext(trend_date=now.date(), run_id=run_id, started_at=now)
+
+
+@pytest.fixture
+def live_context() -> RunContext:
+    """``today_context()`` as a fixture."""
+    return today_context()
 
 
 @pytest.fixture

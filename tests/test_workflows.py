@@ -1,4 +1,4 @@
-"""The GitHub Actions workflows: zizmor finds nothing of medium severity or worse, and the structure holds.
+"""The GitHub Actions workflows and Dependabot: zizmor finds nothing medium or worse, and the structure holds.
 
 zizmor runs ``--offline``, so its online audits (impostor commits, known-vulnerable actions,
 ref/version mismatch) are not run here; the structural checks below cover the pins themselves.
@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS = ROOT / ".github" / "workflows"
+GITHUB = ROOT / ".github"
+WORKFLOWS = GITHUB / "workflows"
+DEPENDABOT = GITHUB / "dependabot.yml"
 SCHEDULER = WORKFLOWS / "scheduler.yml"
 CI = WORKFLOWS / "ci.yml"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
@@ -31,10 +33,12 @@ TODAY = dt.datetime.now(dt.UTC).date().isoformat()
 
 CHECKOUT = "actions/checkout"
 SETUP_PYTHON = "actions/setup-python"
+SETUP_UV = "astral-sh/setup-uv"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
 PINS = {
     CHECKOUT: ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
     SETUP_PYTHON: ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    SETUP_UV: ("20cfd1bf945f4377ade1205e4dbc17946fc9a30d", "v10.0.1"),
     AWS_CREDENTIALS: ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
 }
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
@@ -112,12 +116,12 @@ ALL_WORKFLOWS = pytest.mark.parametrize("path", [SCHEDULER, CI], ids=lambda p: p
 
 
 def test_zizmor_finds_nothing_medium_or_worse() -> None:
-    findings = zizmor(WORKFLOWS)
+    findings = zizmor(WORKFLOWS, DEPENDABOT)
     assert serious(findings) == []
 
 
 def test_zizmor_pedantic_finds_nothing_medium_or_worse() -> None:
-    findings = zizmor(WORKFLOWS, persona="pedantic")
+    findings = zizmor(WORKFLOWS, DEPENDABOT, persona="pedantic")
     assert serious(findings) == []
 
 
@@ -197,11 +201,28 @@ def test_checkouts_never_persist_the_token(path: Path) -> None:
 
 
 @ALL_WORKFLOWS
-def test_python_is_311_with_pip_cache_keyed_on_setup_cfg(path: Path) -> None:
+def test_python_is_311_without_a_pip_cache(path: Path) -> None:
+    """uv installs everything, so pip's cache would only be saved and never used."""
     setups = [step for _, step in steps(load(path)) if step.get("uses", "").startswith(f"{SETUP_PYTHON}@")]
     assert setups
     for step in setups:
-        assert step["with"] == {"python-version": "3.11", "cache": "pip", "cache-dependency-path": "setup.cfg"}
+        assert step["with"] == {"python-version": "3.11"}
+
+
+def lock_of(job_id: str) -> str:
+    """The lock a job installs from: the ETL job runs without test tooling."""
+    return "requirements/runtime.lock" if job_id == "etl" else "requirements/test.lock"
+
+
+@ALL_WORKFLOWS
+def test_every_job_sets_up_uv_after_python_with_its_cache_keyed_on_the_lock(path: Path) -> None:
+    for job_id, job in load(path)["jobs"].items():
+        uses = [step.get("uses", "").split("@")[0] for step in job["steps"]]
+        assert uses.count(SETUP_UV) == 1, job_id
+        assert uses.index(SETUP_PYTHON) < uses.index(SETUP_UV), f"{job_id}: uv should find the 3.11 just set up"
+        step = job["steps"][uses.index(SETUP_UV)]
+        assert step["with"] == {"enable-cache": True, "cache-dependency-glob": lock_of(job_id)}, job_id
+        assert (ROOT / lock_of(job_id)).is_file()
 
 
 @ALL_WORKFLOWS
@@ -263,6 +284,19 @@ def test_scheduler_aws_uses_oidc_role_not_keys() -> None:
     assert "AWS_ACCESS_KEY_ID" not in SCHEDULER.read_text(encoding="utf-8")
 
 
+def test_scheduler_etl_installs_the_runtime_lock_with_hashes_and_nothing_unpinned() -> None:
+    job = load(SCHEDULER)["jobs"]["etl"]
+    install_at, install = step_named(job, "Install the project")
+    etl_at, _ = step_named(job, "Run the ETL")
+    assert install_at < etl_at
+    assert install["run"].splitlines() == [
+        "uv pip install --system --require-hashes -r requirements/runtime.lock",
+        "uv pip install --system --no-deps .",
+    ]
+    scripts = " ".join(step.get("run", "") for step in job["steps"])
+    assert "pip install" not in scripts.replace("uv pip install", ""), "every install goes through uv and the lock"
+
+
 def test_scheduler_etl_step_gets_the_secret_and_the_bucket() -> None:
     job = load(SCHEDULER)["jobs"]["etl"]
     _, etl = step_named(job, "Run the ETL")
@@ -310,6 +344,22 @@ def test_ci_runs_make_test_on_push_and_pull_request() -> None:
 def test_ci_is_read_only() -> None:
     jobs = load(CI)["jobs"]
     assert {job_id: job["permissions"] for job_id, job in jobs.items()} == {"test": {"contents": "read"}}
+
+
+# --- dependabot.yml --------------------------------------------------------------------------------
+
+
+def test_dependabot_updates_pip_and_actions_weekly_in_groups() -> None:
+    config = yaml.safe_load(DEPENDABOT.read_text(encoding="utf-8"))
+    assert config["version"] == 2
+    updates = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(updates) == {"pip", "github-actions"}
+    for ecosystem, update in updates.items():
+        assert update["directory"] == "/", ecosystem
+        assert update["schedule"] == {"interval": "weekly"}, ecosystem
+        assert update["cooldown"]["default-days"] >= 7, ecosystem
+        (group,) = update["groups"].values()
+        assert group == {"patterns": ["*"]}, f"{ecosystem}: one grouped pull request"
 
 
 # --- the scheduler's shell steps, run for real --------------------------------------------------------

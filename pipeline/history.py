@@ -46,11 +46,12 @@ class DayPoint:
 
 @dataclasses.dataclass(frozen=True)
 class TitleHistory:
-    """One title's rank and popularity for every day of the window."""
+    """One title's rank and popularity for every day of the window; ``(media_type, id)`` is its identity."""
 
     id: int
     title: str
     points: tuple[DayPoint, ...]
+    media_type: str = "movie"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Climber:
     to_rank: int
     from_popularity: float | None
     to_popularity: float | None
+    media_type: str = "movie"
 
     @property
     def change(self) -> int:
@@ -99,6 +101,7 @@ class History:
             result["title_query"] = self.title_query
             result["titles"] = [
                 {
+                    "media_type": t.media_type,
                     "id": t.id,
                     "title": t.title,
                     "history": [
@@ -118,6 +121,7 @@ class History:
             result["compared"] = [d.isoformat() for d in compared] if compared else None
             result["climbers"] = [
                 {
+                    "media_type": c.media_type,
                     "id": c.id,
                     "title": c.title,
                     "from_rank": c.from_rank,
@@ -150,31 +154,36 @@ async def read_days(lake: LakeReader, feed: Feed, days: Sequence[dt.date]) -> di
     return dict(zip(days, frames, strict=True))
 
 
+Key = tuple[str, int]
+"""A title's identity: ``(media_type, id)``, since TMDB's movie and TV ids are separate id spaces."""
+
+
 def title_histories(frames: Mapping[dt.date, pd.DataFrame | None], query: str) -> list[TitleHistory]:
     """Titles matching ``query`` (exact, ignoring case; else containing it), each with one point per day."""
     wanted = query.casefold().strip()
-    seen: dict[int, str] = {}
+    seen: dict[Key, str] = {}
     for frame in frames.values():
         if frame is None:
             continue
-        for tmdb_id, title in zip(frame["id"].tolist(), frame["title"].tolist(), strict=True):
-            seen[int(tmdb_id)] = str(title)  # days are in order, so the latest title wins
-    exact = [i for i, t in seen.items() if t.casefold() == wanted]
-    ids = exact or [i for i, t in seen.items() if wanted in t.casefold()]
+        for key, title in zip(_keys(frame), frame["title"].tolist(), strict=True):
+            seen[key] = str(title)  # days are in order, so the latest title wins
+    exact = [k for k, t in seen.items() if t.casefold() == wanted]
+    keys = exact or [k for k, t in seen.items() if wanted in t.casefold()]
     histories = []
-    for tmdb_id in sorted(ids, key=lambda i: (seen[i].casefold(), i)):
+    for key in sorted(keys, key=lambda k: (seen[k].casefold(), k[1], k[0])):
+        media_type, tmdb_id = key
         points = []
         for day, frame in frames.items():
             if frame is None:
                 points.append(DayPoint(day, in_lake=False))
                 continue
-            hit = frame[frame["id"] == tmdb_id]
+            hit = frame[(frame["id"] == tmdb_id) & (frame["media_type"] == media_type)]
             if hit.empty:
                 points.append(DayPoint(day, in_lake=True))
             else:
                 row = hit.sort_values("rank").iloc[0]
                 points.append(DayPoint(day, True, int(row["rank"]), _float(row["popularity"])))
-        histories.append(TitleHistory(tmdb_id, seen[tmdb_id], tuple(points)))
+        histories.append(TitleHistory(tmdb_id, seen[key], tuple(points), media_type))
     return histories
 
 
@@ -186,19 +195,23 @@ def top_climbers(frames: Mapping[dt.date, pd.DataFrame | None], top: int) -> lis
     first = _ranks(present[0])
     last = _ranks(present[-1])
     climbers = [
-        Climber(tmdb_id, title, first[tmdb_id][0], rank, first[tmdb_id][1], popularity)
-        for tmdb_id, (rank, popularity, title) in last.items()
-        if tmdb_id in first
+        Climber(key[1], title, first[key][0], rank, first[key][1], popularity, key[0])
+        for key, (rank, popularity, title) in last.items()
+        if key in first
     ]
     climbers.sort(key=lambda c: (-c.change, c.to_rank))
     return [c for c in climbers if c.change > 0][:top]
 
 
-def _ranks(frame: pd.DataFrame) -> dict[int, tuple[int, float | None, str]]:
-    best = frame.sort_values("rank").drop_duplicates("id")
+def _keys(frame: pd.DataFrame) -> list[Key]:
+    return [(str(m), int(i)) for m, i in zip(frame["media_type"].tolist(), frame["id"].tolist(), strict=True)]
+
+
+def _ranks(frame: pd.DataFrame) -> dict[Key, tuple[int, float | None, str]]:
+    best = frame.sort_values("rank").drop_duplicates(["media_type", "id"])
     return {
-        int(i): (int(r), _float(p), str(t))
-        for i, r, p, t in zip(best["id"], best["rank"], best["popularity"], best["title"], strict=True)
+        key: (int(r), _float(p), str(t))
+        for key, r, p, t in zip(_keys(best), best["rank"], best["popularity"], best["title"], strict=True)
     }
 
 
@@ -284,7 +297,11 @@ def render_table(result: History) -> str:
         if not result.titles:
             lines.append(f"no title matching {result.title_query!r} in those days")
         for item in result.titles:
-            lines += [f"{_printable(item.title)} (id {item.id})", f"  {'date':<10}  {'rank':>4}  {'popularity':>10}"]
+            which = f"{item.media_type} id" if result.feed.media_type == "all" else "id"
+            lines += [
+                f"{_printable(item.title)} ({which} {item.id})",
+                f"  {'date':<10}  {'rank':>4}  {'popularity':>10}",
+            ]
             for p in item.points:
                 if not p.in_lake:
                     lines.append(f"  {p.day.isoformat():<10}  {'':>4}  {'':>10}  (day missing)")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from typing import Any
 
 import pandas as pd
 
 SCHEMA_VERSION = 1
+_QUOTED_OR_CRLF = re.compile(r'("[^"]*")|\r\n')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +29,13 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("trend_date", "string", "date", "The partition date (UTC) the list is for, `YYYY-MM-DD`."),
     Column("rank", "int64", "int", "Position in TMDB's trending list, 1-based, derived from page and index."),
-    Column("id", "int64", "int", "TMDB id of the movie or show."),
+    Column(
+        "id",
+        "int64",
+        "int",
+        "TMDB id of the movie or show. Movie and TV ids are separate id spaces: a row's identity is "
+        "`(media_type, id)`.",
+    ),
     Column("title", "string", "string", "Title exactly as TMDB sent it (TV: `name`)."),
     Column("original_title", "string", "string", "Original-language title (TV: `original_name`)."),
     Column("original_language", "string", "string", "ISO 639-1 code, e.g. `en`."),
@@ -74,8 +82,41 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv_bytes(frame: pd.DataFrame, *, header: bool) -> bytes:
-    """Encode a chunk as UTF-8 CSV; strings are written byte for byte, quoted as needed."""
-    return frame.to_csv(index=False, header=header, lineterminator="\n").encode("utf-8")
+    """Encode a chunk as UTF-8 CSV; strings are written byte for byte, quoted as needed.
+
+    Every cell holding ``\r`` or ``\n`` is quoted. Python's csv writer quotes only the
+    characters of its line terminator, so with ``\n`` a bare ``\r`` went out unquoted and
+    readers took it for the end of a row.
+    """
+    text = frame.to_csv(index=False, header=header, lineterminator="\n")
+    if "\r" in text:
+        # With "\r\n" as terminator every cell holding \r or \n is quoted; then each terminator
+        # (a "\r\n" outside quotes) becomes "\n" again. Unquoted cells never hold a quote.
+        text = frame.to_csv(index=False, header=header, lineterminator="\r\n")
+        text = _QUOTED_OR_CRLF.sub(lambda m: m.group(1) or "\n", text)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(_unencodable(frame)) from None
+
+
+def _unencodable(frame: pd.DataFrame) -> str:
+    """Name the first row and column whose text cannot be written as UTF-8 (a lone surrogate)."""
+    for column in frame.columns:
+        if frame[column].dtype == object or str(frame[column].dtype) in ("string", "str"):
+            for position, value in enumerate(frame[column].tolist()):
+                if isinstance(value, str) and not _is_utf8(value):
+                    where = f"id {frame['id'].iloc[position]}" if "id" in frame.columns else f"row {position + 1}"
+                    return f"{where}: column {column!r} holds text that is not valid Unicode (a lone surrogate)"
+    return "text that is not valid Unicode (a lone surrogate)"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_csv_bytes(data: bytes) -> pd.DataFrame:

@@ -27,6 +27,7 @@ STDOUT = "-"
 FIELDS = ("schema_version", "run", "compared_with", "total", "top_n", "top", "new_in_top", "climbers", "dropped")
 ENTRY_FIELDS = (
     "rank",
+    "media_type",
     "id",
     "title",
     "release_date",
@@ -40,7 +41,7 @@ ENTRY_FIELDS = (
     "change",
     "movement",
 )
-DROPPED_FIELDS = ("id", "title", "previous_rank", "rank")
+DROPPED_FIELDS = ("media_type", "id", "title", "previous_rank", "rank")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,13 @@ def document(report: rm.Report) -> dict[str, Any]:
         "new_in_top": [entry(e, movement.compared) for e in movement.new_in_top],
         "climbers": [entry(e, movement.compared) for e in movement.climbers],
         "dropped": [
-            {"id": d.previous.id, "title": d.previous.title, "previous_rank": d.previous.rank, "rank": d.rank_now}
+            {
+                "media_type": d.previous.media_type,
+                "id": d.previous.id,
+                "title": d.previous.title,
+                "previous_rank": d.previous.rank,
+                "rank": d.rank_now,
+            }
             for d in movement.dropped
         ],
     }
@@ -92,6 +99,7 @@ def entry(item: rm.Entry, compared: bool) -> dict[str, Any]:
     """One top-N row as a JSON object (see ``ENTRY_FIELDS``); strings are raw, not escaped."""
     return {
         "rank": item.rank,
+        "media_type": item.media_type,
         "id": item.id,
         "title": item.title,
         "release_date": item.release_date or None,

@@ -65,7 +65,13 @@ class Entry:
     vote_average: float
     vote_count: int
     poster_url: str
+    media_type: str = "movie"
     previous_rank: int | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The title's identity: TMDB's movie and TV ids are separate id spaces."""
+        return (self.media_type, self.id)
 
     @property
     def change(self) -> int | None:
@@ -123,10 +129,10 @@ class Report:
 
 
 def entries(frame: pd.DataFrame) -> list[Entry]:
-    """The frame's rows as entries, best rank first, one per id (the best-ranked copy wins)."""
+    """The frame's rows as entries, best rank first, one per ``(media_type, id)`` (the best-ranked copy wins)."""
     if frame.empty:
         return []
-    ordered = frame.sort_values(["rank", "id"], kind="stable").drop_duplicates("id", keep="first")
+    ordered = frame.sort_values(["rank", "id"], kind="stable").drop_duplicates(["media_type", "id"], keep="first")
     return [
         Entry(
             rank=int(row["rank"]),
@@ -138,6 +144,7 @@ def entries(frame: pd.DataFrame) -> list[Entry]:
             vote_average=_number(row["vote_average"]),
             vote_count=_count(row["vote_count"]),
             poster_url=_text(row["poster_url"]),
+            media_type=_text(row["media_type"]),
         )
         for row in ordered.to_dict("records")
     ]
@@ -154,19 +161,19 @@ def compare(today: pd.DataFrame, previous: tuple[dt.date, pd.DataFrame] | None, 
         return Movement(previous_date=None, top=tuple(now[:top]))
     previous_date, before_frame = previous
     before = entries(before_frame)
-    previous_rank = {e.id: e.rank for e in before}
-    now = [dataclasses.replace(e, previous_rank=previous_rank.get(e.id)) for e in now]
+    previous_rank = {e.key: e.rank for e in before}
+    now = [dataclasses.replace(e, previous_rank=previous_rank.get(e.key)) for e in now]
     top_now = now[:top]
-    top_now_ids = {e.id for e in top_now}
-    top_before_ids = {e.id for e in before[:top]}
-    rank_now = {e.id: e.rank for e in now}
-    climbing = sorted((e for e in now if (e.change or 0) > 0), key=lambda e: (-(e.change or 0), e.rank, e.id))
+    top_now_keys = {e.key for e in top_now}
+    top_before_keys = {e.key for e in before[:top]}
+    rank_now = {e.key: e.rank for e in now}
+    climbing = sorted((e for e in now if (e.change or 0) > 0), key=lambda e: (-(e.change or 0), e.rank, e.key))
     return Movement(
         previous_date=previous_date,
         top=tuple(top_now),
-        new_in_top=tuple(e for e in top_now if e.id not in top_before_ids),
+        new_in_top=tuple(e for e in top_now if e.key not in top_before_keys),
         climbers=tuple(climbing[:climbers]),
-        dropped=tuple(Dropped(e, rank_now.get(e.id)) for e in before[:top] if e.id not in top_now_ids),
+        dropped=tuple(Dropped(e, rank_now.get(e.key)) for e in before[:top] if e.key not in top_now_keys),
     )
 
 

@@ -1,10 +1,15 @@
 """``standardize`` transformer: one TMDB page in, one chunk of the documented schema out.
 
-Rules: rank is page-derived; duplicate ids keep their first (best) rank, later copies
-are dropped and counted; records without an id or with a non-numeric popularity are
-dropped and counted, never fatal; ``person`` results of the ``all`` feed are dropped and
-counted; TV fields (``name``, ``first_air_date``) map onto the movie columns. Titles
-are kept exactly as TMDB sent them.
+Rules: rank is derived from the requested page; a row's identity is ``(media_type, id)``
+(TMDB's movie and TV ids are separate id spaces, so the ``all`` feed may carry a movie
+and a show with the same ``id``); a duplicate identity keeps its first (best) rank,
+later copies are dropped and counted. A record that cannot be stored exactly is dropped
+and counted with a warning naming the page and id, never fatal: no id or a non-integer
+one, an id or vote count outside 64-bit integers, a non-numeric or non-finite
+popularity, an unknown ``media_type``, text that is not valid Unicode (a lone
+surrogate). ``person`` results of the ``all`` feed are dropped and counted; TV fields
+(``name``, ``first_air_date``) map onto the movie columns. Titles are kept exactly as
+TMDB sent them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pipeline.stage import Batch, Lookups, Transformer
 
 logger = logging.getLogger(__name__)
 
+INT64_MAX = 2**63 - 1
 _TITLE_FIELDS = {
     "movie": ("title", "original_title", "release_date"),
     "tv": ("name", "original_name", "first_air_date"),
@@ -44,7 +50,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._seen: set[int] = set()
+        self._seen: set[tuple[str, int]] = set()
 
     async def transform(self, batch: Batch) -> pd.DataFrame:
         """Clean one page; pages must arrive in page order for dedupe to keep the best rank."""
@@ -52,6 +58,8 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         if not isinstance(results, list):
             raise TransformError(f"page {batch.page}: the body has no 'results' list", stage=self.name)
         first_rank = (batch.page - 1) * self.options.page_size + 1
+        if batch.page < 1 or first_rank + len(results) > INT64_MAX:
+            raise TransformError(f"page {batch.page}: the page number is out of range", stage=self.name)
         rows = []
         for index, item in enumerate(results):
             row = self._row(item, first_rank + index, batch)
@@ -65,29 +73,43 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         if not isinstance(item, Mapping):
             self._drop("not_an_object", rank, batch)
             return None
-        media_type = item.get("media_type") or batch.feed.media_type
-        if media_type == "person":
-            self._drop("person", rank, batch, quiet=True)
-            return None
-        if media_type not in _TITLE_FIELDS:
-            self._drop("unknown_media_type", rank, batch)
-            return None
         tmdb_id = item.get("id")
+        sent_type = item.get("media_type")
+        media_type = batch.feed.media_type if sent_type is None or sent_type == "" else sent_type
+        if media_type == "person":
+            self._drop("person", rank, batch, tmdb_id, quiet=True)
+            return None
+        if not isinstance(media_type, str) or media_type not in _TITLE_FIELDS:
+            self._drop("unknown_media_type", rank, batch, tmdb_id)
+            return None
         if isinstance(tmdb_id, bool) or not isinstance(tmdb_id, int):
-            self._drop("missing_id", rank, batch)
+            self._drop("missing_id", rank, batch, tmdb_id)
+            return None
+        if not 0 <= tmdb_id <= INT64_MAX:
+            self._drop("id_out_of_range", rank, batch, tmdb_id)
             return None
         popularity = _number(item.get("popularity"))
         if popularity is None:
-            self._drop("non_numeric_popularity", rank, batch)
+            self._drop("non_numeric_popularity", rank, batch, tmdb_id)
             return None
-        if tmdb_id in self._seen:
-            self._drop("duplicate_id", rank, batch, quiet=True)
-            return None
-        self._seen.add(tmdb_id)
-        title_key, original_key, date_key = _TITLE_FIELDS[media_type]
-        genre_ids = [g for g in item.get("genre_ids") or [] if isinstance(g, int) and not isinstance(g, bool)]
         vote_count = item.get("vote_count")
-        return {
+        if isinstance(vote_count, bool) or not isinstance(vote_count, int):
+            vote_count = 0
+        elif not -INT64_MAX <= vote_count <= INT64_MAX:
+            self._drop("vote_count_out_of_range", rank, batch, tmdb_id)
+            return None
+        identity = (media_type, tmdb_id)
+        if identity in self._seen:
+            self._drop("duplicate_id", rank, batch, tmdb_id, quiet=True)
+            return None
+        title_key, original_key, date_key = _TITLE_FIELDS[media_type]
+        raw_genres = item.get("genre_ids")
+        genre_ids = [
+            g
+            for g in (raw_genres if isinstance(raw_genres, list) else [])
+            if isinstance(g, int) and not isinstance(g, bool) and 0 <= g <= INT64_MAX
+        ]
+        row = {
             "trend_date": self.context.trend_date.isoformat(),
             "rank": rank,
             "id": tmdb_id,
@@ -97,7 +119,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             "release_date": _iso_date(item.get(date_key)),
             "popularity": popularity,
             "vote_average": _number(item.get("vote_average")),
-            "vote_count": vote_count if isinstance(vote_count, int) and not isinstance(vote_count, bool) else 0,
+            "vote_count": vote_count,
             "genre_ids": "|".join(str(g) for g in genre_ids),
             "media_type": media_type,
             "time_window": batch.feed.time_window,
@@ -105,18 +127,56 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             "genres": _genre_names(genre_ids, batch.lookups),
             "poster_url": _poster_url(item.get("poster_path"), batch.lookups),
         }
+        broken = [name for name, value in row.items() if isinstance(value, str) and not _is_unicode(value)]
+        if broken:
+            self._drop("invalid_text", rank, batch, tmdb_id, detail=f"not valid Unicode in {', '.join(broken)}")
+            return None
+        # Only a row that is kept claims its identity: a dropped copy must not hide a good one.
+        self._seen.add(identity)
+        return row
 
-    def _drop(self, reason: str, rank: int, batch: Batch, *, quiet: bool = False) -> None:
+    def _drop(
+        self, reason: str, rank: int, batch: Batch, tmdb_id: Any = None, *, quiet: bool = False, detail: str = ""
+    ) -> None:
         self.dropped[reason] += 1
         log = logger.debug if quiet else logger.warning
-        log("page %d, rank %d: dropped (%s); %d so far", batch.page, rank, reason, self.dropped[reason])
+        log(
+            "page %d, rank %d, id %s: dropped (%s%s); %d so far",
+            batch.page,
+            rank,
+            _shown_id(tmdb_id),
+            reason,
+            f": {detail}" if detail else "",
+            self.dropped[reason],
+        )
 
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
     return number if math.isfinite(number) else None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown_id(value: Any) -> str:
+    """The id as it may appear in a log line: short, printable, whatever TMDB sent."""
+    if value is None:
+        return "none"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**30:
+        return str(value)
+    text = ascii(value) if not isinstance(value, int) else f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _text(value: Any) -> str:

@@ -67,9 +67,9 @@ async def test_movement_across_two_days(tmp_path: Path, lake: dict[str, Any]) ->
     # whole list, biggest first, equal climbs by today's rank, cut at ``climbers``
     assert [(e["id"], e["change"]) for e in document["climbers"]] == [(80, 4), (60, 4), (120, 2)]
     assert document["dropped"] == [
-        {"id": 10, "title": "Title 10", "previous_rank": 1, "rank": 5},
-        {"id": 30, "title": "Title 30", "previous_rank": 3, "rank": 6},
-        {"id": 40, "title": "Title 40", "previous_rank": 4, "rank": None},
+        {"media_type": "movie", "id": 10, "title": "Title 10", "previous_rank": 1, "rank": 5},
+        {"media_type": "movie", "id": 30, "title": "Title 30", "previous_rank": 3, "rank": 6},
+        {"media_type": "movie", "id": 40, "title": "Title 40", "previous_rank": 4, "rank": None},
     ]
 
     top, new, climbers, dropped = tables(markdown)
@@ -99,8 +99,8 @@ async def test_unchanged_and_falling_titles_in_a_longer_top(tmp_path: Path) -> N
     assert labels[10] == ("down", -4)
     assert labels[110] == ("new", None)
     assert document["dropped"] == [
-        {"id": 40, "title": "Title 40", "previous_rank": 4, "rank": None},
-        {"id": 70, "title": "Title 70", "previous_rank": 7, "rank": None},
+        {"media_type": "movie", "id": 40, "title": "Title 40", "previous_rank": 4, "rank": None},
+        {"media_type": "movie", "id": 70, "title": "Title 70", "previous_rank": 7, "rank": None},
     ]
 
 

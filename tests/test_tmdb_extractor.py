@@ -25,11 +25,11 @@ pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 KEY = "key-unit-fedcba9876543210"
 
 
-
 @pytest.fixture
 def context(live_context: RunContext) -> RunContext:
     """Live extraction refuses past dates, so these tests run for today (UTC)."""
     return live_context
+
 
 def page_doc(page: int, total_pages: int = 3, count: int = 20) -> dict[str, Any]:
     """A TMDB trending page with ``count`` movie results."""

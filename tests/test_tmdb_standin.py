@@ -26,11 +26,11 @@ from tests.tmdb_standin import TmdbStandin
 TOKEN = "standin-token-abcdef012345"
 
 
-
 @pytest.fixture
 def context(live_context: RunContext) -> RunContext:
     """Live extraction refuses past dates, so these tests run for today (UTC)."""
     return live_context
+
 
 def make(context: RunContext, standin: TmdbStandin, **options: Any) -> TmdbTrendingExtractor:
     raw = {"base_url": standin.base_url, "backoff": 0.01, "max_backoff": 0.05, **options}

@@ -20,7 +20,7 @@ from pipeline.config import load_config
 from pipeline.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR, ddl_for_config
 from pipeline.errors import PipelineError
 from pipeline.history import DEFAULT_DAYS, DEFAULT_TOP, history, render_json, render_table
-from pipeline.redact import RedactingFilter, redact
+from pipeline.redact import RedactingFilter, redact, register_env_secrets
 from pipeline.result import RunResult
 from pipeline.runner import build_stages, new_context, run_stages
 
@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline``; returns the exit code."""
+    # First, so that no message (a plugin's import error, a config error) can print a secret raw.
+    register_env_secrets()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "run")

@@ -2,14 +2,16 @@
 
 A stage declares ``Options = SomeFrozenDataclass``. ``build_options`` checks unknown
 keys, required keys and types from the annotations, bounds from field metadata
-(``ge``, ``le``), and runs the dataclass's ``__post_init__`` for anything finer,
-which raises ``OptionError``. Every failure becomes a ``ConfigError`` naming the full
+(``ge``, ``le``, ``gt``; a bounded number must also be finite, since NaN passes every
+comparison), and runs the dataclass's ``__post_init__`` for anything finer, which
+raises ``OptionError``. Every failure becomes a ``ConfigError`` naming the full
 key path, e.g. ``loader.options.bucket: required``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -134,6 +136,9 @@ def _check_bounds(value: Any, metadata: Mapping[str, Any], key: str) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return
     low, high = metadata.get("ge"), metadata.get("le")
+    if isinstance(value, float) and not math.isfinite(value) and any(b in metadata for b in ("ge", "le", "gt")):
+        # Every comparison with NaN is false, so NaN would pass any bound (and infinity the lower ones).
+        raise ConfigError(f"{key}: must be a finite number, got {value}")
     if low is not None and value < low:
         raise ConfigError(f"{key}: must be at least {low}, got {value}")
     if high is not None and value > high:

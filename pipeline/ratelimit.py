@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -37,10 +38,15 @@ class AdaptiveRateLimiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
+        if not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"rate must be a finite number above 0, got {rate!r}")
         if not 0 < decrease < 1:
             raise ValueError("decrease must be between 0 and 1")
+        if min_rate is not None and not (math.isfinite(min_rate) and 0 < min_rate <= rate):
+            raise ValueError(f"min_rate must be a finite number above 0, at most rate, got {min_rate!r}")
+        for name, value in (("recovery", recovery), ("cooldown", cooldown)):
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number, at least 0, got {value!r}")
         self.max_rate = float(rate)
         # Never stall completely: a floor keeps a run moving even after many 429s.
         self.min_rate = float(min_rate) if min_rate is not None else max(self.max_rate / 20, 0.5)

@@ -17,9 +17,9 @@ from typing import TextIO
 
 from pipeline import registry
 from pipeline.config import load_config
-from pipeline.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR, ddl_for_config
+from pipeline.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
 from pipeline.errors import PipelineError
-from pipeline.history import DEFAULT_DAYS, DEFAULT_TOP, history, render_json, render_table
+from pipeline.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 from pipeline.result import RunResult
 from pipeline.runner import build_stages, new_context, run_stages
@@ -168,6 +168,9 @@ def _cmd_stages(args: argparse.Namespace) -> int:
 
 
 def _cmd_ddl(args: argparse.Namespace) -> int:
+    # Imported by the command that needs it, so --help and `stages` never load pandas (test_cli_startup).
+    from pipeline.ddl import ddl_for_config
+
     config = load_config(args.config, args.overrides)
     sys.stdout.write(
         ddl_for_config(
@@ -183,6 +186,8 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    from pipeline.history import history, render_json, render_table  # pandas: see _cmd_ddl
+
     config = load_config(args.config, args.overrides)
     found = asyncio.run(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
     sys.stdout.write(render_json(found) if args.format == "json" else render_table(found))

@@ -2,7 +2,8 @@
 
 One entry-point group per kind; the built-ins are registered in the same groups that
 third-party plugins use (see ``setup.cfg``). Finding (reading metadata) is kept apart
-from loading (importing).
+from loading (importing): listing stages imports none of them, and a stage's module (with
+its pandas, aiohttp or aioboto3) is imported only when that stage is built.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StageLoadError, UnknownStageError
 from pipeline.stage import Extractor, Loader, Reporter, Stage, Transformer
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ class StageInfo:
 
 def find(kind: str, eps: Iterable[EntryPoint] | None = None) -> dict[str, EntryPoint]:
     """All entry points of ``kind`` by name; ``eps`` replaces installed metadata in tests."""
+    # importlib.metadata costs ~20 ms to import: only commands that look stages up pay for it.
+    from importlib.metadata import entry_points
+
     group = GROUPS[kind]
     found = eps if eps is not None else entry_points(group=group)
     return {ep.name: ep for ep in found if ep.group == group}

@@ -1,13 +1,15 @@
 """A small local TMDB stand-in (aiohttp) that behaves like the facts in ``/work/shared/TMDB.md``.
 
-Knobs: per-request latency, a per-second server rate cap answering 429 (with an optional
-``Retry-After``), a fault rate (JSON 500/503, HTML 502, connection resets, truncated JSON
-on 200, slow answers), churn (new titles pushed onto the top of the list after every
-trending response), ``total_pages``, and Bearer / ``api_key`` auth checks answering 401
-with TMDB's code 7 body. Pages above 500 answer 400 with code 22.
+Knobs: per-request latency, pretty-printed bodies, a wrong ``page`` field in every body,
+a per-second server rate cap answering 429 (with an optional ``Retry-After``), a fault
+rate (JSON 500/503, HTML 502, connection resets, truncated JSON on 200, slow answers),
+churn (new titles pushed onto the top of the list after every trending response),
+``total_pages``, and Bearer / ``api_key`` auth checks answering 401 with TMDB's code 7
+body. Pages above 500 answer 400 with code 22.
 
 It records what a client did, measured on the server side: requests, the peak number in
-flight, arrival times (for the peak rate over any one-second window), statuses, faults.
+flight, arrival times (for the peak rate over any one-second window), statuses, faults, and
+the last body sent for each trending page.
 
 Run it standalone for benchmarks: ``python -m tests.tmdb_standin --port 0`` prints
 ``PORT <n>``; ``POST /_standin/config`` (JSON) reconfigures it and resets the stats,
@@ -74,6 +76,8 @@ class StandinConfig:
     token: str | None = None
     api_key: str | None = None
     seed: int = 7
+    pretty: bool = False
+    body_page: int | None = None
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> StandinConfig:
@@ -98,6 +102,7 @@ class StandinStats:
     auth: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     pages: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     paths: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    bodies: dict[int, bytes] = dataclasses.field(default_factory=dict)
 
     def peak_in_window(self, window: float = 1.0) -> int:
         """The most requests that arrived within any ``window`` seconds."""
@@ -266,9 +271,16 @@ class TmdbStandin:
             results = [_item(self._id_at(rank), media_type) for rank in range(first, first + PAGE_SIZE)]
         # The list moves between fetches: new titles enter at the top and push the rest down.
         self._inserted += self.config.churn
-        return _json(
-            {"page": page, "results": results, "total_pages": total_pages, "total_results": total_pages * PAGE_SIZE}
-        )
+        document = {
+            "page": page if self.config.body_page is None else self.config.body_page,
+            "results": results,
+            "total_pages": total_pages,
+            "total_results": total_pages * PAGE_SIZE,
+        }
+        # Pretty-printed with \u escapes, as some CDNs and proxies serve it: the raw zone must keep these bytes.
+        body = json.dumps(document, indent=2 if self.config.pretty else None).encode("utf-8")
+        self.stats.bodies[page] = body
+        return web.Response(body=body, content_type="application/json")
 
     async def _genres_answer(self, request: web.Request) -> web.StreamResponse:
         kind = request.match_info["kind"]

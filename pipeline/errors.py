@@ -12,7 +12,9 @@
         │   └── TransientExtractError  (+ TransientError) 429, 5xx, reset, timeout, bad JSON on 200
         ├── TransformError
         ├── LoadError
-        │   └── TransientLoadError     (+ TransientError)
+        │   ├── TransientLoadError     (+ TransientError)
+        │   ├── CommitConflict         another run holds or changed this day
+        │   └── RegressionRefused      the new day would replace a good one with far fewer rows
         └── ReportError
 
     TransientError                     marker mixin: "retrying may help"
@@ -28,6 +30,8 @@ class PipelineError(Exception):
     """Root of every error this package raises on purpose."""
 
     exit_code = 1
+    outcome: str | None = None
+    """What the failure did to the lake, in a few words; the CLI prints it on the error's line."""
 
 
 class TransientError(Exception):
@@ -108,6 +112,14 @@ class LoadError(StageError):
 
 class TransientLoadError(LoadError, TransientError):
     """A load failure worth retrying."""
+
+
+class CommitConflict(LoadError):
+    """Another run is committing the same day and feed, or committed it since this run began."""
+
+
+class RegressionRefused(LoadError):
+    """The regression guard refused to replace a good day with a much smaller one."""
 
 
 class ReportError(StageError):

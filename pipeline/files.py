@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+TEMP_SUFFIX = ".tmp"
+
 
 @functools.cache
 def shareable_mode() -> int:
@@ -20,23 +22,54 @@ def shareable_mode() -> int:
     return 0o666 & ~mask
 
 
-def temp_beside(target: Path) -> tuple[int, Path]:
-    """Open a hidden temp file in ``target``'s folder (same file system, so the rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.fchmod(fd, shareable_mode())
-    return fd, Path(name)
+def temp_beside(target: Path, run_id: str | None = None) -> tuple[int, Path]:
+    """Open a hidden temp file in ``target``'s folder (same file system, so the rename is atomic).
+
+    With ``run_id`` the name carries ``.run-<id>.``, so a lake can tell whose temp file it is.
+    """
+    tag = f".run-{run_id}." if run_id else "."
+    for attempt in (1, 2):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{tag}", suffix=TEMP_SUFFIX)
+        except FileNotFoundError:  # another process pruned the empty folder in between
+            if attempt == 2:
+                raise
+            continue
+        os.fchmod(fd, shareable_mode())
+        return fd, Path(name)
+    raise AssertionError("unreachable")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    fd, temp = temp_beside(path)
+def write_bytes_atomic(path: Path, data: bytes, run_id: str | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    fd, temp = temp_beside(path, run_id)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows a folder fsync)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

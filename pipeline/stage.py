@@ -93,6 +93,8 @@ class RunContext:
     run_id: str
     started_at: dt.datetime
     dry_run: bool = False
+    force: bool = False
+    """Commit even where a safety guard (the loader's regression guard) would refuse."""
 
 
 class Stage(ABC, Generic[OptionsT]):

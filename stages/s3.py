@@ -16,6 +16,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -36,8 +37,20 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from pipeline.errors import LoadError, TransientLoadError
-from pipeline.lake import LakeFormatOptions, ObjectLakeLoader, ObjectSink, validate_prefix
+from pipeline.errors import CommitConflict, LoadError, TransientLoadError
+from pipeline.lake import (
+    ZONE_FOLDERS,
+    LakeFormatOptions,
+    Leftover,
+    LockClaim,
+    LockRecord,
+    ObjectLakeLoader,
+    ObjectSink,
+    StoredObject,
+    lock_is_live,
+    run_of,
+    validate_prefix,
+)
 from pipeline.options import OptionError
 from pipeline.redact import redact
 from pipeline.stage import RunContext
@@ -65,6 +78,7 @@ _HINTS = {
     "AuthorizationHeaderMalformed": "the request was signed for the wrong region (set loader.options.region)",
 }
 _TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"}
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 _NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
@@ -78,6 +92,8 @@ class S3Options(LakeFormatOptions):
     region: str | None = None
     endpoint_url: str | None = None
     part_size: int = dataclasses.field(default=8 * MiB, metadata={"ge": MIN_PART_SIZE, "le": MAX_PART_SIZE})
+    abort_uploads_after: float = dataclasses.field(default=86400.0, metadata={"ge": 0, "le": 30 * 86400})
+    """Seconds after which a multipart upload under the lake's zones that no live run owns is aborted."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -363,8 +379,8 @@ class S3Loader(ObjectLakeLoader[S3Options]):
         """A buffering sink that becomes visible only on commit."""
         return _MultipartSink(self, key, content_type)
 
-    async def get_bytes(self, key: str) -> bytes | None:
-        """The object's bytes, or ``None`` when there is no such key."""
+    async def get_object(self, key: str) -> StoredObject | None:
+        """The object and its ETag, or ``None`` when there is no such key."""
         try:
             response = await self.client.get_object(Bucket=self.options.bucket, Key=key)
             async with response["Body"] as body:
@@ -379,7 +395,142 @@ class S3Loader(ObjectLakeLoader[S3Options]):
             raise self.error_for(exc, "read", key) from exc
         except BotoCoreError as exc:
             raise self.error_for(exc, "read", key) from exc
-        return data
+        return StoredObject(data, str(response.get("ETag", "")))
+
+    async def put_object(
+        self, key: str, data: bytes, content_type: str, *, if_match: str | None = None, if_absent: bool = False
+    ) -> str:
+        """One ``PutObject``, conditional on the key's ETag (``If-Match``) or on its absence (``If-None-Match``)."""
+        condition: dict[str, str] = {}
+        if if_match is not None:
+            condition["IfMatch"] = if_match
+        elif if_absent:
+            condition["IfNoneMatch"] = "*"
+        try:
+            response = await self.client.put_object(
+                Bucket=self.options.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+                **condition,
+            )
+        except ClientError as exc:
+            if condition and _code(exc) in _CONFLICT_CODES:
+                raise CommitConflict(f"{self.locate(key)} changed ({_code(exc)})", stage=self.name) from None
+            raise self.error_for(exc, "upload", key) from exc
+        except BotoCoreError as exc:
+            raise self.error_for(exc, "upload", key) from exc
+        self.requests["put_object"] += 1
+        return str(response.get("ETag", ""))
+
+    async def copy_object(self, source: str, target: str) -> None:
+        """A server-side ``CopyObject``: ``target`` changes at once, whole."""
+        try:
+            await self.client.copy_object(
+                Bucket=self.options.bucket,
+                Key=target,
+                CopySource={"Bucket": self.options.bucket, "Key": source},
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self.error_for(exc, f"copy s3://{self.options.bucket}/{source} to", target) from exc
+        self.requests["copy_object"] += 1
+
+    async def delete_object(self, key: str) -> None:
+        """``DeleteObject`` (S3 answers success for a missing key)."""
+        try:
+            await self.client.delete_object(Bucket=self.options.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self.error_for(exc, "delete", key) from exc
+        self.requests["delete_object"] += 1
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, through every page of ``ListObjectsV2``."""
+        keys: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.options.bucket, Prefix=prefix):
+                keys.extend(str(item["Key"]) for item in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise self.error_for(exc, "list", prefix) from exc
+        return sorted(keys)
+
+    # -- the day lock: an object created with If-None-Match, taken over with If-Match ----
+    async def claim_lock(self, key: str) -> LockClaim:
+        """Read the lock object; a live holder is a conflict, a dead one's record is handed back."""
+        stored = await self.get_object(key)
+        if stored is None:
+            return LockClaim(key, None)
+        record = LockRecord.from_bytes(stored.data)
+        if record is not None and lock_is_live(record, self.options.lock_timeout):
+            raise CommitConflict(record.describe(), stage=self.name)
+        return LockClaim(key, stored.etag, stale=record, stale_unreadable=record is None)
+
+    async def write_lock(self, claim: LockClaim, record: LockRecord) -> None:
+        """Create the lock (or replace the dead run's) only if nobody else did first."""
+        try:
+            claim.token = await self.put_object(
+                claim.key,
+                record.to_bytes(),
+                "application/json",
+                if_match=claim.token,
+                if_absent=claim.token is None,
+            )
+        except CommitConflict:
+            raise CommitConflict(f"{self.locate(claim.key)} was taken by another run", stage=self.name) from None
+
+    async def release_lock(self, claim: LockClaim, *, keep_record: bool = False) -> None:
+        """Delete the lock object, only if it is still the one this run wrote."""
+        if keep_record or claim.token is None:
+            return
+        try:
+            await self.client.delete_object(Bucket=self.options.bucket, Key=claim.key, IfMatch=claim.token)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return
+            if _code(exc) in _CONFLICT_CODES:
+                logger.warning("the lock %s was taken over by another run; left it alone", self.locate(claim.key))
+                return
+            raise self.error_for(exc, "delete", claim.key) from exc
+        except BotoCoreError as exc:
+            raise self.error_for(exc, "delete", claim.key) from exc
+        self.requests["delete_object"] += 1
+
+    # -- leftovers: multipart uploads -----------------------------------------------------
+    async def leftovers(self) -> list[Leftover]:
+        """Open multipart uploads under the lake's zones; old ones began more than ``abort_uploads_after`` ago."""
+        roots = tuple(self.layout.root(zone) + "/" for zone in ZONE_FOLDERS)
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.options.abort_uploads_after)
+        found: list[Leftover] = []
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            async for page in paginator.paginate(Bucket=self.options.bucket, Prefix=self.layout.prefix):
+                for upload in page.get("Uploads", []):
+                    key = str(upload["Key"])
+                    if not key.startswith(roots):
+                        continue
+                    initiated = upload.get("Initiated")
+                    old = isinstance(initiated, dt.datetime) and initiated < cutoff
+                    label = f"the unfinished upload of {self.locate(key)}"
+                    found.append(Leftover(f"{key}\n{upload['UploadId']}", label, run_of(key), old))
+        except (ClientError, BotoCoreError) as exc:
+            raise self.error_for(exc, "list the multipart uploads of", self.layout.prefix) from exc
+        return found
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        """Abort the multipart upload."""
+        key, upload_id = leftover.handle.split("\n", 1)
+        try:
+            await self.client.abort_multipart_upload(Bucket=self.options.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                return
+            raise self.error_for(exc, "abort the upload of", key) from exc
+        except BotoCoreError as exc:
+            raise self.error_for(exc, "abort the upload of", key) from exc
+        self.requests["abort_multipart_upload"] += 1
+        logger.info("aborted %s", leftover.label)
 
     async def _listed(self, key: str) -> bool:
         """Whether a listing shows ``key``; ``True`` when listing is not allowed either (so we cannot tell)."""

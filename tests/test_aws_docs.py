@@ -19,7 +19,14 @@ from tests.conftest import TREND_DATE
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 POLICY = DOCS / "aws" / "iam-policy.json"
 BUCKET = "YOUR_BUCKET"  # the placeholder readers replace
-OBJECT_ACTIONS = {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+OBJECT_ACTIONS = {
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+}
+BUCKET_ACTIONS = {"s3:ListBucket", "s3:ListBucketMultipartUploads"}
 
 
 def project_prefix() -> str:
@@ -62,10 +69,13 @@ def problems(policy: dict[str, Any], prefix: str) -> list[str]:
                 found.append(f"s3:ListBucket must be limited to s3:prefix {prefix}/*, got {allowed!r}")
             if set(statement.get("Condition", {})) != {"StringLike"}:
                 found.append("s3:ListBucket condition must be StringLike on s3:prefix only")
+        elif actions == {"s3:ListBucketMultipartUploads"}:
+            if resources != [f"arn:aws:s3:::{BUCKET}"]:
+                found.append(f"s3:ListBucketMultipartUploads on {resources!r}, expected the bucket ARN only")
         else:
             found.append(f"unexpected actions {sorted(actions)}")
-    if granted != OBJECT_ACTIONS | {"s3:ListBucket"}:
-        found.append(f"granted {sorted(granted)}, expected exactly {sorted(OBJECT_ACTIONS | {'s3:ListBucket'})}")
+    if granted != OBJECT_ACTIONS | BUCKET_ACTIONS:
+        found.append(f"granted {sorted(granted)}, expected exactly {sorted(OBJECT_ACTIONS | BUCKET_ACTIONS)}")
     return found
 
 
@@ -83,7 +93,13 @@ def test_the_policy_covers_every_key_the_loader_writes_and_nothing_beside_it() -
     pattern = policy["Statement"][0]["Resource"].removeprefix(f"arn:aws:s3:::{BUCKET}/")
     prefix = project_prefix()
     for style in ("monthly", "hive"):
-        for key in Layout(prefix, style).keys(TREND_DATE, Feed()).values():
+        layout = Layout(prefix, style)
+        keys = [
+            *layout.keys(TREND_DATE, Feed(), "run00000001").values(),
+            layout.run_key("version", TREND_DATE, Feed(), "run00000001"),
+            layout.lock_key(TREND_DATE, Feed()),
+        ]
+        for key in keys:
             assert fnmatch.fnmatchcase(key, pattern), key
     for outside in (Layout().key("cleaned", TREND_DATE, Feed()), f"{prefix}-other/x.csv", "LATEST_UPDATE.md"):
         assert not fnmatch.fnmatchcase(outside, pattern), outside
@@ -111,7 +127,8 @@ def _drop_condition(policy: dict[str, Any]) -> None:
     [
         (_set(("Statement", 0, "Resource"), "arn:aws:s3:::YOUR_BUCKET/*"), "outside the prefix"),
         (_set(("Statement", 0, "Resource"), "*"), "outside the prefix"),
-        (_set(("Statement", 0, "Action"), [*sorted(OBJECT_ACTIONS), "s3:DeleteObject"]), "unexpected actions"),
+        (_set(("Statement", 0, "Action"), [*sorted(OBJECT_ACTIONS), "s3:PutObjectAcl"]), "unexpected actions"),
+        (_set(("Statement", 2, "Resource"), "*"), "expected the bucket ARN only"),
         (_set(("Statement", 0, "Action"), "s3:*"), "unexpected actions"),
         (_drop_condition, "must be limited to s3:prefix"),
         (_set(("Statement", 1, "Condition", "StringLike", "s3:prefix"), ["*"]), "must be limited to s3:prefix"),

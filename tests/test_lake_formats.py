@@ -30,7 +30,7 @@ COMBOS = [
         "monthly",
         {
             "cleaned": "cleaned_data/2026/11/2026-11-25_movies.csv",
-            "raw": "raw_data/2026/11/2026-11-25_movies.jsonl.gz",
+            "raw": "raw_data/2026/11/2026-11-25_movies.run-run-25.jsonl.gz",
             "manifest": "_manifests/2026/11/2026-11-25_movies.json",
         },
         id="csv-monthly",
@@ -40,7 +40,7 @@ COMBOS = [
         "monthly",
         {
             "cleaned": "cleaned_data/2026/11/2026-11-25_movies.parquet",
-            "raw": "raw_data/2026/11/2026-11-25_movies.jsonl.gz",
+            "raw": "raw_data/2026/11/2026-11-25_movies.run-run-25.jsonl.gz",
             "manifest": "_manifests/2026/11/2026-11-25_movies.json",
         },
         id="parquet-monthly",
@@ -50,7 +50,7 @@ COMBOS = [
         "hive",
         {
             "cleaned": "cleaned_data/media_type=movie/time_window=day/year=2026/month=11/day=25/part-0.csv",
-            "raw": "raw_data/media_type=movie/time_window=day/year=2026/month=11/day=25/part-0.jsonl.gz",
+            "raw": "raw_data/media_type=movie/time_window=day/year=2026/month=11/day=25/part-0.run-run-25.jsonl.gz",
             "manifest": "_manifests/media_type=movie/time_window=day/year=2026/month=11/day=25/manifest.json",
         },
         id="csv-hive",
@@ -60,7 +60,7 @@ COMBOS = [
         "hive",
         {
             "cleaned": "cleaned_data/media_type=movie/time_window=day/year=2026/month=11/day=25/part-0.parquet",
-            "raw": "raw_data/media_type=movie/time_window=day/year=2026/month=11/day=25/part-0.jsonl.gz",
+            "raw": "raw_data/media_type=movie/time_window=day/year=2026/month=11/day=25/part-0.run-run-25.jsonl.gz",
             "manifest": "_manifests/media_type=movie/time_window=day/year=2026/month=11/day=25/manifest.json",
         },
         id="parquet-hive",
@@ -96,21 +96,43 @@ def rows(day: dt.date, ids: range, *, title: str = "Title {id}") -> pd.DataFrame
     return schema.conform(pd.DataFrame(records))
 
 
-def context_for(day: dt.date) -> RunContext:
-    return RunContext(trend_date=day, run_id=f"run-{day:%d}", started_at=dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC))
+def context_for(day: dt.date, run_id: str | None = None, *, force: bool = False) -> RunContext:
+    return RunContext(
+        trend_date=day,
+        run_id=run_id or f"run-{day:%d}",
+        started_at=dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC),
+        force=force,
+    )
 
 
-def loader_for(root: Path, fmt: str, layout: str, day: dt.date = DAY) -> LocalLoader:
+def loader_for(
+    root: Path, fmt: str, layout: str, day: dt.date = DAY, run_id: str | None = None, *, force: bool = False
+) -> LocalLoader:
     options = build_options(LocalOptions, {"root": str(root), "format": fmt, "layout": layout}, "loader.options")
-    return LocalLoader(options, context_for(day), name="local")
+    return LocalLoader(options, context_for(day, run_id, force=force), name="local")
 
 
-async def write_day(root: Path, fmt: str, layout: str, day: dt.date, chunks: list[pd.DataFrame]) -> dict[str, str]:
-    async with loader_for(root, fmt, layout, day) as loader:
+async def write_day(
+    root: Path,
+    fmt: str,
+    layout: str,
+    day: dt.date,
+    chunks: list[pd.DataFrame],
+    run_id: str | None = None,
+    *,
+    force: bool = False,
+) -> dict[str, str]:
+    async with loader_for(root, fmt, layout, day, run_id, force=force) as loader:
         await loader.begin(FEED)
         for chunk in chunks:
             await loader.write(chunk)
-        return await loader.commit({"run_id": f"run-{day:%d}"})
+        return await loader.commit({})
+
+
+def expected_files(keys: dict[str, str], fmt: str, layout: str, run_id: str = "run-25") -> list[str]:
+    """The reader-facing keys plus the day's immutable version object."""
+    version = Layout("", layout, fmt).run_key("version", DAY, FEED, run_id)  # type: ignore[arg-type]
+    return sorted([*keys.values(), version])
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -124,7 +146,7 @@ async def test_a_day_is_written_where_the_layout_says_and_reads_back_identically
     written = [rows(DAY, range(100, 120)), rows(DAY, range(200, 220)), rows(DAY, range(300, 305))]
     outputs = await write_day(tmp_path, fmt, layout, DAY, written)
 
-    assert sorted(files(tmp_path)) == sorted(keys.values())
+    assert sorted(files(tmp_path)) == expected_files(keys, fmt, layout)
     assert outputs == {zone: str(tmp_path / key) for zone, key in keys.items()}
     back = await loader_for(tmp_path, fmt, layout).read_day(DAY, FEED)
     expected = pd.concat(written, ignore_index=True)
@@ -157,7 +179,7 @@ async def test_abort_leaves_nothing_new_and_earlier_days_intact(tmp_path: Path, 
 
     # A re-run of DAY that fails half-way, and a first run of a new day that fails: both abort.
     for day in (DAY, DAY + dt.timedelta(days=1)):
-        async with loader_for(tmp_path, fmt, layout, day) as loader:
+        async with loader_for(tmp_path, fmt, layout, day, "failing") as loader:
             await loader.begin(FEED)
             await loader.write(rows(day, range(500, 520)))
             await loader.write(rows(day, range(600, 620)))
@@ -172,13 +194,22 @@ async def test_abort_leaves_nothing_new_and_earlier_days_intact(tmp_path: Path, 
 
 @pytest.mark.parametrize(("fmt", "layout"), FORMAT_LAYOUTS)
 async def test_re_running_a_day_replaces_it(tmp_path: Path, fmt: str, layout: str) -> None:
-    await write_day(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 21)), rows(DAY, range(21, 41))])
-    names = sorted(files(tmp_path))
+    await write_day(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 21)), rows(DAY, range(21, 41))], "first")
     second = [rows(DAY, range(900, 905), title="Second run {id}")]
-    await write_day(tmp_path, fmt, layout, DAY, second)
-    await write_day(tmp_path, fmt, layout, DAY, second)
+    await write_day(tmp_path, fmt, layout, DAY, second, "second", force=True)
+    await write_day(tmp_path, fmt, layout, DAY, second, "third")
 
-    assert sorted(files(tmp_path)) == names
+    layout_ = Layout("", layout, fmt)  # type: ignore[arg-type]
+    names = sorted(files(tmp_path))
+    runs = [layout_.run_key("raw", DAY, FEED, run) for run in ("first", "second", "third")]
+    assert names == sorted(
+        [
+            layout_.key("cleaned", DAY, FEED),
+            layout_.key("manifest", DAY, FEED),
+            layout_.run_key("version", DAY, FEED, "third"),
+            *runs,
+        ]
+    ), "one cleaned file, one manifest, the last run's version, and every run's raw pages (append-only)"
     back = await loader_for(tmp_path, fmt, layout).read_day(DAY, FEED)
     assert back is not None
     pd.testing.assert_frame_equal(back, second[0])
@@ -186,7 +217,7 @@ async def test_re_running_a_day_replaces_it(tmp_path: Path, fmt: str, layout: st
 
 @pytest.mark.parametrize(("fmt", "layout"), FORMAT_LAYOUTS)
 async def test_an_empty_day_reads_back_as_an_empty_frame_with_the_schema(tmp_path: Path, fmt: str, layout: str) -> None:
-    await write_day(tmp_path, fmt, layout, DAY, [])
+    await write_day(tmp_path, fmt, layout, DAY, [], force=True)
     back = await loader_for(tmp_path, fmt, layout).read_day(DAY, FEED)
     assert back is not None and len(back) == 0
     assert list(back.columns) == list(schema.COLUMN_NAMES)
@@ -194,13 +225,16 @@ async def test_an_empty_day_reads_back_as_an_empty_frame_with_the_schema(tmp_pat
 
 
 @pytest.mark.parametrize(("fmt", "layout"), FORMAT_LAYOUTS)
-async def test_reading_a_day_written_in_another_format_or_layout_is_a_gap(
+async def test_a_day_reads_in_the_format_its_manifest_names_and_another_layout_is_a_gap(
     tmp_path: Path, fmt: str, layout: str
 ) -> None:
-    await write_day(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 4))])
+    written = rows(DAY, range(1, 4))
+    await write_day(tmp_path, fmt, layout, DAY, [written])
     other_format = "csv" if fmt == "parquet" else "parquet"
     other_layout = "hive" if layout == "monthly" else "monthly"
-    assert await loader_for(tmp_path, other_format, layout).read_day(DAY, FEED) is None
+    back = await loader_for(tmp_path, other_format, layout).read_day(DAY, FEED)
+    assert back is not None, "the manifest says which format the day was written in"
+    pd.testing.assert_frame_equal(back, written)
     assert await loader_for(tmp_path, fmt, other_layout).read_day(DAY, FEED) is None
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schema
+from pipeline.errors import RegressionRefused
 from pipeline.lake import Layout, ObjectLakeLoader
 from pipeline.stage import Feed, Lookups, RunContext
 from stages.local import LocalLoader, LocalOptions
@@ -32,7 +33,21 @@ from tests.fixtures_s3 import object_keys, open_uploads
 FEED = Feed()
 YESTERDAY = TREND_DATE - dt.timedelta(days=1)
 PREFIX = "team/tmdb"
-KEYS = Layout(PREFIX).keys(TREND_DATE, FEED)
+LAYOUT = Layout(PREFIX)
+KEYS = LAYOUT.keys(TREND_DATE, FEED, "contract0001")
+
+
+def stored(day: dt.date = TREND_DATE, *, last: str = "contract0001", raws: tuple[str, ...] = ()) -> list[str]:
+    """What a committed day stores: cleaned, manifest, the last run's version, and each run's raw pages."""
+    runs = raws or (last,)
+    return sorted(
+        [
+            LAYOUT.key("cleaned", day, FEED),
+            LAYOUT.key("manifest", day, FEED),
+            LAYOUT.run_key("version", day, FEED, last),
+            *(LAYOUT.run_key("raw", day, FEED, run) for run in runs),
+        ]
+    )
 
 
 @dataclasses.dataclass
@@ -110,7 +125,7 @@ async def test_commit_writes_three_keys_and_reads_back_the_rows(lake: LakeUnderT
     context = context_for(TREND_DATE)
     written = await commit_day(lake, context)
 
-    assert await lake.stored_keys() == sorted(KEYS.values())
+    assert await lake.stored_keys() == stored()
     assert await lake.leftovers() == []
     async with lake.make(context) as loader:
         read = await loader.read_day(TREND_DATE, FEED)
@@ -132,8 +147,14 @@ async def test_a_missing_day_reads_as_none(lake: LakeUnderTest) -> None:
         assert await loader.read_day(TREND_DATE, Feed("tv", "week")) is None
 
 
-async def test_an_empty_day_commits_a_header_only_csv(lake: LakeUnderTest) -> None:
-    context = context_for(TREND_DATE)
+async def test_an_empty_day_is_refused_unless_forced_then_commits_a_header_only_csv(lake: LakeUnderTest) -> None:
+    async with lake.make(context_for(TREND_DATE, "refused00001")) as loader:
+        await loader.begin(FEED)
+        with pytest.raises(RegressionRefused, match=r"refusing to commit 0 rows .* --force"):
+            await loader.commit({})
+        await loader.abort()
+    assert await lake.stored_keys() == []
+    context = dataclasses.replace(context_for(TREND_DATE), force=True)
     async with lake.make(context) as loader:
         await loader.begin(FEED)
         await loader.commit({})
@@ -147,8 +168,9 @@ async def test_an_empty_day_commits_a_header_only_csv(lake: LakeUnderTest) -> No
 
 async def test_abort_leaves_nothing_new_and_the_previous_version_intact(lake: LakeUnderTest) -> None:
     earlier = await commit_day(lake, context_for(TREND_DATE, "earlier00001"))
+    keys = stored(last="earlier00001")
     async with lake.make(context_for(TREND_DATE)) as loader:
-        before = {key: await loader.get_bytes(key) for key in KEYS.values()}
+        before = {key: await loader.get_bytes(key) for key in keys}
 
     context = context_for(TREND_DATE, "aborted00001")
     async with lake.make(context) as loader:
@@ -157,10 +179,10 @@ async def test_abort_leaves_nothing_new_and_the_previous_version_intact(lake: La
             await loader.write(chunk)
         await loader.abort()
 
-    assert await lake.stored_keys() == sorted(KEYS.values())
+    assert await lake.stored_keys() == keys
     assert await lake.leftovers() == []
     async with lake.make(context) as loader:
-        assert {key: await loader.get_bytes(key) for key in KEYS.values()} == before
+        assert {key: await loader.get_bytes(key) for key in keys} == before
         read = await loader.read_day(TREND_DATE, FEED)
     assert read is not None
     pd.testing.assert_frame_equal(read, earlier)
@@ -182,7 +204,8 @@ async def test_three_runs_leave_one_object_per_key_with_the_last_rows(lake: Lake
     for run, first_id in enumerate((1, 1, 300), start=1):
         last = await commit_day(lake, context_for(TREND_DATE, f"run{run:09d}"), first_id=first_id)
 
-    assert await lake.stored_keys() == sorted(KEYS.values())
+    runs = tuple(f"run{run:09d}" for run in (1, 2, 3))
+    assert await lake.stored_keys() == stored(last=runs[-1], raws=runs), "raw pages are kept per run"
     async with lake.make(context_for(TREND_DATE)) as loader:
         read = await loader.read_day(TREND_DATE, FEED)
         manifest = await loader.read_manifest(TREND_DATE, FEED)
@@ -201,11 +224,11 @@ async def test_days_are_independent(lake: LakeUnderTest) -> None:
     assert read_yesterday is not None and read_today is not None
     assert list(read_yesterday["id"]) == list(yesterday["id"])
     assert list(read_today["id"]) == list(today["id"])
-    assert len(await lake.stored_keys()) == 6
+    assert await lake.stored_keys() == sorted(stored(YESTERDAY) + stored())
 
 
 async def test_lookups_line_comes_first_in_the_raw_zone(lake: LakeUnderTest) -> None:
-    context = context_for(TREND_DATE)
+    context = dataclasses.replace(context_for(TREND_DATE), force=True)
     lookups = Lookups(genres={28: "Action"}, poster_base_url="https://image.example/w500")
     first = batch(1, [1, 2])
     async with lake.make(context) as loader:
@@ -222,7 +245,7 @@ async def test_lookups_line_comes_first_in_the_raw_zone(lake: LakeUnderTest) -> 
 
 
 async def test_outputs_and_description_name_the_lake(lake: LakeUnderTest) -> None:
-    context = context_for(TREND_DATE)
+    context = dataclasses.replace(context_for(TREND_DATE), force=True)
     async with lake.make(context) as loader:
         planned = loader.planned_outputs(FEED)
         await loader.begin(FEED)

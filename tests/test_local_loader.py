@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +42,9 @@ async def test_a_run_writes_cleaned_raw_and_manifest(context: RunContext, tmp_pa
     result = await run_stages(stages_for(context, tmp_path), context)
     assert files(tmp_path) == [
         "_manifests/2026/11/2026-11-25_movies.json",
+        "_versions/2026/11/2026-11-25_movies.run-testrun00001.csv",
         "cleaned_data/2026/11/2026-11-25_movies.csv",
-        "raw_data/2026/11/2026-11-25_movies.jsonl.gz",
+        "raw_data/2026/11/2026-11-25_movies.run-testrun00001.jsonl.gz",
     ]
     assert result.outputs["cleaned"] == str(tmp_path / CSV)
     manifest = json.loads((tmp_path / "_manifests/2026/11/2026-11-25_movies.json").read_text())
@@ -49,7 +53,9 @@ async def test_a_run_writes_cleaned_raw_and_manifest(context: RunContext, tmp_pa
         assert manifest["objects"][zone]["sha256"] == hashlib.sha256(stored).hexdigest()
         assert manifest["objects"][zone]["bytes"] == len(stored)
     assert manifest["rows"] == 60 and manifest["run_id"] == context.run_id and manifest["schema_version"] == 1
-    raw_lines = gzip.decompress((tmp_path / "raw_data/2026/11/2026-11-25_movies.jsonl.gz").read_bytes()).splitlines()
+    assert (tmp_path / CSV).read_bytes() == (tmp_path / manifest["objects"]["cleaned"]["version_key"]).read_bytes()
+    raw_path = tmp_path / "raw_data/2026/11/2026-11-25_movies.run-testrun00001.jsonl.gz"
+    raw_lines = gzip.decompress(raw_path.read_bytes()).splitlines()
     assert [json.loads(line)["page"] for line in raw_lines] == [1, 2, 3]
 
 
@@ -58,8 +64,9 @@ async def test_failure_after_the_first_chunk_keeps_the_previous_file_and_leaves_
 ) -> None:
     await run_stages(stages_for(context, tmp_path, pages=2), context)
     before = {name: (tmp_path / name).read_bytes() for name in files(tmp_path)}
+    again = dataclasses.replace(context, run_id="failing00001")
     with pytest.raises(ExtractError, match="source went away"):
-        await run_stages(stages_for(context, tmp_path, fail_after=1), context)
+        await run_stages(stages_for(again, tmp_path, fail_after=1), again)
     after = {name: (tmp_path / name).read_bytes() for name in files(tmp_path)}
     assert after == before, "the previous good day must stay byte-identical, with no temp files beside it"
 
@@ -71,9 +78,12 @@ async def test_failure_on_the_first_run_of_a_day_leaves_nothing(context: RunCont
 
 
 async def test_re_running_a_day_replaces_it(context: RunContext, tmp_path: Path) -> None:
-    for pages in (3, 1, 2):
-        await run_stages(stages_for(context, tmp_path, pages=pages), context)
-    assert len(files(tmp_path)) == 3
+    for pages in (3, 2, 2):
+        again = dataclasses.replace(context, run_id=f"rerun{pages}{len(files(tmp_path))}")
+        await run_stages(stages_for(again, tmp_path, pages=pages), again)
+    names = files(tmp_path)
+    assert len(names) == 6, "cleaned, manifest, the last run's version, and three runs' raw pages"
+    assert len([n for n in names if n.startswith("raw_data/")]) == 3
     loader = LocalLoader(LocalOptions(root=tmp_path), context)
     frame = await loader.read_day(DAY, Feed())
     assert frame is not None and len(frame) == 40
@@ -84,12 +94,17 @@ async def test_read_day_of_a_missing_day_is_none(context: RunContext, tmp_path: 
     assert await loader.read_day(dt.date(2020, 1, 1), Feed()) is None
 
 
-async def test_stale_temp_files_of_a_killed_run_are_cleaned_up(context: RunContext, tmp_path: Path) -> None:
-    folder = tmp_path / "cleaned_data/2026/11"
+async def test_old_temp_files_nobody_owns_are_cleaned_up(context: RunContext, tmp_path: Path) -> None:
+    folder = tmp_path / "_versions/2026/11"
     folder.mkdir(parents=True)
-    (folder / ".2026-11-25_movies.csv.abc123.tmp").write_bytes(b"half")
+    stale = folder / ".2026-11-25_movies.run-dead00001.csv.run-dead00001.abc123.tmp"
+    stale.write_bytes(b"half")
+    young = folder / ".2026-11-24_movies.csv.run-other0001.abc123.tmp"
+    young.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     await run_stages(stages_for(context, tmp_path), context)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert not stale.exists(), "an hour past lock_timeout with no live lock: a dead run's"
+    assert young.exists(), "without a lock naming its run, a young temp file may belong to a run starting up"
 
 
 async def test_write_before_begin_is_a_load_error(context: RunContext, tmp_path: Path) -> None:

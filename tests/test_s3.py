@@ -18,7 +18,7 @@ import pytest
 
 from pipeline import schema
 from pipeline.errors import ConfigError, LoadError, TransientLoadError
-from pipeline.lake import CONTENT_TYPES, Layout
+from pipeline.lake import Layout
 from pipeline.options import NoOptions, build_options
 from pipeline.runner import Stages, run_pipeline, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext
@@ -30,7 +30,9 @@ from tests.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, obje
 
 FEED = Feed()
 LAYOUT = Layout()
-KEYS = LAYOUT.keys(TREND_DATE, FEED)
+KEYS = LAYOUT.keys(TREND_DATE, FEED, "testrun00001")
+VERSION = LAYOUT.run_key("version", TREND_DATE, FEED, "testrun00001")
+CONTENT_TYPES = {"cleaned": "text/csv; charset=utf-8", "raw": "application/gzip", "manifest": "application/json"}
 YESTERDAY = TREND_DATE - dt.timedelta(days=1)
 
 
@@ -82,6 +84,18 @@ async def commit_small_day(context: RunContext, bucket: str, endpoint: str, firs
     return result.outputs
 
 
+def stored_keys(run_id: str = "testrun00001", layout: Layout = LAYOUT, *raw_runs: str) -> list[str]:
+    """What a committed day stores: cleaned, manifest, the run's version, and each run's raw pages."""
+    return sorted(
+        [
+            layout.key("cleaned", TREND_DATE, FEED),
+            layout.key("manifest", TREND_DATE, FEED),
+            layout.run_key("version", TREND_DATE, FEED, run_id),
+            *(layout.run_key("raw", TREND_DATE, FEED, run) for run in (raw_runs or (run_id,))),
+        ]
+    )
+
+
 async def snapshot(client: Any, bucket: str) -> dict[str, bytes]:
     """Every object in the bucket with its bytes."""
     return {key: await get_object(client, bucket, key) for key in await object_keys(client, bucket)}
@@ -101,7 +115,7 @@ async def test_small_day_is_one_put_object_per_key_with_type_and_checksum(
     outputs = await commit_small_day(context, s3_bucket, moto_endpoint)
 
     assert outputs["cleaned"] == f"s3://{s3_bucket}/{KEYS['cleaned']}"
-    assert await object_keys(s3_client, s3_bucket) == sorted(KEYS.values())
+    assert await object_keys(s3_client, s3_bucket) == stored_keys()
     assert await open_uploads(s3_client, s3_bucket) == []
     for zone, key in KEYS.items():
         body = await get_object(s3_client, s3_bucket, key)
@@ -123,8 +137,8 @@ async def test_multipart_upload_streams_parts_before_commit_and_appears_only_at_
         for chunk in chunks[:16]:
             await loader.write(chunk)
         # More than two parts were buffered, so the first one has been uploaded by now.
-        assert await open_uploads(s3_client, s3_bucket) == [KEYS["cleaned"]]
-        assert await object_keys(s3_client, s3_bucket) == []
+        assert await open_uploads(s3_client, s3_bucket) == [VERSION], "the run's own version object streams"
+        assert await object_keys(s3_client, s3_bucket) == [LAYOUT.lock_key(TREND_DATE, FEED)], "only the lock"
         for chunk in chunks[16:]:
             await loader.write(chunk)
         await loader.commit({"counters": {"pages": len(chunks)}})
@@ -133,7 +147,8 @@ async def test_multipart_upload_streams_parts_before_commit_and_appears_only_at_
     assert len(body) >= 11 * MiB
     parts = math.ceil(len(body) / part_size)
     assert parts >= 3
-    head = await s3_client.head_object(Bucket=s3_bucket, Key=KEYS["cleaned"], ChecksumMode="ENABLED")
+    assert await get_object(s3_client, s3_bucket, VERSION) == body, "published by a server-side copy"
+    head = await s3_client.head_object(Bucket=s3_bucket, Key=VERSION, ChecksumMode="ENABLED")
     assert head["ETag"].strip('"').endswith(f"-{parts}")
     assert head["ContentType"] == CONTENT_TYPES["cleaned"]
     # The composite checksum S3 stored proves every part but the last is exactly part_size.
@@ -183,14 +198,15 @@ async def test_three_runs_through_the_config_leave_one_object_per_key(
         "transformer": {"type": "standardize"},
         "loader": {"type": "s3", "options": {"bucket": s3_bucket, "endpoint_url": moto_endpoint, "prefix": "tmdb"}},
     }
-    keys = Layout("tmdb").keys(TREND_DATE, FEED)
+    layout = Layout("tmdb")
+    keys = layout.keys(TREND_DATE, FEED)
     run_ids, frames = [], []
     for _ in range(3):
         result = await run_pipeline(config, trend_date=TREND_DATE)
         run_ids.append(result.run_id)
         frames.append(schema.read_csv_bytes(await get_object(s3_client, s3_bucket, keys["cleaned"])))
 
-    assert await object_keys(s3_client, s3_bucket) == sorted(keys.values())
+    assert await object_keys(s3_client, s3_bucket) == stored_keys(run_ids[-1], layout, *run_ids)
     assert await open_uploads(s3_client, s3_bucket) == []
     assert len(frames[0]) > 0
     for frame in frames[1:]:  # the same rows; only the extraction time moves on
@@ -260,7 +276,7 @@ async def test_failure_after_the_first_part_leaves_no_object_no_upload_and_old_d
     await commit_small_day(context_for(YESTERDAY, "yesterday001"), s3_bucket, moto_endpoint)
     await commit_small_day(context_for(TREND_DATE, "earlier00001"), s3_bucket, moto_endpoint, first_id=500)
     before = await snapshot(s3_client, s3_bucket)
-    assert len(before) == 6
+    assert len(before) == 8, "two days of cleaned, manifest, version and raw"
 
     context = context_for(TREND_DATE, "failing00001")
     extractor = FailAfterFirstPart(context, s3_client, s3_bucket, mode)
@@ -289,20 +305,24 @@ async def test_missing_bucket_fails_with_one_line_naming_bucket_and_key(
 
     message = str(caught.value)
     assert message == (
-        f"loader 's3': cannot upload s3://no-such-bucket-here/{KEYS['cleaned']}: NoSuchBucket: "
+        "loader 's3': cannot list the multipart uploads of s3://no-such-bucket-here: NoSuchBucket: "
         "the bucket does not exist (check loader.options.bucket and the region)"
     )
     assert "\n" not in message
 
 
-async def test_missing_bucket_fails_mid_stream_when_the_first_part_starts(
-    context: RunContext, aws_env: dict[str, str], moto_endpoint: str
+async def test_a_bucket_deleted_mid_stream_fails_when_the_next_part_starts(
+    context: RunContext, s3_client: Any, aws_env: dict[str, str], moto_endpoint: str
 ) -> None:
+    bucket = "deleted-mid-stream"
+    await s3_client.create_bucket(Bucket=bucket)
     transformer = standardize(context)
-    loader = s3_loader(context, "no-such-bucket-here", moto_endpoint, part_size=5 * MiB)
+    loader = s3_loader(context, bucket, moto_endpoint, part_size=5 * MiB)
     async with loader:
         await loader.begin(FEED)
-        with pytest.raises(LoadError, match=f"cannot start the upload of s3://no-such-bucket-here/{KEYS['cleaned']}"):
+        await s3_client.delete_object(Bucket=bucket, Key=LAYOUT.lock_key(TREND_DATE, FEED))
+        await s3_client.delete_bucket(Bucket=bucket)
+        with pytest.raises(LoadError, match=f"cannot start the upload of s3://{bucket}/{VERSION}: NoSuchBucket"):
             for number in range(1, 17):
                 await loader.write(await transformer.transform(big_batch(number, 20_000)))
         await loader.abort()
@@ -317,7 +337,7 @@ async def test_unreachable_endpoint_names_bucket_key_and_endpoint(
         await commit_small_day(context, "some-bucket", endpoint)
 
     assert str(caught.value) == (
-        f"loader 's3': cannot upload s3://some-bucket/{KEYS['cleaned']}: cannot reach {endpoint} "
+        f"loader 's3': cannot list the multipart uploads of s3://some-bucket: cannot reach {endpoint} "
         "(EndpointConnectionError)"
     )
 
@@ -369,7 +389,7 @@ async def test_denied_or_bad_credentials_fail_with_one_line_and_no_secret(
         await commit_small_day(context, s3_bucket, moto_endpoint)
 
     message = str(caught.value)
-    assert message.startswith(f"loader 's3': cannot upload s3://{s3_bucket}/{KEYS['cleaned']}: {code}: ")
+    assert message.startswith(f"loader 's3': cannot list the multipart uploads of s3://{s3_bucket}: {code}: ")
     assert "\n" not in message
     for secret_text in (secret, key_id, SECRET_ACCESS_KEY, ACCESS_KEY_ID):
         assert secret_text not in message
@@ -396,15 +416,16 @@ async def test_standard_endpoint_variable_is_used_when_no_option_is_set(
         await loader.write(await standardize(context).transform(batch(1, [1, 2, 3])))
         await loader.commit({})
 
-    assert await object_keys(s3_client, s3_bucket) == sorted(KEYS.values())
+    assert await object_keys(s3_client, s3_bucket) == stored_keys()
 
 
 async def test_an_injected_client_is_used_and_left_open(context: RunContext, s3_client: Any, s3_bucket: str) -> None:
     options = S3Options(bucket=s3_bucket)
     async with S3Loader(options, context, name="s3", client=s3_client) as loader:
         await loader.begin(FEED)
+        await loader.write(await standardize(context).transform(batch(1, [1, 2, 3])))
         await loader.commit({})
-    assert await object_keys(s3_client, s3_bucket) == sorted(KEYS.values())  # the client still works
+    assert await object_keys(s3_client, s3_bucket) == stored_keys()  # the client still works
 
 
 @pytest.mark.parametrize(
@@ -448,8 +469,12 @@ def test_defaults() -> None:
         "region": None,
         "endpoint_url": None,
         "part_size": 8 * MiB,
+        "abort_uploads_after": 86400.0,
         "format": "csv",
         "layout": "monthly",
+        "lock_timeout": 3600.0,
+        "min_row_ratio": 0.5,
+        "allow_regression": False,
     }
 
 
@@ -461,6 +486,6 @@ async def test_no_credentials_anywhere_is_one_line_naming_the_chain(
     with pytest.raises(LoadError) as caught:
         await commit_small_day(context, "some-bucket", moto_endpoint)
     assert str(caught.value) == (
-        f"loader 's3': cannot upload s3://some-bucket/{KEYS['cleaned']}: no usable AWS credentials in the "
+        "loader 's3': cannot list the multipart uploads of s3://some-bucket: no usable AWS credentials in the "
         "standard chain (environment, profile or web identity)"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,12 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
+from pipeline.lake import Layout
+from pipeline.stage import Feed
 from stages.s3 import MiB
 from tests.fakes import page
 from tests.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
-from tests.test_s3 import KEYS, TREND_DATE, YESTERDAY, commit_small_day, context_for
+from tests.test_s3 import TREND_DATE, YESTERDAY, commit_small_day, context_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +86,10 @@ async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_
         "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
     ]
     # The loader had a multipart upload open, and aborted it.
-    assert f"aborted the upload of s3://{s3_bucket}/{KEYS['cleaned']}" in done.stderr
+    run_id = re.search(r"run ([0-9a-f]{12}): ", done.stderr)
+    assert run_id is not None, done.stderr
+    version = Layout().run_key("version", TREND_DATE, Feed(), run_id.group(1))
+    assert f"aborted the upload of s3://{s3_bucket}/{version}" in done.stderr
     assert await open_uploads(s3_client, s3_bucket) == []
     after = {key: await get_object(s3_client, s3_bucket, key) for key in await object_keys(s3_client, s3_bucket)}
     assert after == before
@@ -95,13 +101,13 @@ async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_
         (
             "no-such-bucket-here",
             "moto",
-            f"error: loader 's3': cannot upload s3://no-such-bucket-here/{KEYS['cleaned']}: NoSuchBucket: "
+            "error: loader 's3': cannot list the multipart uploads of s3://no-such-bucket-here: NoSuchBucket: "
             "the bucket does not exist (check loader.options.bucket and the region)",
         ),
         (
             "some-bucket",
             "closed",
-            f"error: loader 's3': cannot upload s3://some-bucket/{KEYS['cleaned']}: cannot reach {{endpoint}} "
+            "error: loader 's3': cannot list the multipart uploads of s3://some-bucket: cannot reach {endpoint} "
             "(EndpointConnectionError)",
         ),
     ],

@@ -101,7 +101,8 @@ async def test_the_documented_policy_is_enough_for_a_day_and_stops_at_the_prefix
 
     with moto_checks_auth(moto_endpoint):
         await commit_day(context, s3_bucket, moto_endpoint)
-        async with loader(context, s3_bucket, moto_endpoint, part_size=5 * MiB) as s3:
+        again = context_for(TREND_DATE, "aborted00001")
+        async with loader(again, s3_bucket, moto_endpoint, part_size=5 * MiB) as s3:
             read = await s3.read_day(TREND_DATE, FEED)
             missing = await s3.read_day(YESTERDAY, FEED)
             # A multipart upload, then its abort (AbortMultipartUpload + ListMultipartUploadParts).
@@ -109,12 +110,18 @@ async def test_the_documented_policy_is_enough_for_a_day_and_stops_at_the_prefix
             for chunk in chunks:
                 await s3.write(chunk)
             await s3.abort()
-        with pytest.raises(LoadError, match=f"cannot upload s3://{s3_bucket}/cleaned_data/.*: AccessDenied"):
-            await commit_day(context, s3_bucket, moto_endpoint, prefix="")
+        with pytest.raises(LoadError, match=f"cannot upload s3://{s3_bucket}/_locks/.*: AccessDenied"):
+            await commit_day(context_for(TREND_DATE, "outside0001"), s3_bucket, moto_endpoint, prefix="")
 
     assert read is not None and list(read["id"]) == [1, 2, 3]
     assert missing is None
-    assert await object_keys(s3_client, s3_bucket) == sorted(Layout(PREFIX).keys(TREND_DATE, FEED).values())
+    layout = Layout(PREFIX)
+    assert await object_keys(s3_client, s3_bucket) == sorted(
+        [
+            *layout.keys(TREND_DATE, FEED, context.run_id).values(),
+            layout.run_key("version", TREND_DATE, FEED, context.run_id),
+        ]
+    )
     assert await open_uploads(s3_client, s3_bucket) == []
 
 

@@ -120,6 +120,8 @@ def find_uv(bootstrap: bool = True) -> list[str] | None:
     tools_uv = TOOLS / "bin" / "uv"
     if tools_uv.is_file():
         return [str(tools_uv)]
+    if _runs([sys.executable, "-m", "uv", "--version"]):  # an earlier `pip install --user uv`
+        return [sys.executable, "-m", "uv"]
     if not bootstrap:
         return None
     say("uv is not on PATH; bootstrapping it into .tools/")
@@ -136,12 +138,16 @@ def find_uv(bootstrap: bool = True) -> list[str] | None:
     shutil.rmtree(TOOLS, ignore_errors=True)
     say("could not bootstrap uv into .tools/; trying pip install --user uv")
     user = [sys.executable, "-m", "pip", "install", "--quiet", "--user", "uv"]
-    if subprocess.run(user, stdout=quiet, check=False).returncode == 0:
-        probe = subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return [sys.executable, "-m", "uv"]
+    if subprocess.run(user, stdout=quiet, check=False).returncode == 0 and _runs(
+        [sys.executable, "-m", "uv", "--version"]
+    ):
+        return [sys.executable, "-m", "uv"]
     say("uv is not available; falling back to python -m venv and pip (slower, same locks)")
     return None
+
+
+def _runs(argv: list[str]) -> bool:
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
 def install(target: str) -> int:

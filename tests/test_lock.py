@@ -1,6 +1,7 @@
 """The hash-locked locks in requirements/ follow setup.cfg, pin everything with hashes, and agree with each other.
 
 No network: staleness is a fingerprint of setup.cfg's dependency lists, recorded in each lock by ``make lock``.
+The installer choice of requirements/deps.py (uv on PATH, .tools/, or pip) is checked without bootstrapping.
 """
 
 from __future__ import annotations
@@ -149,3 +150,66 @@ def test_a_lock_without_a_fingerprint_is_stale(tmp_path: Path) -> None:
 
     assert deps.recorded_fingerprint(lock) is None
     assert deps.recorded_fingerprint(tmp_path / "missing.lock") is None
+
+
+# --- which installer `make` uses (no network: nothing is bootstrapped here) ----------------------------
+
+
+def fake_uv(directory: Path) -> Path:
+    """An executable called uv."""
+    directory.mkdir(parents=True, exist_ok=True)
+    uv = directory / "uv"
+    uv.write_text("#!/bin/sh\necho fake\n")
+    uv.chmod(0o755)
+    return uv
+
+
+@pytest.mark.parametrize(
+    ("use_uv", "on_path", "in_tools", "expected"),
+    [
+        pytest.param("auto", True, True, "path", id="uv-on-path-wins"),
+        pytest.param("auto", False, True, "tools", id="then-tools"),
+        pytest.param("auto", False, False, None, id="nothing-without-bootstrap"),
+        pytest.param("no", True, True, None, id="use-uv-no-forces-pip"),
+    ],
+)
+def test_find_uv_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_uv: str, on_path: bool, in_tools: bool, expected: str | None
+) -> None:
+    path_uv = fake_uv(tmp_path / "bin") if on_path else None
+    tools_uv = fake_uv(tmp_path / "tools" / "bin") if in_tools else None
+    monkeypatch.setenv("USE_UV", use_uv)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin") if on_path else str(tmp_path / "empty"))
+    monkeypatch.setattr(deps, "TOOLS", tmp_path / "tools")
+    monkeypatch.setattr(deps, "_runs", lambda argv: False)  # no `pip install --user uv` from an earlier run
+
+    found = deps.find_uv(bootstrap=False)
+
+    wanted = {"path": [str(path_uv)], "tools": [str(tools_uv)], None: None}[expected]
+    assert found == wanted
+
+
+@pytest.mark.parametrize(
+    ("env", "pip_config", "expected"),
+    [
+        pytest.param({}, None, None, id="pypi-by-default"),
+        pytest.param({}, "https://mirror.example/simple", "https://mirror.example/simple", id="pip-config"),
+        pytest.param({"PIP_INDEX_URL": "https://env.example/simple"}, None, "https://env.example/simple", id="pip-env"),
+        pytest.param(
+            {"UV_DEFAULT_INDEX": "https://uv.example/simple", "PIP_INDEX_URL": "https://env.example/simple"},
+            None,
+            "https://uv.example/simple",
+            id="uv-setting-wins",
+        ),
+    ],
+)
+def test_uv_uses_pips_index(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pip_config: str | None, expected: str | None
+) -> None:
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(deps, "_pip_config", lambda key: pip_config)
+
+    assert deps.uv_env().get("UV_DEFAULT_INDEX") == expected

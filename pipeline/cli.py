@@ -1,7 +1,8 @@
-"""Command line: ``python -m pipeline [run|check|stages|ddl|history] ...``.
+"""Command line: ``python -m pipeline [run|check|stages|ddl|history|repair|reprocess] ...``.
 
 ``main`` is the only place that calls ``asyncio.run`` and the only place that sets up
-logging. Exit codes: 0 success, 1 failed run, 2 usage or config error.
+logging. Exit codes: 0 success, 1 failed run, 2 usage or config error, 130 on SIGINT and
+143 on SIGTERM (both abort the run and clean up first).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from typing import TextIO
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TextIO, TypeVar
 
 from pipeline import registry
 from pipeline.config import load_config
@@ -27,11 +29,54 @@ from pipeline.runner import build_stages, new_context, run_stages
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "config/pipeline.yml"
-COMMANDS = ("run", "check", "stages", "ddl", "history")
+COMMANDS = ("run", "check", "stages", "ddl", "history", "repair", "reprocess")
+T = TypeVar("T")
 
 
 class _UsageError(Exception):
     """argparse wants to exit with a usage error."""
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM cancelled the command; the run aborted and cleaned up."""
+
+    def __init__(self, signum: int, outcome: str | None) -> None:
+        self.signum = signum
+        self.outcome = outcome
+        super().__init__(signal.Signals(signum).name)
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` where SIGINT and SIGTERM cancel the work, so it aborts and cleans up, then stop."""
+
+    async def supervised() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        received: list[int] = []
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            task.cancel()
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+                pass
+        try:
+            return await coro
+        except asyncio.CancelledError as exc:
+            if received:
+                raise _Stopped(received[0], getattr(exc, "outcome", None)) from None
+            raise
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(supervised())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(run)
     run.add_argument("--date", type=_date, help="partition date YYYY-MM-DD (default: today, UTC)")
     run.add_argument("--dry-run", action="store_true", help="extract and transform, write nothing")
+    run.add_argument("--force", action="store_true", help="commit even if the regression guard refuses")
     common(run)
     check = sub.add_parser("check", help="validate the config and resolve every stage")
     with_config(check)
@@ -102,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--top", type=_positive, default=DEFAULT_TOP, help=f"climbers without --title ({DEFAULT_TOP})")
     hist.add_argument("--format", choices=("table", "json"), default="table", help="output (default: table)")
     common(hist)
+    repair = sub.add_parser("repair", help="heal the lake: finish or undo dead runs' commits, remove leftovers")
+    with_config(repair)
+    repair.add_argument("--check", action="store_true", help="only report; exit 1 if anything needs healing")
+    common(repair)
+    reprocess = sub.add_parser("reprocess", help="rebuild cleaned days from the raw zone with today's transformer")
+    with_config(reprocess)
+    reprocess.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    reprocess.add_argument("--to", dest="end", type=_date, help="last day, YYYY-MM-DD (default: --from)")
+    reprocess.add_argument("--force", action="store_true", help="commit even if the regression guard refuses")
+    common(reprocess)
     return parser
 
 
@@ -125,12 +181,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stages": _cmd_stages,
         "ddl": _cmd_ddl,
         "history": _cmd_history,
+        "repair": _cmd_repair,
+        "reprocess": _cmd_reprocess,
     }
     try:
         return handlers[args.command](args)
     except PipelineError as exc:
         _report_error(exc, args.verbose)
         return exc.exit_code
+    except _Stopped as stopped:
+        what = stopped.outcome or "the run was aborted; nothing partial was committed"
+        print(f"error: stopped by {stopped}; {what}", file=sys.stderr)
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         print("error: interrupted; nothing partial was committed", file=sys.stderr)
         return 130
@@ -141,9 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
-    context = new_context(args.date, dry_run=args.dry_run)
+    context = new_context(args.date, dry_run=args.dry_run, force=args.force)
     stages = build_stages(config, context)
-    result = asyncio.run(run_stages(stages, context))
+    result = _run_async(run_stages(stages, context))
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
     _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
     return 0
@@ -189,9 +251,38 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from pipeline.history import history, render_json, render_table  # pandas: see _cmd_ddl
 
     config = load_config(args.config, args.overrides)
-    found = asyncio.run(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
+    found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
     sys.stdout.write(render_json(found) if args.format == "json" else render_table(found))
     return 0
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    from pipeline.repair import repair  # pandas: see _cmd_ddl
+
+    config = load_config(args.config, args.overrides)
+    report = _run_async(repair(config, check=args.check))
+    where = report.lake
+    for line in report.actions:
+        print(f"healed   {line}")
+    for line in report.problems:
+        print(f"{'found' if args.check else 'cannot'}    {line}")
+    if report.healthy:
+        print(f"{where}: healthy ({report.days} days checked)")
+        return 0
+    if args.check:
+        print(f"{where}: {len(report.problems)} problem(s); `python -m pipeline repair` heals them")
+        return 1
+    print(f"{where}: {len(report.actions)} repair(s), {len(report.problems)} problem(s) left ({report.days} days)")
+    return 1 if report.problems else 0
+
+
+def _cmd_reprocess(args: argparse.Namespace) -> int:
+    from pipeline.reprocess import reprocess  # pandas: see _cmd_ddl
+
+    config = load_config(args.config, args.overrides)
+    summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))
+    print(summary.describe())
+    return 1 if summary.failed else 0
 
 
 def _print_result(result: RunResult, out: TextIO) -> None:
@@ -211,6 +302,9 @@ def _report_error(exc: BaseException, verbose: bool, prefix: str = "error") -> N
     if verbose:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     message = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+    outcome = exc.outcome if isinstance(exc, PipelineError) else None
+    if outcome:
+        message = f"{message}; {outcome}"
     print(f"{prefix}: {redact(message)}", file=sys.stderr)
     if not verbose and not isinstance(exc, PipelineError):
         print("(run again with -v for the traceback)", file=sys.stderr)

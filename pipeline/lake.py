@@ -321,6 +321,8 @@ class RepairReport:
     actions: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
 
+    lake: str = ""
+
     @property
     def healthy(self) -> bool:
         """Nothing was found that needed healing."""
@@ -345,6 +347,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
         self._previous: Manifest | None = None
         self._committed = False
         self._outcome: str | None = None
+        self.reuse_raw: dict[str, Any] | None = None
+        """Set before ``begin`` to the manifest entry of raw pages already in the lake (``reprocess``):
+        the run then stores no raw object, and its manifest names that one."""
 
     @property
     def layout(self) -> Layout:
@@ -423,7 +428,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
         except ConfigError as exc:
             raise LoadError(str(exc), stage=self.name) from exc
         version_key = layout.run_key("version", day, feed, run_id)
-        raw_key = layout.run_key("raw", day, feed, run_id)
+        raw_key = None if self.reuse_raw else layout.run_key("raw", day, feed, run_id)
         await self.recover()
         claim = await self._claim_day(day, feed)
         try:
@@ -443,7 +448,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
                 host=socket.gethostname(),
                 pid=os.getpid(),
                 started_at=dt.datetime.now(dt.UTC),
-                objects=(version_key, raw_key),
+                objects=(version_key, raw_key) if raw_key else (version_key,),
                 previous_version=previous.version_key if previous else None,
             )
             await self.write_lock(claim, record)
@@ -452,7 +457,8 @@ class ObjectLakeLoader(Loader[OptionsT]):
             self._pending, self._pending_rows, self._bytes_per_row = [], 0, None
             self._raw_gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
             self._open["cleaned"] = _Tracked(version_key, await self.open_sink(version_key, encoder.content_type))
-            self._open["raw"] = _Tracked(raw_key, await self.open_sink(raw_key, RAW_CONTENT_TYPE))
+            if raw_key:
+                self._open["raw"] = _Tracked(raw_key, await self.open_sink(raw_key, RAW_CONTENT_TYPE))
         except BaseException:
             self._claim = None
             await self._discard(claim, list(self._open.values()))
@@ -497,6 +503,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
 
     async def write_raw(self, batch: Batch) -> None:
         """Append the page (after the lookups line, on the first page) to the run's raw gzip stream."""
+        if self.reuse_raw is not None:
+            self._require("cleaned")
+            return
         tracked = self._require("raw")
         data = b""
         if not self._raw_started:
@@ -509,17 +518,27 @@ class ObjectLakeLoader(Loader[OptionsT]):
 
     async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
         """Commit the day: run objects, then the manifest (the commit point), then publish and clean up."""
-        cleaned, raw = self._require("cleaned"), self._require("raw")
+        cleaned, raw = self._require("cleaned"), self._open.get("raw")
         encoder, layout, claim, feed = self._encoder, self.layout, self._claim, self._feed
         assert encoder is not None and claim is not None and feed is not None
         day = self.context.trend_date
         await self._encode_pending()
         self._check_regression(summary)
         await cleaned.write(encoder.finish())
-        await raw.write(self._raw_gzip.flush())
+        if raw is not None:
+            await raw.write(self._raw_gzip.flush())
         for tracked in (cleaned, raw):
-            await tracked.sink.commit()
-            tracked.committed = True
+            if tracked is not None:
+                await tracked.sink.commit()
+                tracked.committed = True
+        raw_entry = dict(self.reuse_raw or {})
+        if raw is not None:
+            raw_entry = {
+                "key": raw.key,
+                "bytes": raw.bytes,
+                "sha256": raw.sha256.hexdigest(),
+                "content_type": RAW_CONTENT_TYPE,
+            }
         seed_key, manifest_key = layout.key("cleaned", day, feed), layout.key("manifest", day, feed)
         manifest = {
             "protocol": PROTOCOL,
@@ -540,12 +559,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
                     "sha256": cleaned.sha256.hexdigest(),
                     "content_type": encoder.content_type,
                 },
-                "raw": {
-                    "key": raw.key,
-                    "bytes": raw.bytes,
-                    "sha256": raw.sha256.hexdigest(),
-                    "content_type": RAW_CONTENT_TYPE,
-                },
+                "raw": raw_entry,
             },
             "built_by": dict(summary.get("built_by") or {}),
             "counters": dict(summary.get("counters") or {}),
@@ -582,7 +596,8 @@ class ObjectLakeLoader(Loader[OptionsT]):
             raise
         self._claim, self._open = None, {}
         logger.info("committed %d rows to %s", self._rows, self.locate(seed_key))
-        return {"cleaned": self.locate(seed_key), "raw": self.locate(raw.key), "manifest": self.locate(manifest_key)}
+        raw_location = self.locate(str(raw_entry.get("key", "")))
+        return {"cleaned": self.locate(seed_key), "raw": raw_location, "manifest": self.locate(manifest_key)}
 
     def _check_regression(self, summary: Mapping[str, Any]) -> None:
         """Refuse to replace a good committed day with an empty or much smaller one."""
@@ -615,6 +630,10 @@ class ObjectLakeLoader(Loader[OptionsT]):
             # Past the commit point: the day is new; only the publishing is unfinished. Keep the
             # record so that the next run (or `repair`) rolls it forward.
             await self._release_quietly(claim, keep_record=True)
+            self._outcome = (
+                f"{self.context.trend_date} was committed by run {self.context.run_id}; the next run "
+                "(or `python -m pipeline repair`) finishes publishing it"
+            )
             return
         clean = await self._discard(claim, sinks)
         day = self.context.trend_date
@@ -743,7 +762,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
 
     async def repair(self, *, check: bool = False) -> RepairReport:
         """Heal the whole lake, or with ``check`` only report: stale locks, leftovers, unpublished or orphan files."""
-        report = RepairReport()
+        report = RepairReport(lake=self.describe())
         live = await self._recover(report, check=check)
         layout = self.layout
         referenced: set[str] = set()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
+import importlib.metadata
 import logging
 import os
 import time
@@ -43,7 +45,7 @@ class Stages:
         return [self.extractor, self.transformer, self.loader, *self.reporters]
 
 
-def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False) -> RunContext:
+def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False, force: bool = False) -> RunContext:
     """A run context for today (UTC) or the given partition date."""
     now = dt.datetime.now(dt.UTC)
     return RunContext(
@@ -51,22 +53,24 @@ def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False) -> 
         run_id=uuid.uuid4().hex[:12],
         started_at=now,
         dry_run=dry_run,
+        force=force,
     )
+
+
+def build_stage(kind: str, section: StageConfig, context: RunContext) -> Any:
+    """The stage a config section names, with its options validated; not opened."""
+    cls = registry.load(kind, section.type)
+    options = build_options(cls.Options, section.options, f"{section.path}.options")
+    return cls(options, context, name=section.type)
 
 
 def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
     """Resolve every stage by entry-point name and validate its options; nothing is opened."""
-
-    def make(kind: str, section: StageConfig) -> Any:
-        cls = registry.load(kind, section.type)
-        options = build_options(cls.Options, section.options, f"{section.path}.options")
-        return cls(options, context, name=section.type)
-
     return Stages(
-        extractor=make("extractor", config.extractor),
-        transformer=make("transformer", config.transformer),
-        loader=make("loader", config.loader),
-        reporters=tuple(make("reporter", r) for r in config.reporters),
+        extractor=build_stage("extractor", config.extractor, context),
+        transformer=build_stage("transformer", config.transformer, context),
+        loader=build_stage("loader", config.loader, context),
+        reporters=tuple(build_stage("reporter", r, context) for r in config.reporters),
     )
 
 
@@ -121,12 +125,13 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
                 await _stream(stages, result, timings, write=True)
                 _finish(result, extractor, transformer, timings)
                 async with _blame(loader, timings, "load"):
-                    result.outputs.update(await loader.commit(_summary(result)))
+                    result.outputs.update(await loader.commit(_summary(result, transformer)))
                 _finish(result, extractor, transformer, timings)  # reporters see the time of the commit
-            except BaseException:
-                logger.warning("run %s failed; aborting the loader so nothing partial is visible", context.run_id)
+            except BaseException as exc:
+                logger.info("run %s failed; aborting the loader", context.run_id)
                 with contextlib.suppress(Exception):
                     await loader.abort()
+                _tell_outcome(exc, loader)
                 raise
             for reporter in stages.reporters:
                 async with _blame(reporter, timings, "report"):
@@ -186,10 +191,32 @@ def _finish(
     result.timings = {k: round(v, 4) for k, v in timings.items()}
 
 
-def _summary(result: RunResult) -> dict[str, Any]:
+def _summary(result: RunResult, transformer: Transformer[Any]) -> dict[str, Any]:
     data = result.to_dict()
     data.pop("outputs", None)
+    data["built_by"] = {"transformer": transformer.name, "pipeline_version": project_version()}
     return data
+
+
+def _tell_outcome(exc: BaseException, loader: Loader[Any]) -> None:
+    """Attach what the failure did to the lake to our error, or log it for an interruption."""
+    outcome = loader.outcome()
+    if outcome is None:
+        return
+    if isinstance(exc, PipelineError):
+        if exc.outcome is None:
+            exc.outcome = outcome
+    else:  # cancelled or interrupted: the CLI's one line reads it from here
+        exc.outcome = outcome  # type: ignore[attr-defined]
+
+
+@functools.cache
+def project_version() -> str:
+    """This distribution's version, as installed."""
+    try:
+        return importlib.metadata.version("tmdb-trending-pipeline")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 @contextlib.asynccontextmanager
@@ -211,4 +238,4 @@ async def _blame(stage: Stage[Any], timings: dict[str, float], key: str) -> Asyn
         timings[key] += time.perf_counter() - started
 
 
-__all__: Sequence[str] = ("Stages", "build_stages", "new_context", "run_pipeline", "run_stages")
+__all__: Sequence[str] = ("Stages", "build_stage", "build_stages", "new_context", "run_pipeline", "run_stages")

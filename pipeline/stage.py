@@ -204,6 +204,10 @@ class Loader(Stage[OptionsT]):
     async def abort(self) -> None:
         """Discard everything since ``begin``; the previous good data stays intact."""
 
+    def outcome(self) -> str | None:
+        """After a failed run: what it did to the lake, in a few words (``None``: nothing to say)."""
+        return None
+
     @abstractmethod
     def describe(self) -> str:
         """Where the lake is, without credentials."""

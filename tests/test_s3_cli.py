@@ -83,7 +83,8 @@ async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_
     assert "Traceback" not in done.stderr
     assert error_lines(done.stderr) == [
         f"error: extractor 'replay': {pages / 'page-017.json'}: invalid JSON "
-        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+        f"nothing was committed; {TREND_DATE} keeps its previous data"
     ]
     # The loader had a multipart upload open, and aborted it.
     run_id = re.search(r"run ([0-9a-f]{12}): ", done.stderr)

@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.deps-test
 SAMPLE := tests/data/sample
 export USE_UV
 
-.PHONY: run test lint typecheck pytest lock clean
+.PHONY: run test lint typecheck pytest lock clean mutation
 
 $(RUN_STAMP): setup.cfg pyproject.toml requirements/runtime.lock requirements/deps.py
 	$(DEPS) install run
@@ -40,6 +40,11 @@ test: lint typecheck pytest
 # Recompile both locks from setup.cfg (keeps current pins; `$(DEPS) lock --upgrade` moves them).
 lock:
 	$(DEPS) lock
+
+# Mutation testing, module by module, outside `make test` (slow, CPU-heavy): tools/mutate.py, see docs/testing.md.
+# MODULES="pipeline/redact.py stages/tmdb.py" picks modules; MUTATE_ARGS="--jobs 1" passes options.
+mutation: $(TEST_STAMP)
+	nice -n 10 $(PY) tools/mutate.py $(MUTATE_ARGS) $(MODULES)
 
 clean:
 	rm -rf $(VENV) .tools lake

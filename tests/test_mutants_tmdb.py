@@ -1,0 +1,190 @@
+"""The extractor's bounds: the reorder window caps how far workers run ahead, and a failure cancels what still runs.
+
+A hung request here is an aioresponses callback waiting on an event nobody sets: only cancellation ends
+it. The ``asyncio.timeout`` guards are reached only by a regression (the passing runs end at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aioresponses import CallbackResult, aioresponses
+
+from pipeline.errors import ExtractError
+from pipeline.options import build_options
+from pipeline.ratelimit import AdaptiveRateLimiter
+from pipeline.stage import Batch, RunContext
+from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+
+pytestmark = pytest.mark.usefixtures("aioresponses_compat")
+
+BASE = "https://tmdb.test"
+TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
+CONFIGURATION = re.compile(r"^https://tmdb\.test/3/configuration(\?.*)?$")
+GENRES = re.compile(r"^https://tmdb\.test/3/genre/movie/list(\?.*)?$")
+TOKEN = "tok-mutants-0123456789abcdef"
+CONFIG_DOC = {"images": {"secure_base_url": "https://image.tmdb.org/t/p/", "poster_sizes": ["w500"]}}
+GUARD = 5.0  # seconds; only a regression ever waits this long
+
+
+async def _no_sleep(seconds: float) -> None:
+    """Retry waits return at once."""
+
+
+def page_doc(page: int, total_pages: int) -> dict[str, Any]:
+    """A trending page with one result."""
+    results = [{"id": page, "title": f"T{page}", "media_type": "movie", "popularity": 1.0}]
+    return {"page": page, "results": results, "total_pages": total_pages, "total_results": total_pages}
+
+
+def extractor(context: RunContext, **options: Any) -> TmdbTrendingExtractor:
+    raw = {"base_url": BASE, "enrich": False, "rate_limit": 1000, "max_attempts": 2, "backoff": 0, **options}
+    return TmdbTrendingExtractor(
+        build_options(TmdbOptions, raw, "extractor.options"),
+        context,
+        name="tmdb-trending",
+        sleep=_no_sleep,
+        env={"TMDB_ACCESS_TOKEN": TOKEN},
+    )
+
+
+async def collect(ex: TmdbTrendingExtractor) -> list[Batch]:
+    async with asyncio.timeout(GUARD), ex:
+        return [batch async for batch in ex.batches()]
+
+
+def hanging(answer: Callable[[int], CallbackResult | None]) -> tuple[Callable[..., Any], list[int]]:
+    """A trending callback: ``answer(page)`` or, where it returns None, a request that never ends. Records pages."""
+    never = asyncio.Event()
+    asked: list[int] = []
+
+    async def callback(url: Any, **kwargs: Any) -> CallbackResult:
+        page = int(kwargs["params"]["page"])
+        asked.append(page)
+        result = answer(page)
+        if result is None:
+            await never.wait()
+        assert result is not None
+        return result
+
+    return callback, asked
+
+
+def _tasks() -> list[str]:
+    return sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("tmdb-trending"))
+
+
+class InstantClock:
+    """The rate limiter's clock and sleep: every slot is free at once, so only the window holds workers back."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def _until_idle(count: Callable[[], int]) -> int:
+    """Yield to the loop until ``count()`` has not moved for a while (the workers are all blocked)."""
+    last, still = -1, 0
+    for _ in range(20_000):
+        await asyncio.sleep(0)
+        current = count()
+        still = still + 1 if current == last else 0
+        last = current
+        if still >= 200:
+            break
+    return last
+
+
+async def test_a_slow_consumer_holds_the_workers_to_the_reorder_window(live_context: RunContext) -> None:
+    clock = InstantClock()
+    with aioresponses() as mocked:
+        mocked.get(
+            TRENDING,
+            callback=lambda url, **kw: CallbackResult(payload=page_doc(int(kw["params"]["page"]), 200)),
+            repeat=True,
+        )
+        ex = extractor(live_context, pages=200, concurrency=2)  # window: max(4 * 2, 32) = 32 pages
+        async with asyncio.timeout(GUARD), ex:
+            limiter = AdaptiveRateLimiter(1000, clock=clock, sleep=clock.sleep)
+            ex.limiter = ex._client.limiter = limiter  # type: ignore[union-attr]
+            stream = ex.batches()
+            assert [(await anext(stream)).page, (await anext(stream)).page] == [1, 2]
+            requests_while_stalled = await _until_idle(lambda: ex.counters["requests"])
+            assert [(await anext(stream)).page for _ in range(3)] == [3, 4, 5]
+            requests_after_three_more = await _until_idle(lambda: ex.counters["requests"])
+            await stream.aclose()  # type: ignore[attr-defined]
+    # page 1, the page already handed over (2) and 32 pages taken ahead: never the whole list
+    assert requests_while_stalled == 1 + 1 + 32
+    assert requests_after_three_more == requests_while_stalled + 3  # each page handed over frees one more
+    assert ex.counters["reorder_buffer_peak"] <= 32
+
+
+async def test_the_window_does_not_stop_a_consumer_that_keeps_up(live_context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(
+            TRENDING,
+            callback=lambda url, **kw: CallbackResult(payload=page_doc(int(kw["params"]["page"]), 80)),
+            repeat=True,
+        )
+        batches = await collect(extractor(live_context, pages=80, concurrency=1))
+    assert [b.page for b in batches] == list(range(1, 81))
+
+
+async def test_page_one_failing_cancels_the_lookups_still_running(live_context: RunContext) -> None:
+    never = asyncio.Event()
+
+    async def stuck(url: Any, **kwargs: Any) -> CallbackResult:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, status=404, payload={"status_code": 34, "status_message": "gone"})
+        mocked.get(CONFIGURATION, callback=stuck, repeat=True)
+        mocked.get(GENRES, callback=stuck, repeat=True)
+        with pytest.raises(ExtractError, match="page 1: HTTP 404"):
+            await collect(extractor(live_context, enrich=True))
+        assert _tasks() == []
+
+
+async def test_a_failed_lookup_cancels_the_other_lookup_and_page_one(live_context: RunContext) -> None:
+    callback, asked = hanging(lambda page: None)  # page 1 never answers
+    never = asyncio.Event()
+
+    async def stuck(url: Any, **kwargs: Any) -> CallbackResult:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=callback, repeat=True)
+        mocked.get(CONFIGURATION, callback=stuck, repeat=True)
+        mocked.get(GENRES, status=401, payload={"status_code": 7, "status_message": "Invalid API key"})
+        with pytest.raises(ExtractError, match="movie genre lookup: HTTP 401"):
+            await collect(extractor(live_context, enrich=True))
+        assert _tasks() == []
+    assert asked == [1]
+
+
+async def test_a_failing_page_stops_the_workers_waiting_on_hung_pages(live_context: RunContext) -> None:
+    def answer(page: int) -> CallbackResult | None:
+        if page == 1:
+            return CallbackResult(payload=page_doc(page, 6))
+        if page == 4:
+            return CallbackResult(status=400, payload={"status_code": 22, "status_message": "Invalid page"})
+        return None  # pages 2 and 3 hang
+
+    callback, asked = hanging(answer)
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=callback, repeat=True)
+        with pytest.raises(ExtractError, match="page 4: HTTP 400"):
+            await collect(extractor(live_context, pages=6, concurrency=3))
+        assert _tasks() == []
+    assert sorted(asked) == [1, 2, 3, 4]  # three workers took 2-4; 5 and 6 were never started

@@ -40,6 +40,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -368,8 +369,10 @@ def _in_child(body: Callable[[], int], log: Path) -> int:
         os._exit(code)
 
 
-def baseline(module: str, tests: Sequence[str], timeout: float, work: Path) -> tuple[dict[int, list[str]], float]:
-    """Run the module's tests once under coverage: the tests that run each line, and the wall time."""
+def baseline(
+    module: str, tests: Sequence[str], timeout: float, work: Path
+) -> tuple[dict[int, list[str]], dict[str, float], float]:
+    """Run the module's tests once under coverage: the tests that run each line, their durations, the wall time."""
     import coverage
     import pytest
 
@@ -379,17 +382,23 @@ def baseline(module: str, tests: Sequence[str], timeout: float, work: Path) -> t
     def body() -> int:
         cov = coverage.Coverage(data_file=None, include=[path], config_file=False)
 
+        durations: dict[str, float] = {}
+
         class Contexts:
             @pytest.hookimpl(hookwrapper=True)
             def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Iterator[None]:
                 cov.switch_context(item.nodeid)
                 yield
 
+            def pytest_runtest_logreport(self, report: Any) -> None:
+                durations[report.nodeid] = durations.get(report.nodeid, 0.0) + report.duration
+
         cov.start()
         code = int(pytest.main(_pytest_args(tests, timeout * 3), plugins=[Contexts()]))
         cov.stop()
         lines = cov.get_data().contexts_by_lineno(path)
-        result.write_text(json.dumps({str(k): sorted(c for c in v if c) for k, v in lines.items()}))
+        by_line = {str(k): sorted(c for c in v if c) for k, v in lines.items()}
+        result.write_text(json.dumps({"lines": by_line, "durations": durations}))
         return code
 
     started = time.monotonic()
@@ -398,7 +407,8 @@ def baseline(module: str, tests: Sequence[str], timeout: float, work: Path) -> t
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{module}: the tests fail without any mutant (exit {code}); see {work / 'baseline.log'}")
-    return {int(k): v for k, v in json.loads(result.read_text()).items()}, time.monotonic() - started
+    data = json.loads(result.read_text())
+    return {int(k): v for k, v in data["lines"].items()}, data["durations"], time.monotonic() - started
 
 
 def run_module(module: str, tests: Sequence[str], jobs: int, timeout: float, hard_limit: float) -> list[Mutant]:
@@ -409,7 +419,7 @@ def run_module(module: str, tests: Sequence[str], jobs: int, timeout: float, har
     name = module.removesuffix(".py").replace("/", ".")
     mutants = list_mutants(source)
     work = Path(tempfile.mkdtemp(prefix="mutate-"))
-    by_line, seconds = baseline(module, tests, timeout, work)
+    by_line, durations, seconds = baseline(module, tests, timeout, work)
     say(f"{module}: {len(mutants)} mutants; baseline {seconds:.1f}s over {len(tests)} test files")
 
     running: dict[int, tuple[Mutant, float]] = {}
@@ -418,7 +428,8 @@ def run_module(module: str, tests: Sequence[str], jobs: int, timeout: float, har
         covering: set[str] = set()
         for line in range(mutant.line, mutant.end_line + 1):
             covering.update(by_line.get(line, ()))
-        mutant.tests = sorted(covering)
+        # Quickest first, so that a mutant dies as early as it can (pytest -x stops at the first failure).
+        mutant.tests = sorted(covering, key=lambda test: (durations.get(test, 0.0), test))
     done = 0
     while queue or running:
         while queue and len(running) < jobs:
@@ -452,9 +463,12 @@ def run_module(module: str, tests: Sequence[str], jobs: int, timeout: float, har
             # pytest: 0 all passed, 1 a test failed (a --timeout too), 2 interrupted, 3 internal error
             mutant.status = {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(code, f"error {code}")
         done += 1
+        if done % 25 == 0:
+            say(f"  {done}/{len(mutants)} done")
         if mutant.status == "survived":
             say(f"  survived #{mutant.index} line {mutant.line}: {mutant.description}")
     _report(module, source, mutants)
+    shutil.rmtree(work, ignore_errors=True)
     return mutants
 
 

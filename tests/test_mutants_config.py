@@ -27,7 +27,9 @@ def test_a_set_value_that_is_not_yaml_is_a_config_error(value: str) -> None:
 
 
 def test_set_reaches_into_a_reporter_list_by_index() -> None:
-    config = load_config(BASE, ["reporter.1.options.path=report.json", "reporter.0.type=github-summary"], env={"LAKE": "x"})
+    config = load_config(
+        BASE, ["reporter.1.options.path=report.json", "reporter.0.type=github-summary"], env={"LAKE": "x"}
+    )
     assert [(r.type, dict(r.options)) for r in config.reporters] == [
         ("github-summary", {}),
         ("json", {"path": "report.json"}),

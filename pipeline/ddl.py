@@ -26,7 +26,6 @@ import re
 from pipeline import registry, schema
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
-from pipeline.lake import Layout, ObjectLakeLoader
 from pipeline.options import build_options
 from pipeline.runner import new_context
 
@@ -112,6 +111,8 @@ def athena_ddl(
         raise ConfigError(f"table name {table!r}: use lower-case letters, digits and underscores")
     if not 1970 <= first_year <= last_year <= 9999:
         raise ConfigError(f"year range {first_year}-{last_year}: expected 1970 <= first <= last <= 9999")
+    from pipeline.lake import Layout  # pandas: the CLI's parser reads this module's defaults
+
     cleaned_root = f"{location.rstrip('/')}/{Layout().root('cleaned')}"
     columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout))
     partitions = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_partitions(layout))
@@ -152,6 +153,8 @@ def ddl_for_config(
     """The DDL for the configured loader's lake; ``location`` replaces where the loader writes."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
+    from pipeline.lake import ObjectLakeLoader  # see athena_ddl
+
     section = config.loader
     cls = registry.load("loader", section.type)
     if not issubclass(cls, ObjectLakeLoader):

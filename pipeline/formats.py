@@ -15,12 +15,13 @@ import abc
 import datetime as dt
 import io
 import logging
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline import schema
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -183,12 +184,16 @@ def to_arrow(frame: pd.DataFrame, arrow_schema: Any) -> Any:
 
 
 def _parse_date(value: Any) -> dt.date | None:
+    import pandas as pd  # pandas is loaded by now (the frame is pandas); imported here for the CLI's sake
+
     if value is None or value is pd.NA or value == "":
         return None
     return dt.date.fromisoformat(str(value))
 
 
 def _parse_timestamp(value: Any) -> dt.datetime | None:
+    import pandas as pd  # see _parse_date
+
     if value is None or value is pd.NA or value == "":
         return None
     stamp = dt.datetime.fromisoformat(str(value))
@@ -216,6 +221,8 @@ def decode(fmt: str, data: bytes) -> pd.DataFrame:
 
 def read_parquet_bytes(data: bytes) -> pd.DataFrame:
     """Decode a cleaned Parquet file as the CSV path would: dates and timestamps as ISO strings, no nulls in text."""
+    import pandas as pd
+
     pa = require_pyarrow()
     table = pa.parquet.read_table(io.BytesIO(data))
     columns: dict[str, Any] = {}

@@ -15,9 +15,7 @@ import logging
 import math
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from pipeline import registry
 from pipeline.config import PipelineConfig
@@ -25,6 +23,9 @@ from pipeline.errors import ConfigError
 from pipeline.options import build_options
 from pipeline.runner import new_context
 from pipeline.stage import Feed, LakeReader, Loader, MediaType, TimeWindow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 

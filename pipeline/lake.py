@@ -38,14 +38,15 @@ import re
 import socket
 import zlib
 from collections.abc import Mapping
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline import formats, rawzone, schema
 from pipeline.errors import CommitConflict, ConfigError, LoadError, PipelineError, RegressionRefused
 from pipeline.options import OptionError
 from pipeline.stage import Batch, Feed, Loader, OptionsT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -494,6 +495,8 @@ class ObjectLakeLoader(Loader[OptionsT]):
             return
         frames, self._pending, self._pending_rows = self._pending, [], 0
         try:
+            import pandas as pd  # here: the CLI's light commands import this module
+
             frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
             self._bytes_per_row = _bytes_per_row(frame) or self._bytes_per_row
             data = self._encoder.encode(schema.conform(frame))

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import importlib.metadata
 import logging
 import os
 import time
@@ -213,6 +212,8 @@ def _tell_outcome(exc: BaseException, loader: Loader[Any]) -> None:
 @functools.cache
 def project_version() -> str:
     """This distribution's version, as installed."""
+    import importlib.metadata  # ~20 ms: only runs that write a manifest pay for it
+
     try:
         return importlib.metadata.version("tmdb-trending-pipeline")
     except importlib.metadata.PackageNotFoundError:

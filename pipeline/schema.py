@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 _QUOTED_OR_CRLF = re.compile(r'("[^"]*")|\r\n')
@@ -67,6 +68,8 @@ DTYPES: dict[str, str] = {c.name: c.dtype for c in COLUMNS}
 
 def empty_frame() -> pd.DataFrame:
     """A zero-row frame with the schema's columns and dtypes."""
+    import pandas as pd  # here, not at the top: the CLI's light commands import this module
+
     return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in COLUMNS})
 
 
@@ -123,6 +126,8 @@ def read_csv_bytes(data: bytes) -> pd.DataFrame:
     """Decode a cleaned CSV back into the schema's dtypes, keeping strings such as ``NA`` intact."""
     if not data:
         return empty_frame()
+    import pandas as pd
+
     frame = pd.read_csv(
         io.BytesIO(data),
         dtype=DTYPES,

@@ -15,14 +15,15 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.errors import ReportError
 from pipeline.redact import redact
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -438,6 +439,8 @@ def _row(cells: Sequence[str]) -> str:
 
 
 def _text(value: Any) -> str:
+    import pandas as pd  # loaded by now (the values come from a frame); here for `check`'s sake
+
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
@@ -449,6 +452,8 @@ def _count(value: Any) -> int:
 
 
 def _number(value: Any) -> float:
+    import pandas as pd  # see _text
+
     if value is None or value is pd.NA:
         return math.nan
     try:

@@ -19,13 +19,14 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from pipeline import schema
 from pipeline.errors import TransformError
 from pipeline.stage import Batch, Lookups, Transformer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
                 rows.append(row)
         if not rows:
             return schema.empty_frame()
+        import pandas as pd  # here, so that `check` can build this stage without pandas
+
         return schema.conform(pd.DataFrame(rows))
 
     def _row(self, item: Any, rank: int, batch: Batch) -> dict[str, Any] | None:

@@ -21,10 +21,8 @@ import os
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError
@@ -32,6 +30,9 @@ from pipeline.progress import Progress
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import Batch, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
 from stages.tmdb_client import CAUSES, DEFAULT_MAX_BODY_BYTES, Credentials, RetryPolicy, Sleep, TmdbClient
+
+if TYPE_CHECKING:
+    import aiohttp  # imported in open(), so that `check` builds this stage without it
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,8 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             )
         opts = self.options
         if self._session is None:
+            import aiohttp
+
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=opts.concurrency, limit_per_host=opts.concurrency),
                 headers={"Accept": "application/json", "User-Agent": _USER_AGENT},

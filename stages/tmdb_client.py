@@ -22,16 +22,18 @@ import random
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
-import aiohttp
 import tenacity
 
 from pipeline.errors import ConfigError, ExtractError, TransientError, TransientExtractError
 from pipeline.progress import Progress
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.redact import redact, register_secret
+
+if TYPE_CHECKING:
+    import aiohttp  # imported where used, so that `check` builds the extractor without it
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +221,8 @@ class TmdbClient:
         self.stage = stage
         self.counters = counters
         self.progress = progress
+        import aiohttp
+
         self._in_flight = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._sleep = sleep
@@ -266,6 +270,8 @@ class TmdbClient:
         )
 
     async def _attempt(self, path: str, params: Mapping[str, str], what: str, valid: Validator) -> Fetched:
+        import aiohttp
+
         display = _display(path, params)
         query = {**params, **self.credentials.params()}
         failure: TmdbTransientError | TmdbApiError | None = None
@@ -368,6 +374,8 @@ def _display(path: str, params: Mapping[str, str]) -> str:
 
 def _summarise(exc: BaseException) -> str:
     """An aiohttp exception in words, without its URL or request_info."""
+    import aiohttp
+
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"{type(exc).__name__}: {exc.status} {exc.message}"
     if isinstance(exc, aiohttp.InvalidURL):

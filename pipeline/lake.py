@@ -430,6 +430,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
             raise LoadError(str(exc), stage=self.name) from exc
         version_key = layout.run_key("version", day, feed, run_id)
         raw_key = None if self.reuse_raw else layout.run_key("raw", day, feed, run_id)
+        self._outcome = self._nothing_committed(True)
         await self.recover()
         claim = await self._claim_day(day, feed)
         try:
@@ -462,8 +463,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
                 self._open["raw"] = _Tracked(raw_key, await self.open_sink(raw_key, RAW_CONTENT_TYPE))
         except BaseException:
             self._claim = None
-            await self._discard(claim, list(self._open.values()))
+            clean = await self._discard(claim, list(self._open.values()))
             self._open = {}
+            self._outcome = self._nothing_committed(clean)
             raise
 
     async def write(self, chunk: pd.DataFrame) -> None:
@@ -638,13 +640,13 @@ class ObjectLakeLoader(Loader[OptionsT]):
                 "(or `python -m pipeline repair`) finishes publishing it"
             )
             return
-        clean = await self._discard(claim, sinks)
+        self._outcome = self._nothing_committed(await self._discard(claim, sinks))
+
+    def _nothing_committed(self, clean: bool) -> str:
         day = self.context.trend_date
-        self._outcome = (
-            f"nothing was committed; {day} keeps its previous data"
-            if clean
-            else f"nothing was committed; {day} keeps its previous data, and the next run removes what this one left"
-        )
+        if clean:
+            return f"nothing was committed; {day} keeps its previous data"
+        return f"nothing was committed; {day} keeps its previous data, and the next run removes what this one left"
 
     def outcome(self) -> str | None:
         """What the last failed run did to the lake, in a few words."""
@@ -737,6 +739,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
         if record is None:
             return f"removed the unreadable lock {self.locate(claim.key)} (its run wrote nothing yet)"
         day, feed = record.trend_date, record.feed
+        for leftover in await self.leftovers():
+            if leftover.run_id == record.run_id:
+                await self.remove_leftover(leftover)
         current = await self.read_manifest_entry(day, feed)
         if current is not None and current.run_id == record.run_id:
             await self._publish(current)
@@ -745,9 +750,6 @@ class ObjectLakeLoader(Loader[OptionsT]):
             return f"{day} {feed.slug}: rolled forward to run {record.run_id}, which had committed"
         for key in record.objects:
             await self.delete_object(key)
-        for leftover in await self.leftovers():
-            if leftover.run_id == record.run_id:
-                await self.remove_leftover(leftover)
         if current is not None:
             await self._publish(current)
         return f"{day} {feed.slug}: rolled back run {record.run_id}, which died before its commit"

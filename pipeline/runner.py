@@ -118,9 +118,9 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
             await _stream(stages, result, timings, write=False)
             result.outputs = {kind: loc for kind, loc in loader.planned_outputs(feed).items()}
         else:
-            async with _blame(loader, timings, "load"):
-                await loader.begin(feed)
             try:
+                async with _blame(loader, timings, "load"):
+                    await loader.begin(feed)
                 await _stream(stages, result, timings, write=True)
                 _finish(result, extractor, transformer, timings)
                 async with _blame(loader, timings, "load"):

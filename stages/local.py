@@ -36,6 +36,7 @@ from pipeline.lake import (
     validate_prefix,
 )
 from pipeline.options import OptionError
+from pipeline.stage import Check
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,25 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
     def describe(self) -> str:
         """The lake's folder."""
         return str(self.options.root / self.options.prefix) if self.options.prefix else str(self.options.root)
+
+    async def preflight(self, connect: bool) -> list[Check]:
+        """Options valid, and the lake folder writable (or creatable: the first run makes it); creates nothing."""
+        checks = await super().preflight(connect)
+        root = self.options.root
+        if root.is_dir():
+            ok = os.access(root, os.W_OK | os.X_OK)
+            detail = f"{root} exists and is writable" if ok else f"{root} exists but is not writable"
+            return [*checks, self.preflight_check("lake folder", detail, ok=ok)]
+        parent = root.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+        detail = (
+            f"{root} does not exist yet; the first run creates it in {parent}"
+            if ok
+            else f"{root} does not exist and cannot be created: {parent} is not a writable folder"
+        )
+        return [*checks, self.preflight_check("lake folder", detail, ok=ok)]
 
     def locate(self, key: str) -> str:
         """The file path of ``key``."""
@@ -224,6 +244,9 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
             if not keep_record:
                 record_path = self._path(claim.key)
                 record_path.unlink(missing_ok=True)
+                # a record write cut short: while the lock is held nobody else writes this record
+                for temp in record_path.parent.glob(f".{record_path.name}.*{TEMP_SUFFIX}"):
+                    temp.unlink(missing_ok=True)
                 record_path.with_suffix(".lock").unlink(missing_ok=True)
                 _prune(record_path.parent, self.options.root)
         finally:

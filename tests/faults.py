@@ -1,0 +1,273 @@
+"""Fault injection for the commit protocol: real failures and real kills, no mocks of our code.
+
+- ``FaultProxy``: an HTTP proxy in front of moto's S3 server. It counts every request and,
+  at request *k*, can deny it (403, not retried), start an outage (503 for it and every
+  request after), or forward it and then SIGKILL the client process before it sees the answer.
+- ``FsFaults``: in a forked child, wraps the ``os`` calls that change the file system
+  (create, fsync, rename, unlink, mkdir, rmdir); at step *k* it fails the call with EIO,
+  or performs it and SIGKILLs the process.
+- ``run_child``: runs ``python -m pipeline`` in a forked child (so pandas and aioboto3 are
+  already imported) and returns its exit code and stderr, or ``None`` when it was killed.
+
+Steps are counted, not listed: a probe run reports how many there are, and the tests walk
+every one of them, so a new step in the commit cannot escape the harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import http.client
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied (injected)</Message></Error>"
+)
+_OUTAGE = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+    b"<Message>injected outage</Message></Error>"
+)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What the proxy does: ``pass``, or at request ``at``: ``deny``, ``outage`` or ``kill``."""
+
+    mode: str = "pass"
+    at: int = 0
+    victim: int | None = None
+
+
+class FaultProxy:
+    """A threaded HTTP/1.1 proxy to ``upstream`` that injects one planned fault."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urlsplit(upstream)
+        self.count = 0
+        self.plan = Plan()
+        self.log: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return data
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _handle(self) -> None:
+                body = self._body()
+                with proxy._lock:
+                    proxy.count += 1
+                    number, plan = proxy.count, proxy.plan
+                    proxy.log.append(f"{number} {self.command} {self.path}")
+                if plan.mode == "deny" and number == plan.at:
+                    return self._reply(403, _DENIED)
+                if plan.mode == "outage" and number >= plan.at:
+                    return self._reply(503, _OUTAGE)
+                status, headers, data = proxy._forward(self.command, self.path, self.headers, body)
+                if plan.mode == "kill" and number == plan.at and plan.victim:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(plan.victim, signal.SIGKILL)
+                    self.close_connection = True
+                    return
+                self._reply(status, data, headers)
+
+            def _reply(self, status: int, data: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
+                self.send_response(status)
+                skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
+                for name, value in headers:
+                    if name.lower() not in skip:
+                        self.send_header(name, value)
+                if not headers:
+                    self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Where clients connect."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def _forward(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
+        try:
+            forwarded = {k: v for k, v in headers.items() if k.lower() not in ("expect", "transfer-encoding")}
+            forwarded["Content-Length"] = str(len(body))
+            connection.request(method, path, body=body, headers=forwarded)
+            response = connection.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            connection.close()
+
+    def start(self) -> FaultProxy:
+        """Serve in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def arm(self, mode: str = "pass", at: int = 0, victim: int | None = None) -> None:
+        """Reset the request count and plan the next fault."""
+        with self._lock:
+            self.count, self.plan, self.log = 0, Plan(mode, at, victim), []
+
+
+# -- the file system ------------------------------------------------------------------------
+
+
+class FsFaults:
+    """Counts the file-system steps of this process; fails or kills at step ``at``."""
+
+    CALLS = ("replace", "rename", "unlink", "rmdir", "mkdir", "fsync")
+
+    def __init__(self, mode: str = "count", at: int = 0) -> None:
+        self.mode, self.at, self.count = mode, at, 0
+        self.steps: list[str] = []
+
+    def install(self) -> None:
+        """Wrap the ``os`` functions (only ever in a forked child: this never undoes itself)."""
+        for name in self.CALLS:
+            setattr(os, name, self._wrap(name, getattr(os, name)))
+        original_open = os.open
+
+        def counted_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            if flags & os.O_CREAT:
+                return int(self._step("create", path, lambda: original_open(path, flags, *args, **kwargs)))
+            return original_open(path, flags, *args, **kwargs)
+
+        os.open = counted_open
+
+    def _wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            return self._step(name, args[0] if args else "", lambda: function(*args, **kwargs))
+
+        return wrapped
+
+    def _step(self, name: str, target: Any, call: Callable[[], Any]) -> Any:
+        self.count += 1
+        self.steps.append(f"{name} {target}")
+        if self.mode == "fail" and self.count == self.at:
+            raise OSError(errno.EIO, f"injected failure of {name}", str(target))
+        result = call()
+        if self.mode == "kill" and self.count == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+
+# -- children -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildResult:
+    """How a forked ``python -m pipeline`` ended: exit code (``None`` if killed), stderr, and its step log."""
+
+    code: int | None
+    stderr: str
+    steps: list[str]
+
+
+def run_child(
+    argv: list[str],
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    fs: FsFaults | None = None,
+    started: Callable[[int], None] | None = None,
+) -> ChildResult:
+    """Fork, run ``pipeline.cli.main(argv)`` in the child, wait, and report."""
+    err_path, steps_path = workdir / "child.stderr", workdir / "child.steps"
+    for path in (err_path, steps_path):
+        path.unlink(missing_ok=True)
+    go_reader, go_writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 70
+        try:
+            os.close(go_writer)
+            os.read(go_reader, 1)  # wait until the parent has armed what watches this pid
+            os.close(go_reader)
+            _child(argv, err_path, steps_path, env or {}, fs)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            code = 71
+        finally:
+            os._exit(code)
+    os.close(go_reader)
+    if started is not None:
+        started(pid)
+    os.write(go_writer, b"g")
+    os.close(go_writer)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    stderr = err_path.read_text(encoding="utf-8", errors="replace") if err_path.exists() else ""
+    steps = steps_path.read_text(encoding="utf-8").splitlines() if steps_path.exists() else []
+    return ChildResult(None if code == -signal.SIGKILL else code, stderr, steps)
+
+
+def _child(argv: list[str], err_path: Path, steps_path: Path, env: dict[str, str], fs: FsFaults | None) -> None:
+    from pipeline import cli
+
+    # Forked from inside a running event loop: this process has none of its own yet.
+    asyncio.events._set_running_loop(None)
+
+    fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the child's stderr for its whole life
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    os.environ.update(env)
+    if fs is not None:
+        fs.install()
+    code = cli.main(argv)
+    if fs is not None:
+        steps_path.write_text("\n".join(fs.steps), encoding="utf-8")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def proxy_for(upstream: str) -> Iterator[FaultProxy]:
+    """A started ``FaultProxy`` in front of ``upstream``."""
+    proxy = FaultProxy(upstream).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

@@ -1,0 +1,297 @@
+"""The commit protocol under every fault: a failure or a SIGKILL after each step of a run.
+
+For each loader a probe run counts the steps of one run that replaces a committed day
+(file-system steps for ``local``, S3 requests for ``s3``); then, for every step *k* and
+every mode, a fresh copy of the lake holding the *old* day gets a run (a forked
+``python -m pipeline``) that fails or is killed at step *k*. Each time the test asserts:
+
+1. a reader sees the day entirely old or entirely new: through the manifest
+   (``read_committed``, ``read_day``) and at the cleaned key itself; another day is untouched;
+2. a failed run exits 1 with one ``error:`` line that says what happened to the lake;
+3. the next run, of another day, heals the lake: afterwards ``repair --check`` finds
+   nothing, and no lock, temp file or multipart upload is left.
+
+The count of points is written in ``docs/lake-protocol.md``; a test keeps it true.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import json
+import re
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import pytest
+
+from pipeline.config import load_config
+from pipeline.lake import ObjectLakeLoader
+from pipeline.runner import build_stage, build_stages, new_context, run_stages
+from pipeline.stage import Feed
+from stages.s3 import S3Loader, S3Options
+from tests.faults import ChildResult, FsFaults, proxy_for, run_child
+from tests.fixtures_s3 import REGION
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests/data/sample"
+DAY = dt.date(2026, 11, 25)
+OTHER_DAY = DAY - dt.timedelta(days=1)
+NEXT_DAY = DAY + dt.timedelta(days=1)
+FEED = Feed()
+FETCHED = "2026-11-25T12:00:00+00:00"
+DOC = ROOT / "docs/lake-protocol.md"
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def config(loader: dict[str, Any], pages: Path) -> dict[str, Any]:
+    """Replay ``pages`` (with a fixed fetch time, so a run's bytes are known) into ``loader``."""
+    return {
+        "extractor": {"type": "replay", "options": {"path": str(pages), "extracted_at": FETCHED}},
+        "transformer": {"type": "standardize"},
+        "loader": loader,
+    }
+
+
+def write_config(path: Path, loader: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(config(loader, SAMPLE / "2026-11-25")), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+class Lake:
+    """One loader kind: a template lake holding the old day, fresh copies of it, and its leftovers."""
+
+    kind: str
+
+    def section(self, where: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def loader(self, where: str, day: dt.date = DAY) -> ObjectLakeLoader[Any]:
+        """A loader on ``where`` for a run of ``day``."""
+        built = build_stage("loader", load_config(config(self.section(where), SAMPLE)).loader, new_context(day))
+        assert isinstance(built, ObjectLakeLoader)
+        return built
+
+    async def copy(self, source: str) -> str:
+        raise NotImplementedError
+
+    async def leftovers(self, where: str) -> list[str]:
+        raise NotImplementedError
+
+    async def commit(self, where: str, day: dt.date, pages: str) -> None:
+        """One successful run, in this process."""
+        context = new_context(day)
+        stages = build_stages(load_config(config(self.section(where), SAMPLE / pages)), context)
+        await run_stages(dataclasses.replace(stages, loader=self.loader(where, day)), context)
+
+    async def view(self, where: str) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """The day through its manifest, the bytes at the cleaned key itself, and the other day's bytes."""
+        async with self.loader(where) as loader:
+            found = await loader.read_committed(DAY, FEED)
+            frame = await loader.read_day(DAY, FEED)
+            assert (found is None) == (frame is None)
+            seed = await loader.get_bytes(loader.layout.key("cleaned", DAY, FEED))
+            other = await loader.read_committed(OTHER_DAY, FEED)
+        return (found[0] if found else None), seed, (other[0] if other else None)
+
+    async def health(self, where: str) -> list[str]:
+        """What ``repair --check`` finds."""
+        async with self.loader(where) as loader:
+            report = await loader.repair(check=True)
+        return report.problems + report.actions
+
+
+class LocalLake(Lake):
+    kind = "local"
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def section(self, where: str) -> dict[str, Any]:
+        return {"type": "local", "options": {"root": where}}
+
+    async def copy(self, source: str) -> str:
+        target = self.base / f"lake-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(source, target)
+        return str(target)
+
+    async def leftovers(self, where: str) -> list[str]:
+        root = Path(where)
+        temps = [str(p) for p in root.rglob("*.tmp")]
+        locks = [str(p) for p in (root / "_locks").rglob("*")] if (root / "_locks").exists() else []
+        return temps + locks
+
+
+class S3Lake(Lake):
+    """Checks go straight to moto through one client per check; the run under test may go through the proxy."""
+
+    kind = "s3"
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.via: str | None = None
+        self.client: Any = None
+
+    def section(self, where: str) -> dict[str, Any]:
+        return {"type": "s3", "options": {"bucket": where, "endpoint_url": self.via or self.endpoint}}
+
+    def loader(self, where: str, day: dt.date = DAY) -> ObjectLakeLoader[Any]:
+        assert self.client is not None, "S3 checks run inside S3Lake.connected()"
+        return S3Loader(S3Options(bucket=where, endpoint_url=self.endpoint), new_context(day), client=self.client)
+
+    @contextlib.asynccontextmanager
+    async def connected(self) -> AsyncIterator[None]:
+        async with SESSION.client("s3", endpoint_url=self.endpoint) as client:
+            self.client = client
+            try:
+                yield
+            finally:
+                self.client = None
+
+    async def copy(self, source: str) -> str:
+        target = f"lake-{uuid.uuid4().hex[:12]}"
+        await self.client.create_bucket(Bucket=target)
+        for item in (await self.client.list_objects_v2(Bucket=source)).get("Contents", []):
+            copy = {"Bucket": source, "Key": item["Key"]}
+            await self.client.copy_object(Bucket=target, Key=item["Key"], CopySource=copy)
+        return target
+
+    async def leftovers(self, where: str) -> list[str]:
+        uploads = (await self.client.list_multipart_uploads(Bucket=where)).get("Uploads", [])
+        locks = (await self.client.list_objects_v2(Bucket=where, Prefix="_locks/")).get("Contents", [])
+        return [u["Key"] for u in uploads] + [o["Key"] for o in locks]
+
+
+SESSION = aioboto3.Session(region_name=REGION)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+class Harness:
+    """Runs one fault point and checks the three promises; keeps a tally of what the points left."""
+
+    def __init__(self, lake: Lake, template: str, old: bytes, new: bytes, other: bytes, workdir: Path) -> None:
+        self.lake, self.template, self.old, self.new, self.other = lake, template, old, new, other
+        self.workdir = workdir
+        self.tally: Counter[str] = Counter()
+
+    async def point(self, mode: str, at: int, run: Callable[[str, Path], ChildResult]) -> None:
+        """One fault point; the forked run blocks this loop on purpose (the child must not share it)."""
+        lake = self.lake
+        where = await lake.copy(self.template)
+        result = run(where, self.workdir / f"{lake.kind}.yml")
+        label = f"{lake.kind} {mode} at step {at}"
+        found, seed, other = await lake.view(where)
+        assert found in (self.old, self.new), f"{label}: the manifest's view is a mix"
+        assert seed in (self.old, self.new), f"{label}: the cleaned key holds neither version"
+        assert other == self.other, f"{label}: another day changed"
+        state = "new" if found == self.new else "old"
+        if result.code is not None:
+            lines = error_lines(result.stderr)
+            if result.code == 0:
+                assert state == "new" and not lines, f"{label}: exit 0 but the day is {state}: {result.stderr}"
+            else:
+                assert result.code == 1 and len(lines) == 1, f"{label}: {result.code} {result.stderr}"
+                promise = "nothing was committed" if state == "old" else "was committed by run"
+                assert promise in lines[0], f"{label}: {lines[0]}"
+        # the next run, of another day, heals what this one left
+        await lake.commit(where, NEXT_DAY, "2026-11-25")
+        assert await lake.health(where) == [], f"{label}: not healed"
+        assert await lake.leftovers(where) == [], f"{label}: leftovers after healing"
+        healed, healed_seed, _ = await lake.view(where)
+        assert healed == found and healed_seed == healed, f"{label}: healing changed the reader's view"
+        self.tally[f"{mode}:{state}:{'killed' if result.code is None else result.code}"] += 1
+
+
+async def setup_lake(lake: Lake, template: str) -> tuple[bytes, bytes]:
+    """Commit the other day and the old version of the day; returns (old, other) bytes."""
+    await lake.commit(template, OTHER_DAY, "2026-11-25")
+    await lake.commit(template, DAY, "2026-11-24")
+    old, seed, other = await lake.view(template)
+    assert old is not None and other is not None and seed == old
+    return old, other
+
+
+def argv(config_path: Path) -> list[str]:
+    return ["run", "--config", str(config_path), "--date", DAY.isoformat(), "-q"]
+
+
+@pytest.mark.parametrize("mode", ["fail", "kill"])
+async def test_local_commit_survives_a_failure_or_a_kill_at_every_file_system_step(tmp_path: Path, mode: str) -> None:
+    lake = LocalLake(tmp_path)
+    template = str(tmp_path / "template")
+    old, other = await setup_lake(lake, template)
+
+    # The probe: one full run, counting its steps.
+    where = await lake.copy(template)
+    probe = run_child(argv(write_config(tmp_path / "probe.yml", lake.section(where))), tmp_path, fs=FsFaults())
+    assert probe.code == 0, probe.stderr
+    steps = len(probe.steps)
+    new = (await lake.view(where))[0]
+    assert new is not None and new != old
+    assert steps >= 20, probe.steps
+
+    harness = Harness(lake, template, old, new, other, tmp_path)
+
+    def faulty(mode: str, at: int) -> Callable[[str, Path], ChildResult]:
+        def run(where: str, path: Path) -> ChildResult:
+            return run_child(argv(write_config(path, lake.section(where))), tmp_path, fs=FsFaults(mode, at))
+
+        return run
+
+    for at in range(1, steps + 1):
+        await harness.point(mode, at, faulty(mode, at))
+    states = {key.split(":")[1] for key in harness.tally}
+    assert states == {"old", "new"}, f"both sides of the commit point are reached: {harness.tally}"
+    assert f"{steps} file-system steps" in DOC.read_text(encoding="utf-8"), f"docs must say {steps} steps"
+
+
+@pytest.mark.parametrize("mode", ["deny", "outage", "kill"])
+async def test_s3_commit_survives_a_denial_an_outage_or_a_kill_after_every_request(
+    tmp_path: Path, aws_env: dict[str, str], moto_endpoint: str, mode: str
+) -> None:
+    lake = S3Lake(moto_endpoint)
+    template = f"template-{uuid.uuid4().hex[:8]}"
+    env = {"AWS_MAX_ATTEMPTS": "1"}  # an outage fails at once instead of after botocore's backoff
+    async with lake.connected():
+        await lake.client.create_bucket(Bucket=template)
+        old, other = await setup_lake(lake, template)
+        with proxy_for(moto_endpoint) as proxy:
+            where = await lake.copy(template)
+            proxy.arm()
+            lake.via = proxy.url
+            probe = run_child(argv(write_config(tmp_path / "probe.yml", lake.section(where))), tmp_path, env=env)
+            lake.via = None
+            assert probe.code == 0, probe.stderr
+            requests, trace = proxy.count, "\n".join(proxy.log)
+            new = (await lake.view(where))[0]
+            assert new is not None and new != old
+            assert requests >= 10, trace
+
+            harness = Harness(lake, template, old, new, other, tmp_path)
+
+            def faulty(mode: str, at: int) -> Callable[[str, Path], ChildResult]:
+                def run(where: str, path: Path) -> ChildResult:
+                    section = {"type": "s3", "options": {"bucket": where, "endpoint_url": proxy.url}}
+                    started = functools.partial(proxy.arm, mode, at)
+                    return run_child(argv(write_config(path, section)), tmp_path, env=env, started=started)
+
+                return run
+
+            for at in range(1, requests + 1):
+                await harness.point(mode, at, faulty(mode, at))
+                proxy.arm()
+    states = {key.split(":")[1] for key in harness.tally}
+    assert states == {"old", "new"}, f"both sides of the commit point are reached: {harness.tally}"
+    assert f"{requests} S3 requests" in DOC.read_text(encoding="utf-8"), f"docs must say {requests} requests"
+    assert re.search(r"PUT /lake-\w+/_manifests/", trace), trace

@@ -203,6 +203,53 @@ class ChildResult:
     steps: list[str]
 
 
+class Child:
+    """A forked ``python -m pipeline``, held at the start line until ``go``."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        workdir: Path,
+        *,
+        name: str = "child",
+        env: dict[str, str] | None = None,
+        fs: FsFaults | None = None,
+    ) -> None:
+        self.err_path, self.steps_path = workdir / f"{name}.stderr", workdir / f"{name}.steps"
+        for path in (self.err_path, self.steps_path):
+            path.unlink(missing_ok=True)
+        go_reader, self._go = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into pytest
+            code = 70
+            try:
+                os.close(self._go)
+                os.read(go_reader, 1)  # wait until the parent has armed what watches this pid
+                os.close(go_reader)
+                _child(argv, self.err_path, self.steps_path, env or {}, fs)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                code = 71
+            finally:
+                os._exit(code)
+        os.close(go_reader)
+
+    def go(self) -> None:
+        """Let the child start."""
+        os.write(self._go, b"g")
+        os.close(self._go)
+
+    def wait(self) -> ChildResult:
+        """Wait for the child to end (in a thread, if the caller's loop must keep serving)."""
+        _, status = os.waitpid(self.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        err_path, steps_path = self.err_path, self.steps_path
+        stderr = err_path.read_text(encoding="utf-8", errors="replace") if err_path.exists() else ""
+        steps = steps_path.read_text(encoding="utf-8").splitlines() if steps_path.exists() else []
+        return ChildResult(None if code == -signal.SIGKILL else code, stderr, steps)
+
+
 def run_child(
     argv: list[str],
     workdir: Path,
@@ -212,34 +259,11 @@ def run_child(
     started: Callable[[int], None] | None = None,
 ) -> ChildResult:
     """Fork, run ``pipeline.cli.main(argv)`` in the child, wait, and report."""
-    err_path, steps_path = workdir / "child.stderr", workdir / "child.steps"
-    for path in (err_path, steps_path):
-        path.unlink(missing_ok=True)
-    go_reader, go_writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 70
-        try:
-            os.close(go_writer)
-            os.read(go_reader, 1)  # wait until the parent has armed what watches this pid
-            os.close(go_reader)
-            _child(argv, err_path, steps_path, env or {}, fs)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            code = 71
-        finally:
-            os._exit(code)
-    os.close(go_reader)
+    child = Child(argv, workdir, env=env, fs=fs)
     if started is not None:
-        started(pid)
-    os.write(go_writer, b"g")
-    os.close(go_writer)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    stderr = err_path.read_text(encoding="utf-8", errors="replace") if err_path.exists() else ""
-    steps = steps_path.read_text(encoding="utf-8").splitlines() if steps_path.exists() else []
-    return ChildResult(None if code == -signal.SIGKILL else code, stderr, steps)
+        started(child.pid)
+    child.go()
+    return child.wait()
 
 
 def _child(argv: list[str], err_path: Path, steps_path: Path, env: dict[str, str], fs: FsFaults | None) -> None:

@@ -302,7 +302,7 @@ async def test_a_manifest_that_is_not_json_is_a_load_error(tmp_path: Path) -> No
     await run_pipeline(replay("2026-11-25", local_section(tmp_path)), trend_date=day)
     (tmp_path / LAYOUT.key("manifest", day, FEED)).write_text("{half")
     async with local_loader(tmp_path, day) as loader:
-        with pytest.raises(LoadError, match="_manifests/2026/11/2026-11-25_movies.json is not valid JSON"):
+        with pytest.raises(LoadError, match=r"_manifests/2026/11/2026-11-25_movies\.json is not valid JSON"):
             await loader.read_day(day, FEED)
 
 

@@ -127,8 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="extract and transform, write nothing")
     run.add_argument("--force", action="store_true", help="commit even if the regression guard refuses")
     common(run)
-    check = sub.add_parser("check", help="validate the config and resolve every stage")
+    check = sub.add_parser("check", help="preflight: config, stages, credentials, paths; --connect calls each service")
     with_config(check)
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also make one cheap authenticated call per service (TMDB /3/configuration; S3 HeadBucket and a "
+        "write-and-delete probe of one small object under <prefix>/_preflight/)",
+    )
     common(check)
     stages = sub.add_parser("stages", help="list the registered stages")
     common(stages)
@@ -212,12 +218,64 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    """Preflight like ``dbt debug``: one line per check, exit 2 if a stage cannot be built, 1 on any other failure."""
+    from pipeline.runner import build_stage
+    from pipeline.stage import Check
+
     config = load_config(args.config, args.overrides)
-    stages = build_stages(config, new_context())
-    for stage in stages.all():
-        print(f"ok  {stage.kind:<12} {stage.name:<16} {type(stage).__module__}.{type(stage).__qualname__}")
-    print(f"{args.config}: valid")
+    context = new_context()
+    sections = [
+        ("extractor", config.extractor),
+        ("transformer", config.transformer),
+        ("loader", config.loader),
+        *(("reporter", section) for section in config.reporters),
+    ]
+    built: list[Any] = []
+    checks: list[Check] = []
+    unbuilt = False
+    for kind, section in sections:
+        try:
+            built.append(build_stage(kind, section, context))
+        except PipelineError as exc:
+            unbuilt = True
+            checks.append(Check(kind, section.type, "options", False, str(exc)))
+
+    async def preflight() -> None:
+        for stage in built:
+            try:
+                checks.extend(await stage.preflight(args.connect))
+            except Exception as exc:  # a plugin's preflight that raises is one failed check, not a crash
+                checks.append(Check(stage.kind, stage.name, "preflight", False, f"{type(exc).__name__}: {exc}"))
+
+    if args.connect:
+        print(
+            "--connect: one authenticated call per service; an s3 loader also writes and deletes one small object "
+            "under <prefix>/_preflight/",
+            file=sys.stderr,
+        )
+    _run_async(preflight())
+    order = {kind: number for number, (kind, _) in enumerate(sections)}
+    checks.sort(key=lambda c: order.get(c.kind, len(order)))  # stable: each stage's own order stays
+    passed, failed = _marks()
+    for check in checks:
+        mark = passed if check.ok else failed
+        print(redact(f"{mark} {check.kind:<11} {check.stage:<15} {check.what:<12} {check.detail}".rstrip()))
+    bad = sum(not check.ok for check in checks)
+    if bad:
+        print(f"{args.config}: {bad} of {len(checks)} checks failed")
+        return 2 if unbuilt else 1
+    offline = "" if args.connect else " (offline; --connect for more)"
+    print(f"{args.config}: valid, {len(checks)} checks passed{offline}")
     return 0
+
+
+def _marks() -> tuple[str, str]:
+    """``✓``/``✗``, or ``ok``/``FAIL`` where stdout cannot encode them."""
+    try:
+        "✓✗".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "ok  ", "FAIL"
+    return "✓", "✗"
 
 
 def _cmd_stages(args: argparse.Namespace) -> int:

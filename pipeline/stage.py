@@ -97,6 +97,20 @@ class RunContext:
     """Commit even where a safety guard (the loader's regression guard) would refuse."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One preflight check of a stage (``python -m pipeline check``): what, passed or not, and why.
+
+    ``detail`` is printed as is: it must never hold a secret.
+    """
+
+    kind: str
+    stage: str
+    what: str
+    ok: bool
+    detail: str = ""
+
+
 class Stage(ABC, Generic[OptionsT]):
     """Common base: typed options, a run context, and async-context-manager lifecycle."""
 
@@ -126,6 +140,20 @@ class Stage(ABC, Generic[OptionsT]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    def preflight_check(self, what: str, detail: str = "", *, ok: bool = True) -> Check:
+        """A ``Check`` of this stage."""
+        return Check(self.kind, self.name, what, ok, detail)
+
+    async def preflight(self, connect: bool) -> list[Check]:
+        """Whether this stage could run: credentials present, paths there, options valid; nothing is written.
+
+        Called on a built stage that is not open. Offline checks need no network; with
+        ``connect`` a stage that talks to a service makes one cheap authenticated call to it.
+        Problems are returned as failed checks, not raised. The default: the options are valid
+        (building the stage checked them).
+        """
+        return [self.preflight_check("options", f"valid ({type(self).__module__}.{type(self).__qualname__})")]
 
 
 class Extractor(Stage[OptionsT]):

@@ -26,7 +26,7 @@ from typing import Any
 from pipeline import rawzone
 from pipeline.errors import ExtractError
 from pipeline.options import OptionError
-from pipeline.stage import Batch, Extractor, Feed, Lookups, MediaType, TimeWindow
+from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, TimeWindow
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,24 @@ class ReplayExtractor(Extractor[ReplayOptions]):
     def feed(self) -> Feed:
         """The feed named in the options."""
         return Feed(self.options.media_type, self.options.time_window)
+
+    async def preflight(self, connect: bool) -> list[Check]:
+        """Options valid, and the replay path there: a folder with ``*.json`` pages, or a readable file."""
+        checks = await super().preflight(connect)
+        path = self.options.path
+        if not path.exists():
+            return [*checks, self.preflight_check("path", f"replay path not found: {path}", ok=False)]
+        if path.is_dir():
+            pages = len(list(path.glob("*.json")))
+            if not pages:
+                return [*checks, self.preflight_check("path", f"no *.json page files in {path}", ok=False)]
+            return [*checks, self.preflight_check("path", f"{path}: {pages} JSON file(s)")]
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            return [*checks, self.preflight_check("path", f"cannot read {path}: {exc.strerror or exc}", ok=False)]
+        return [*checks, self.preflight_check("path", f"{path}: readable archive")]
 
     async def open(self) -> None:
         """Fail early, with the path, when there is nothing to replay."""

@@ -52,7 +52,7 @@ from pipeline.lake import (
 )
 from pipeline.options import OptionError
 from pipeline.redact import redact
-from pipeline.stage import RunContext
+from pipeline.stage import Check, RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -322,6 +322,23 @@ def _service_models() -> Any:
     return create_loader()
 
 
+def _credential_source(region: str | None, *, network: bool) -> str | None:
+    """How the standard AWS chain finds credentials (``env``, ``shared-credentials-file``, ...), or ``None``.
+
+    Only the providers that need no network unless ``network``; the keys themselves are never read,
+    so an assumed role or SSO login is not exchanged for credentials here.
+    """
+    import botocore.credentials
+    import botocore.session
+
+    resolver = botocore.credentials.create_credential_resolver(botocore.session.Session(), region_name=region)
+    if not network:
+        for method in ("container-role", "iam-role"):
+            resolver.remove(method)
+    credentials = resolver.load_credentials()
+    return None if credentials is None else str(credentials.method)
+
+
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -383,6 +400,61 @@ class S3Loader(ObjectLakeLoader[S3Options]):
         if self._stack is not None:
             stack, self._stack, self._client = self._stack, None, None
             await stack.aclose()
+
+    async def preflight(self, connect: bool) -> list[Check]:
+        """Options valid, AWS credentials findable; with ``connect``, HeadBucket and a write-and-delete probe."""
+        checks = await super().preflight(connect)
+        checks.append(self.preflight_check("bucket", f"{self.describe()} (bucket name and prefix valid)"))
+        try:
+            # Without --connect only the chain's local providers are asked: no instance or container role.
+            method = await asyncio.to_thread(_credential_source, self.options.region, network=connect)
+        except (BotoCoreError, ValueError) as exc:
+            method, problem = None, f"{type(exc).__name__}: {redact(str(exc))}"
+        else:
+            problem = "none found in the environment, the profile files, SSO or web identity"
+            if not connect:
+                problem += " (an EC2 instance or container role is only looked for with --connect)"
+        if method is None:
+            return [*checks, self.preflight_check("credentials", problem, ok=False)]
+        checks.append(self.preflight_check("credentials", f"found by the standard AWS chain ({method})"))
+        import uuid
+
+        probe_folder = f"{self.options.prefix}/_preflight/".lstrip("/")
+        if not connect:
+            probe = self.locate(probe_folder)
+            note = f"not called; --connect makes a HeadBucket, then writes and deletes one small object under {probe}"
+            return [*checks, self.preflight_check("S3 API", note)]
+        key = f"{probe_folder}{uuid.uuid4().hex}"
+        try:
+            await self.open()
+        except LoadError as exc:
+            return [*checks, self.preflight_check("S3 API", exc.args[0], ok=False)]
+        try:
+            try:
+                await self.client.head_bucket(Bucket=self.options.bucket)
+            except (BotoCoreError, ClientError) as exc:
+                return [*checks, self.preflight_check("HeadBucket", self._head_bucket_problem(exc), ok=False)]
+            checks.append(self.preflight_check("HeadBucket", f"s3://{self.options.bucket} is there and readable"))
+            try:
+                await self.client.put_object(Bucket=self.options.bucket, Key=key, Body=b"pipeline check --connect\n")
+                await self.client.delete_object(Bucket=self.options.bucket, Key=key)
+            except (BotoCoreError, ClientError) as exc:
+                message = self.error_for(exc, "write and delete", key).args[0]
+                return [*checks, self.preflight_check("write probe", message, ok=False)]
+        finally:
+            await self.aclose()
+        return [*checks, self.preflight_check("write probe", f"wrote and deleted {self.locate(key)}")]
+
+    def _head_bucket_problem(self, exc: BaseException) -> str:
+        """Why HeadBucket failed, in words: it answers a bare 404 or 403, without an error code."""
+        where = f"s3://{self.options.bucket}"
+        code = _code(exc) if isinstance(exc, ClientError) else ""
+        if code in ("404", "NoSuchBucket"):
+            return f"{where} does not exist (404; check loader.options.bucket and the region)"
+        if code in ("403", "AccessDenied"):
+            return f"{where}: access denied (403; the credentials may not use this bucket, see docs/aws.md)"
+        message: str = self.error_for(exc, "reach", "").args[0]
+        return message
 
     def describe(self) -> str:
         """``s3://bucket/prefix``."""

@@ -28,7 +28,7 @@ from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError
 from pipeline.progress import Progress
 from pipeline.ratelimit import AdaptiveRateLimiter
-from pipeline.stage import Batch, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
+from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
 from stages.tmdb_client import CAUSES, DEFAULT_MAX_BODY_BYTES, Credentials, RetryPolicy, Sleep, TmdbClient
 
 if TYPE_CHECKING:
@@ -201,6 +201,38 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             opts.rate_limit,
             opts.concurrency,
         )
+
+    async def preflight(self, connect: bool) -> list[Check]:
+        """Options valid, credentials and base URL present; with ``connect``, one ``GET /3/configuration``."""
+        checks = await super().preflight(connect)
+        env = os.environ if self._env is None else self._env
+        try:
+            credentials = Credentials.from_env(env)
+        except ConfigError as exc:
+            return [*checks, self.preflight_check("credentials", str(exc), ok=False)]
+        source = "TMDB_ACCESS_TOKEN" if credentials.bearer else "TMDB_API_KEY"
+        checks.append(self.preflight_check("credentials", f"{source} is set ({credentials.scheme})"))
+        base_url = self.options.base_url or env.get("TMDB_BASE_URL") or DEFAULT_BASE_URL
+        try:
+            base_url = check_base_url(base_url)
+        except ValueError as exc:
+            return [*checks, self.preflight_check("base URL", f"base_url (or $TMDB_BASE_URL): {exc}", ok=False)]
+        checks.append(self.preflight_check("base URL", base_url))
+        if not connect:
+            return [*checks, self.preflight_check("TMDB API", "not called; --connect makes one GET /3/configuration")]
+        started = time.monotonic()
+        try:
+            async with self:
+                client, _ = self._require()
+                # One cheap authenticated call, not retried: a preflight should answer at once.
+                client.policy = RetryPolicy(1, 0.0, 0.0)
+                await client.get_json("/3/configuration", {}, what="configuration", valid=_is_configuration)
+        except ExtractError as exc:
+            return [*checks, self.preflight_check("TMDB API", exc.args[0], ok=False)]  # without "extractor '...': "
+        except ConfigError as exc:
+            return [*checks, self.preflight_check("TMDB API", str(exc), ok=False)]
+        took = time.monotonic() - started
+        return [*checks, self.preflight_check("TMDB API", f"GET {base_url}/3/configuration: OK in {took:.2f}s")]
 
     async def aclose(self) -> None:
         """Close the session if this extractor created it; an injected one belongs to the caller."""

@@ -1,16 +1,24 @@
-"""Shared fixtures: a run context and the stage fakes' helpers."""
+"""Shared fixtures: a run context, the stage fakes' helpers, and the CLI called in-process."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from pipeline import redact
 from pipeline.stage import RunContext
 
 pytest_plugins = ["tests.fixtures_s3", "tests.fixtures_tmdb"]
 
 TREND_DATE = dt.date(2026, 11, 25)
+ROOT = Path(__file__).resolve().parent.parent
+_CLI_ENV_PREFIXES = ("TMDB_", "AWS_", "S3_")
 
 
 @pytest.fixture
@@ -21,3 +29,50 @@ def context() -> RunContext:
         run_id="testrun00001",
         started_at=dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class CliResult:
+    """What ``pipeline.cli.main`` returned and printed (the shape of ``subprocess.CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """``run_cli("check", "--config", ..., env={...})`` runs ``pipeline.cli.main`` in this process.
+
+    Far cheaper than a subprocess (no interpreter, no pandas import). The environment holds no
+    ``TMDB_``/``AWS_``/``S3_`` variable but ``env``'s, the working folder is the repository, and the
+    logging set-up and registered secrets the CLI changes are put back. Call it from a sync test, or
+    through ``asyncio.to_thread`` while a server runs on the test's own loop.
+    """
+    from pipeline import cli
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_levels = {name: logging.getLogger(name).level for name in ("pipeline", "stages")}
+    monkeypatch.setattr(redact, "_secrets", set(redact._secrets))
+    monkeypatch.chdir(ROOT)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> CliResult:
+        for name in list(os.environ):
+            if name.startswith(_CLI_ENV_PREFIXES):
+                monkeypatch.delenv(name)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    yield run
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+    for name, level in saved_levels.items():
+        logging.getLogger(name).setLevel(level)

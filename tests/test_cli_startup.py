@@ -1,4 +1,6 @@
-"""The CLI starts instantly: importing it, ``--help``, ``stages`` and ``check`` load no pandas, pyarrow, aiohttp or aioboto3.
+"""The CLI starts instantly: importing it, ``--help``, ``stages`` and ``check`` load no heavy library.
+
+No pandas, pyarrow, aiohttp or aioboto3.
 
 Each case runs in a fresh interpreter, since this test process has long since imported all of them.
 ``check`` builds every configured stage, so the stage modules import their heavy libraries where they use them.
@@ -30,6 +32,7 @@ print("HEAVY=" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
 sys.exit(code)
 """
 
+
 def probe(*argv: str, env: dict[str, str] | None = None) -> tuple[int, list[str], str]:
     """Exit code, heavy modules loaded, and stdout of the CLI run in a fresh interpreter."""
     proc = subprocess.run(
@@ -57,7 +60,9 @@ def probe(*argv: str, env: dict[str, str] | None = None) -> tuple[int, list[str]
         pytest.param(("history", "--help"), "--title", id="history-help"),
         pytest.param(("stages",), "standardize", id="stages"),
         pytest.param(("check", "--config", "config/demo.yml"), "stages.replay.ReplayExtractor", id="check-demo"),
-        pytest.param(("check", "--config", "config/pipeline.yml"), "stages.tmdb.TmdbTrendingExtractor", id="check-tmdb"),
+        pytest.param(
+            ("check", "--config", "config/pipeline.yml"), "stages.tmdb.TmdbTrendingExtractor", id="check-tmdb"
+        ),
         pytest.param(("check", "--config", "config/aws.yml"), "stages.s3.S3Loader", id="check-s3"),
     ],
 )

@@ -30,6 +30,7 @@ ZIZMOR = Path(sys.executable).parent / "zizmor"
 SEVERITY = {"informational": 0, "low": 1, "medium": 2, "high": 3}
 FAILING_SEVERITY = SEVERITY["medium"]
 TODAY = dt.datetime.now(dt.UTC).date().isoformat()
+YESTERDAY = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
 CHECKOUT = "actions/checkout"
 SETUP_PYTHON = "actions/setup-python"
@@ -386,7 +387,8 @@ def run_step(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
     ("date", "pages", "expected"),
     [
         pytest.param("", "", {"trend_date": TODAY, "pages": ""}, id="scheduled-defaults"),
-        pytest.param("2024-02-29", "3", {"trend_date": "2024-02-29", "pages": "3"}, id="backfill"),
+        pytest.param(YESTERDAY, "3", {"trend_date": YESTERDAY, "pages": "3"}, id="yesterday"),
+        pytest.param("2024-02-29", "3", None, id="past-days-are-for-reprocess"),
         pytest.param("", "500", {"trend_date": TODAY, "pages": "500"}, id="max-pages"),
         pytest.param("2023-02-29", "", None, id="not-a-date"),
         pytest.param("2024-2-01", "", None, id="not-iso"),

@@ -1,4 +1,8 @@
-"""The command line, through a real subprocess: exit codes, messages, outputs."""
+"""The command line: exit codes, messages, outputs.
+
+Most cases call ``pipeline.cli.main`` in-process (the ``run_cli`` fixture); a few keep a real
+``python -m pipeline`` subprocess, where the interpreter, ``__main__`` and the exit status matter.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample"
@@ -41,53 +47,53 @@ def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path)
     assert "dropped: duplicate_id: 1, missing_id: 1, non_numeric_popularity: 1" in done.stdout
 
 
-def test_dry_run_writes_nothing_and_prints_what_it_would_write(tmp_path: Path) -> None:
+def test_dry_run_writes_nothing_and_prints_what_it_would_write(tmp_path: Path, run_cli: CliRunner) -> None:
     lake = tmp_path / "lake"
-    done = cli("run", "--config", str(write_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run")
+    done = run_cli("run", "--config", str(write_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert not lake.exists()
     assert "would write 57 rows" in done.stdout
     assert str(lake / "cleaned_data/2026/11/2026-11-25_movies.csv") in done.stdout
 
 
-def test_check_resolves_every_stage_without_running(tmp_path: Path) -> None:
+def test_check_resolves_every_stage_without_running(tmp_path: Path, run_cli: CliRunner) -> None:
     lake = tmp_path / "lake"
-    done = cli("check", "--config", str(write_config(tmp_path / "c.yml", lake)))
+    done = run_cli("check", "--config", str(write_config(tmp_path / "c.yml", lake)))
     assert done.returncode == 0, done.stderr
     assert "valid" in done.stdout and "stages.replay.ReplayExtractor" in done.stdout
     assert not lake.exists()
 
 
-def test_stages_lists_every_kind_with_its_distribution() -> None:
-    done = cli("stages")
+def test_stages_lists_every_kind_with_its_distribution(run_cli: CliRunner) -> None:
+    done = run_cli("stages")
     assert done.returncode == 0, done.stderr
     for line in ("extractors (pipeline.extractors):", "replay", "standardize", "local", "markdown", "row-count"):
         assert line in done.stdout
     assert "[pipeline-plugin-demo 0.1.0]" in done.stdout
 
 
-def test_unknown_stage_exits_2_listing_the_registered_names(tmp_path: Path) -> None:
+def test_unknown_stage_exits_2_listing_the_registered_names(tmp_path: Path, run_cli: CliRunner) -> None:
     config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: pdf}\n")
-    done = cli("run", "--config", str(config))
+    done = run_cli("run", "--config", str(config))
     assert done.returncode == 2
     assert done.stderr.startswith("error: unknown reporter 'pdf'; registered reporters: ")
     assert "markdown" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_missing_environment_variable_exits_2_naming_it(tmp_path: Path) -> None:
+def test_missing_environment_variable_exits_2_naming_it(tmp_path: Path, run_cli: CliRunner) -> None:
     config = tmp_path / "c.yml"
     config.write_text(write_config(config, tmp_path).read_text().replace(str(tmp_path), "${NO_SUCH_LAKE_VAR}"))
-    done = cli("run", "--config", str(config))
+    done = run_cli("run", "--config", str(config))
     assert done.returncode == 2
     assert "loader.options.root: environment variable NO_SUCH_LAKE_VAR is not set" in done.stderr
 
 
-def test_a_third_party_plugin_reporter_runs_by_its_entry_point_name(tmp_path: Path) -> None:
+def test_a_third_party_plugin_reporter_runs_by_its_entry_point_name(tmp_path: Path, run_cli: CliRunner) -> None:
     out = tmp_path / "count.txt"
     config = write_config(
         tmp_path / "c.yml", tmp_path / "lake", f"reporter: {{type: row-count, options: {{path: '{out}'}}}}\n"
     )
-    done = cli("run", "--config", str(config), "--date", "2026-11-25")
+    done = run_cli("run", "--config", str(config), "--date", "2026-11-25")
     assert done.returncode == 0, done.stderr
     assert out.read_text() == "2026-11-25 57\n"
     assert "report:row-count" in done.stdout
@@ -102,8 +108,8 @@ def test_a_third_party_plugin_reporter_runs_by_its_entry_point_name(tmp_path: Pa
         (["run", "--config", "config/demo.yml", "--set", "oops"], "expected KEY=VALUE"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
-    done = cli(*args)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str, run_cli: CliRunner) -> None:
+    done = run_cli(*args)
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -120,18 +126,18 @@ def test_a_failed_run_exits_1_with_one_line_and_a_traceback_only_with_verbose(tm
     assert loud.returncode == 1 and "Traceback" in loud.stderr
 
 
-def test_invalid_option_exits_2_naming_the_key(tmp_path: Path) -> None:
+def test_invalid_option_exits_2_naming_the_key(tmp_path: Path, run_cli: CliRunner) -> None:
     config = write_config(tmp_path / "c.yml", tmp_path / "lake")
-    done = cli("run", "--config", str(config), "--set", "transformer.options.page_size=0")
+    done = run_cli("run", "--config", str(config), "--set", "transformer.options.page_size=0")
     assert done.returncode == 2
     assert "error: transformer.options.page_size: must be at least 1, got 0" in done.stderr
 
 
-def test_json_reporter_on_stdout_keeps_stdout_parseable(tmp_path: Path) -> None:
+def test_json_reporter_on_stdout_keeps_stdout_parseable(tmp_path: Path, run_cli: CliRunner) -> None:
     import json
 
     config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: json, options: {path: '-'}}\n")
-    done = cli("run", "--config", str(config), "--date", "2026-11-25", "-q")
+    done = run_cli("run", "--config", str(config), "--date", "2026-11-25", "-q")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["run"]["rows"] == 57

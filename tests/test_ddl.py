@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from pipeline.ddl import athena_ddl, ddl_for_config
 from pipeline.errors import ConfigError
 from pipeline.lake import Layout
 from pipeline.stage import Feed
+from tests.conftest import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCATION = "s3://tmdb-lake/daily"
@@ -231,13 +230,7 @@ def test_the_local_loader_needs_an_explicit_s3_location(tmp_path: Path) -> None:
     assert ddl["partitions"][0] == ("media_type", "string")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
-    )
-
-
-def test_the_ddl_command_prints_the_statement_or_explains_why_not() -> None:
+def test_the_ddl_command_prints_the_statement_or_explains_why_not(run_cli: CliRunner) -> None:
     refused = run_cli("ddl", "--engine", "athena", "--config", "config/demo.yml")
     assert refused.returncode == 2
     assert "Athena reads tables from S3" in refused.stderr and refused.stdout == ""

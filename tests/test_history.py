@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from pipeline.lake import ObjectLakeLoader
 from pipeline.options import build_options
 from pipeline.stage import Feed, RunContext
 from stages.local import LocalLoader, LocalOptions
+from tests.conftest import CliRunner
 from tests.test_lake_formats import context_for, rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,29 +162,18 @@ async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None
         await history(load_config(local_config(tmp_path, media_type="person")), end=LAST, days=3)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_"))} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=full_env,
-        timeout=120,
-        check=False,
-    )
-
-
 def write_config(path: Path, config: dict[str, Any]) -> str:
     path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
     return str(path)
 
 
-async def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
+async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliRunner) -> None:
     await fill(local_loader(tmp_path / "lake", "parquet", "hive"))
     config = write_config(tmp_path / "c.yml", local_config(tmp_path / "lake", "parquet", "hive"))
 
-    table = run_cli("history", "--config", config, "--date", "2026-11-25", "--days", "3", "--title", "Rising")
+    table = await asyncio.to_thread(
+        run_cli, "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--title", "Rising"
+    )
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "trending movies, today, 2026-11-23 to 2026-11-25: 2 of 3 days in the lake"
@@ -197,14 +185,27 @@ async def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
         ["2026-11-25", "1"],
     ]
 
-    as_json = run_cli("history", "--config", config, "--date", "2026-11-25", "--days", "3", "--format", "json")
+    as_json = await asyncio.to_thread(
+        run_cli, "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--format", "json"
+    )
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert data["missing_days"] == ["2026-11-24"] and data["compared"] == ["2026-11-23", "2026-11-25"]
     assert [(c["title"], c["change"]) for c in data["climbers"]] == [("Rising", 3), ("Steady Climb", 2), ("Holding", 1)]
 
-    titled = run_cli(
-        "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--title", "Gone", "--format", "json"
+    titled = await asyncio.to_thread(
+        run_cli,
+        "history",
+        "--config",
+        config,
+        "--date",
+        "2026-11-25",
+        "--days",
+        "3",
+        "--title",
+        "Gone",
+        "--format",
+        "json",
     )
     points = json.loads(titled.stdout)["titles"][0]["history"]
     assert [(p["in_lake"], p["rank"]) for p in points] == [(True, 2), (False, None), (True, None)]
@@ -214,7 +215,7 @@ async def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
     ("args", "message"),
     [(["--days", "0"], "expected at least 1"), (["--date", "25/11/2026"], "expected a date as YYYY-MM-DD")],
 )
-def test_bad_arguments_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_arguments_are_usage_errors(tmp_path: Path, args: list[str], message: str, run_cli: CliRunner) -> None:
     done = run_cli("history", "--config", write_config(tmp_path / "c.yml", local_config(tmp_path)), *args)
     assert done.returncode == 2 and message in done.stderr
 
@@ -230,7 +231,14 @@ def s3_config(bucket: str, endpoint: str, fmt: str, layout: str) -> dict[str, An
 
 @pytest.mark.parametrize(("fmt", "layout"), [("csv", "monthly"), ("parquet", "hive")])
 async def test_history_on_s3(
-    tmp_path: Path, s3_bucket: str, moto_endpoint: str, aws_env: dict[str, str], s3_client: Any, fmt: str, layout: str
+    tmp_path: Path,
+    s3_bucket: str,
+    moto_endpoint: str,
+    aws_env: dict[str, str],
+    s3_client: Any,
+    fmt: str,
+    layout: str,
+    run_cli: CliRunner,
 ) -> None:
     from stages.s3 import S3Loader, S3Options
 
@@ -248,7 +256,8 @@ async def test_history_on_s3(
     assert_window(found)
     assert [p.rank for p in found.titles[0].points] == [4, None, 1]
 
-    done = run_cli(
+    done = await asyncio.to_thread(
+        run_cli,
         "history",
         "--config",
         write_config(tmp_path / "s3.yml", raw),

@@ -7,18 +7,21 @@ it. The ``asyncio.timeout`` guards are reached only by a regression (the passing
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from aioresponses import CallbackResult, aioresponses
 
 from pipeline.errors import ExtractError
-from pipeline.options import build_options
+from pipeline.options import OptionError, build_options
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import Batch, RunContext
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+from stages.tmdb import TmdbOptions, TmdbTrendingExtractor, check_base_url
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 
@@ -104,7 +107,10 @@ async def _until_idle(count: Callable[[], int]) -> int:
     return last
 
 
-async def test_a_slow_consumer_holds_the_workers_to_the_reorder_window(live_context: RunContext) -> None:
+@pytest.mark.parametrize(("concurrency", "window"), [(2, 32), (10, 40)], ids=["at least 32", "four per worker"])
+async def test_a_slow_consumer_holds_the_workers_to_the_reorder_window(
+    live_context: RunContext, concurrency: int, window: int
+) -> None:
     clock = InstantClock()
     with aioresponses() as mocked:
         mocked.get(
@@ -112,7 +118,7 @@ async def test_a_slow_consumer_holds_the_workers_to_the_reorder_window(live_cont
             callback=lambda url, **kw: CallbackResult(payload=page_doc(int(kw["params"]["page"]), 200)),
             repeat=True,
         )
-        ex = extractor(live_context, pages=200, concurrency=2)  # window: max(4 * 2, 32) = 32 pages
+        ex = extractor(live_context, pages=200, concurrency=concurrency)  # window: max(4 * concurrency, 32)
         async with asyncio.timeout(GUARD), ex:
             limiter = AdaptiveRateLimiter(1000, clock=clock, sleep=clock.sleep)
             ex.limiter = ex._client.limiter = limiter  # type: ignore[union-attr]
@@ -122,10 +128,10 @@ async def test_a_slow_consumer_holds_the_workers_to_the_reorder_window(live_cont
             assert [(await anext(stream)).page for _ in range(3)] == [3, 4, 5]
             requests_after_three_more = await _until_idle(lambda: ex.counters["requests"])
             await stream.aclose()  # type: ignore[attr-defined]
-    # page 1, the page already handed over (2) and 32 pages taken ahead: never the whole list
-    assert requests_while_stalled == 1 + 1 + 32
+    # page 1, the page already handed over (2) and a window of pages taken ahead: never the whole list
+    assert requests_while_stalled == 1 + 1 + window
     assert requests_after_three_more == requests_while_stalled + 3  # each page handed over frees one more
-    assert ex.counters["reorder_buffer_peak"] <= 32
+    assert 1 <= ex.counters["reorder_buffer_peak"] <= window
 
 
 async def test_the_window_does_not_stop_a_consumer_that_keeps_up(live_context: RunContext) -> None:
@@ -188,3 +194,94 @@ async def test_a_failing_page_stops_the_workers_waiting_on_hung_pages(live_conte
             await collect(extractor(live_context, pages=6, concurrency=3))
         assert _tasks() == []
     assert sorted(asked) == [1, 2, 3, 4]  # three workers took 2-4; 5 and 6 were never started
+
+
+# -- options, set-up and tear-down -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("https://tmdb.test/", "https://tmdb.test"), ("http://127.0.0.1:8080/proxyX/", "http://127.0.0.1:8080/proxyX")],
+)
+def test_a_base_url_loses_only_its_trailing_slashes(url: str, expected: str) -> None:
+    assert check_base_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["https://", "http:///3", "ftp://tmdb.test", "tmdb.test"])
+def test_a_base_url_needs_an_http_scheme_and_a_host(url: str) -> None:
+    with pytest.raises(ValueError, match=r"must be an http\(s\) URL with a host"):
+        check_base_url(url)
+    with pytest.raises(OptionError) as caught:
+        TmdbOptions(base_url=url)
+    assert caught.value.key == "base_url"
+
+
+def test_backoff_may_equal_max_backoff() -> None:
+    assert TmdbOptions(backoff=2.0, max_backoff=2.0).backoff == 2.0
+
+
+async def test_before_open_there_is_nothing_to_fetch_with(live_context: RunContext) -> None:
+    ex = extractor(live_context)
+    assert (ex.limiter, ex.base_url) == (None, "")
+    with pytest.raises(ExtractError, match=r"batches\(\) called before open\(\)"):
+        await anext(ex.batches())
+
+
+async def test_the_process_environment_gives_the_secret_and_the_base_url(
+    live_context: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("TMDB_BASE_URL", "https://tmdb-proxy.test/")
+    opts = build_options(TmdbOptions, {"enrich": False}, "extractor.options")
+    ex = TmdbTrendingExtractor(opts, live_context, name="tmdb-trending")
+    async with ex:
+        assert ex.base_url == "https://tmdb-proxy.test"
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://tmdb-proxy.example.org", True),
+        ("https://tmdb-proxy.example.org", False),
+        ("http://127.0.0.1:9", False),
+        ("http://localhost:9", False),
+    ],
+)
+async def test_plain_http_off_this_machine_is_warned_about(
+    live_context: RunContext, caplog: pytest.LogCaptureFixture, url: str, warned: bool
+) -> None:
+    caplog.set_level(logging.WARNING, logger="stages.tmdb")
+    async with extractor(live_context, base_url=url):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = f"base_url {url} is plain http: the TMDB secret would cross the network unencrypted"
+    assert warnings == ([expected] if warned else [])
+
+
+async def test_an_owned_session_sends_json_headers_and_is_made_anew_after_closing(live_context: RunContext) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def trending(request: web.Request) -> web.Response:
+        seen.append((request.headers.get("Accept", ""), request.headers.get("User-Agent", "")))
+        return web.json_response(page_doc(1, 1))
+
+    app = web.Application()
+    app.router.add_get("/3/trending/movie/day", trending)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        ex = extractor(live_context, base_url=f"http://127.0.0.1:{server.port}")
+        first = await collect(ex)
+        second = await collect(ex)  # the closed session is not reused
+    finally:
+        await server.close()
+    assert [b.page for b in first + second] == [1, 1]
+    assert seen == [("application/json", "tmdb-trending-pipeline/0.1 (+aiohttp)")] * 2
+
+
+async def test_a_failed_run_is_logged_as_stopped(live_context: RunContext, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="stages.tmdb")
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, status=404, payload={"status_code": 34, "status_message": "gone"})
+        with pytest.raises(ExtractError):
+            await collect(extractor(live_context))
+    [summary] = [r.getMessage() for r in caplog.records if "results," in r.getMessage()]
+    assert summary.startswith("tmdb-trending: stopped: 0/0 pages, 0 results, 1 requests")

@@ -111,7 +111,7 @@ async def test_two_runs_of_one_day_end_with_one_consistent_day_and_the_loser_say
     tmdb_standin: StandinFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    standin = await tmdb_standin(latency=0.15, token=TOKEN)
+    standin = await tmdb_standin(token=TOKEN)
     monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
     today = dt.datetime.now(dt.UTC).date()
     section, loader = race_lake
@@ -127,10 +127,13 @@ async def test_two_runs_of_one_day_end_with_one_consistent_day_and_the_loser_say
         return await loader.get_object(lock) is not None
 
     async with loader:
+        standin.open_gate.clear()  # the first run waits on its first page, holding the lock
         children[first].go()
         await until(locked, "the first run to take the day's lock")
         children[second].go()
-        results = {name: await asyncio.to_thread(child.wait) for name, child in children.items()}
+        results = {second: await asyncio.to_thread(children[second].wait)}
+        standin.open_gate.set()
+        results[first] = await asyncio.to_thread(children[first].wait)
 
         assert results[first].code == 0, results[first].stderr
         loser = results[second]
@@ -146,13 +149,20 @@ async def test_two_runs_of_one_day_end_with_one_consistent_day_and_the_loser_say
 async def test_two_runs_started_at_the_same_moment_leave_exactly_one_winner(
     tmp_path: Path, tmdb_standin: StandinFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    standin = await tmdb_standin(latency=0.1, token=TOKEN)
+    standin = await tmdb_standin(token=TOKEN)
     monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
     today = dt.datetime.now(dt.UTC).date()
     config = write(tmp_path / "live.yml", live(standin.base_url, 2, local_section(tmp_path / "lake")))
     children = [Child(["run", "--config", str(config), "-q"], tmp_path, name=f"run{n}") for n in (1, 2)]
+
+    async def one_lost() -> bool:
+        return any(c.err_path.exists() and "another run" in c.err_path.read_text() for c in children)
+
+    standin.open_gate.clear()  # whoever wins waits on its first page until the other has lost
     for child in children:
         child.go()
+    await until(one_lost, "one of the two runs to lose the race")
+    standin.open_gate.set()
     results = [await asyncio.to_thread(child.wait) for child in children]
 
     assert sorted(r.code for r in results) == [0, 1], [r.stderr for r in results]

@@ -138,6 +138,9 @@ class TmdbStandin:
         self._inserted = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.open_gate = asyncio.Event()
+        """Cleared, every request waits until it is set again: a test holds a client mid-run this way."""
+        self.open_gate.set()
         self.app = web.Application()
         self.app.router.add_get("/3/trending/{media_type}/{time_window}", self._trending)
         self.app.router.add_get("/3/genre/{kind}/list", self._genres)
@@ -198,6 +201,7 @@ class TmdbStandin:
             self._accepted.append(now)
         if cfg.latency:
             await asyncio.sleep(cfg.latency)
+        await self.open_gate.wait()
         if cfg.fault_rate and self._rng.random() < cfg.fault_rate:
             fault = self._rng.choice(cfg.faults)
             stats.faults[fault] += 1

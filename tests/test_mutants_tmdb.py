@@ -78,7 +78,8 @@ def hanging(answer: Callable[[int], CallbackResult | None]) -> tuple[Callable[..
 
 
 def _tasks() -> list[str]:
-    return sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("tmdb-trending"))
+    """Every task still pending besides the test's own: the extractor's, and the lookups' unnamed ones."""
+    return sorted(t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done())
 
 
 class InstantClock:
@@ -285,3 +286,32 @@ async def test_a_failed_run_is_logged_as_stopped(live_context: RunContext, caplo
             await collect(extractor(live_context))
     [summary] = [r.getMessage() for r in caplog.records if "results," in r.getMessage()]
     assert summary.startswith("tmdb-trending: stopped: 0/0 pages, 0 results, 1 requests")
+
+
+async def test_rate_cuts_and_the_request_rate_are_reported(live_context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, status=429, headers={"Retry-After": "0"})
+        mocked.get(TRENDING, callback=lambda url, **kw: CallbackResult(payload=page_doc(1, 1)), repeat=True)
+        ex = extractor(live_context)
+        await collect(ex)
+    counters = ex.counters
+    assert (counters["requests"], counters["http_429"], counters["rate_cuts"]) == (2, 1, 1)
+    wall, rate = float(counters["wall_seconds"]), float(counters["requests_per_second"])
+    assert wall > 0 and wall == round(wall, 3)
+    assert rate == round(rate, 2) and rate * wall == pytest.approx(2, abs=0.0005 * rate + 0.02)
+
+
+async def test_lookups_ask_for_genres_in_the_configured_language(live_context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=lambda url, **kw: CallbackResult(payload=page_doc(1, 1)), repeat=True)
+        mocked.get(CONFIGURATION, payload=CONFIG_DOC)
+        mocked.get(GENRES, payload={"genres": [{"id": 28, "name": "Acción"}]})
+        [batch] = await collect(extractor(live_context, enrich=True, language="es-ES"))
+        asked = {
+            str(url).split("?")[0]: call.kwargs["params"]
+            for (_m, url), calls in mocked.requests.items()
+            for call in calls
+        }
+    assert asked[f"{BASE}/3/genre/movie/list"] == {"language": "es-ES"}
+    assert asked[f"{BASE}/3/configuration"] == {}
+    assert dict(batch.lookups.genres) == {28: "Acción"}

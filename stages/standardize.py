@@ -51,7 +51,8 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._seen: set[tuple[str, int]] = set()
+        # ids kept, by media type: a set of ints per type, not a tuple per row (a 500-page day keeps 10,000)
+        self._seen: dict[str, set[int]] = {}
 
     async def transform(self, batch: Batch) -> pd.DataFrame:
         """Clean one page; pages must arrive in page order for dedupe to keep the best rank."""
@@ -101,8 +102,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         elif not -INT64_MAX <= vote_count <= INT64_MAX:
             self._drop("vote_count_out_of_range", rank, batch, tmdb_id)
             return None
-        identity = (media_type, tmdb_id)
-        if identity in self._seen:
+        if tmdb_id in self._seen.get(media_type, ()):
             self._drop("duplicate_id", rank, batch, tmdb_id, quiet=True)
             return None
         title_key, original_key, date_key = _TITLE_FIELDS[media_type]
@@ -135,7 +135,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             self._drop("invalid_text", rank, batch, tmdb_id, detail=f"not valid Unicode in {', '.join(broken)}")
             return None
         # Only a row that is kept claims its identity: a dropped copy must not hide a good one.
-        self._seen.add(identity)
+        self._seen.setdefault(media_type, set()).add(tmdb_id)
         return row
 
     def _drop(

@@ -40,9 +40,11 @@ import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field, field_validator
+
 from pipeline import formats, rawzone, schema
 from pipeline.errors import CommitConflict, ConfigError, LoadError, PipelineError, RegressionRefused
-from pipeline.options import OptionError
+from pipeline.options import OptionError, StageOptions
 from pipeline.stage import Batch, Feed, Loader, OptionsT
 
 if TYPE_CHECKING:
@@ -94,25 +96,27 @@ def run_of(key: str) -> str | None:
     return match.group(1) if match else None
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class LakeFormatOptions:
+class LakeFormatOptions(StageOptions):
     """Options every object-store loader inherits: file format, key layout, and the commit's safety limits."""
 
     format: formats.Format = "csv"
     layout: LayoutStyle = "monthly"
-    lock_timeout: float = dataclasses.field(default=3600.0, metadata={"gt": 0, "le": 7 * 86400})
+    lock_timeout: float = Field(default=3600.0, gt=0, le=7 * 86400)
     """Seconds after which another host's day lock counts as dead (a run must finish within this)."""
-    min_row_ratio: float = dataclasses.field(default=0.5, metadata={"ge": 0, "le": 1})
+    min_row_ratio: float = Field(default=0.5, ge=0, le=1)
     """Refuse to replace a committed day with one that has fewer than this share of its rows (0 turns it off)."""
     allow_regression: bool = False
     """Commit even when the regression guard would refuse (``--force`` sets it)."""
 
-    def __post_init__(self) -> None:
-        if self.format == "parquet":
+    @field_validator("format")
+    @classmethod
+    def _format_is_installed(cls, value: formats.Format) -> formats.Format:
+        if value == "parquet":
             try:
                 formats.require_pyarrow()
             except ConfigError as exc:
-                raise OptionError("format", str(exc)) from None
+                raise ValueError(str(exc)) from None
+        return value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,38 +1,95 @@
-"""Typed stage options: frozen dataclasses built from a YAML mapping and checked once.
+"""Typed stage options: pydantic models built from a YAML mapping and checked once.
 
-A stage declares ``Options = SomeFrozenDataclass``. ``build_options`` checks unknown
-keys, required keys and types from the annotations, bounds from field metadata
-(``ge``, ``le``, ``gt``; a bounded number must also be finite, since NaN passes every
-comparison), and runs the dataclass's ``__post_init__`` for anything finer, which
-raises ``OptionError``. Every failure becomes a ``ConfigError`` naming the full
-key path, e.g. ``loader.options.bucket: required``.
+A stage declares ``Options = SomeOptions``, a subclass of ``StageOptions`` (a frozen
+pydantic model that refuses unknown keys, NaN and infinity). Bounds are ``Field(ge=...,
+le=...)``; anything finer is a pydantic validator, which raises ``OptionError(key,
+message)`` (or a plain ``ValueError`` in a field validator). ``build_options`` turns
+every failure into a one-line ``ConfigError`` naming the full key path, e.g.
+``loader.options.bucket: required``.
+
+Strings are accepted for numbers and booleans (``${VAR}`` interpolation yields strings),
+but ``true`` is not a number. A frozen dataclass is still accepted as an options class,
+for plugins written before the models; it is validated from its annotations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from pipeline.errors import ConfigError
 
 T = TypeVar("T")
 
+# One template per pydantic error type; the fields are the error's context plus input, type and choices.
+_MESSAGES = {
+    "missing": "required",
+    "extra_forbidden": "unknown option; allowed: {allowed}",
+    "greater_than_equal": "must be at least {ge}, got {input}",
+    "less_than_equal": "must be at most {le}, got {input}",
+    "greater_than": "must be greater than {gt}, got {input}",
+    "less_than": "must be less than {lt}, got {input}",
+    "finite_number": "must be a finite number, got {input}",
+    "int_parsing": "expected an integer, got {input!r}",
+    "int_type": "expected an integer, got {input!r}",
+    "int_from_float": "expected an integer, got {input!r}",
+    "float_parsing": "expected a number, got {input!r}",
+    "float_type": "expected a number, got {input!r}",
+    "bool_parsing": "expected true or false, got {input!r}",
+    "bool_type": "expected true or false, got {input!r}",
+    "string_type": "expected a string, got {type}",
+    "path_type": "expected a path, got {input!r}",
+    "literal_error": "must be one of {choices}, got {input!r}",
+    "dict_type": "expected a mapping, got {type}",
+    "list_type": "expected a list, got {type}",
+    "tuple_type": "expected a list, got {type}",
+}
+
 
 class OptionError(ValueError):
-    """Raised from an options ``__post_init__``; ``key`` names the offending option."""
+    """An option is invalid; ``key`` names it (relative to the stage's options)."""
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
         super().__init__(message)
 
 
-@dataclasses.dataclass(frozen=True)
-class NoOptions:
+class StageOptions(BaseModel):
+    """Base of every stage's options: frozen, unknown keys refused, every float finite.
+
+    Building one in code raises ``OptionError`` naming the first bad key, as ``build_options`` would.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise option_error(exc, type(self)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_loose_values(cls, data: Any) -> Any:
+        """pydantic reads ``true`` as 1 and ``""`` as the current folder; a config meaning either is a mistake."""
+        if not isinstance(data, Mapping):
+            return data
+        expected: dict[Any, str] = {int: "an integer", float: "a number", Path: "a path"}
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            wanted = expected.get(field.annotation) if field is not None else None
+            if wanted and (isinstance(value, bool) or value == ""):
+                raise OptionError(name, f"expected {wanted}, got {value!r}")
+        return data
+
+
+class NoOptions(StageOptions):
     """Options of a stage that takes none."""
 
 
@@ -42,110 +99,69 @@ def build_options(cls: type[T], raw: Mapping[str, Any] | None, path: str) -> T:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: expected a mapping, got {_type_name(raw)}")
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls!r} is not a dataclass")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(raw) - set(fields))
+    known = known_options(cls)
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        allowed = ", ".join(sorted(fields)) or "(none)"
-        raise ConfigError(f"{path}.{unknown[0]}: unknown option; allowed: {allowed}")
-    values: dict[str, Any] = {}
-    for name, field in fields.items():
-        key = f"{path}.{name}"
-        if name not in raw:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{key}: required")
-            continue
-        value = _coerce(raw[name], hints[name], key)
-        _check_bounds(value, field.metadata, key)
-        values[name] = value
+        raise ConfigError(f"{path}.{unknown[0]}: unknown option; allowed: {', '.join(sorted(known)) or '(none)'}")
     try:
-        return cls(**values)
-    except OptionError as exc:
-        raise ConfigError(f"{path}.{exc.key}: {exc}") from None
+        return TypeAdapter(cls).validate_python(dict(raw))
+    except ValidationError as exc:
+        error = option_error(exc, cls)
+        raise ConfigError(f"{path}.{error.key}: {error}" if error.key else f"{path}: {error}") from None
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for candidate in inner:
-            try:
-                return _coerce(value, candidate, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: invalid value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{key}: must be one of {choices}, got {value!r}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {_type_name(value)}")
-        item = args[0] if args else Any
-        return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
-    if hint is Any:
-        return value
-    if isinstance(value, str) and hint in (bool, int, float):
-        # Values interpolated from ${VAR} are strings; accept them when they parse cleanly.
-        value = _parse_scalar(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {_type_name(value)}")
-        return value
-    if hint is Path:
-        if not isinstance(value, str | Path) or not str(value):
-            raise ConfigError(f"{key}: expected a path, got {value!r}")
-        return Path(value)
-    raise TypeError(f"unsupported option type {hint!r} for {key}")
+def known_options(cls: type[Any]) -> dict[str, Any]:
+    """The option names of ``cls`` and their annotations; ``TypeError`` if it is no options class."""
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return {name: field.annotation for name, field in cls.model_fields.items()}
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not an options class (subclass pipeline.options.StageOptions)")
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    legacy = [f.name for f in fields if {"ge", "le", "gt"} & set(f.metadata)]
+    if legacy:  # no longer read: refuse rather than let an unchecked bound through
+        raise TypeError(f"{cls.__name__}.{legacy[0]}: declare bounds with Field(ge=..., le=...) on a StageOptions")
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields}
 
 
-def _parse_scalar(text: str) -> Any:
-    lowered = text.strip().lower()
-    if lowered in ("true", "yes", "on"):
-        return True
-    if lowered in ("false", "no", "off"):
-        return False
-    for parse in (int, float):
-        try:
-            return parse(lowered)
-        except ValueError:
-            continue
-    return text
+def option_error(exc: ValidationError, cls: type[Any]) -> OptionError:
+    """The first error of ``exc`` as an ``OptionError``: the key path and one line saying what is wrong."""
+    error = exc.errors()[0]
+    cause = error.get("ctx", {}).get("error")
+    key = _key(error["loc"])
+    if isinstance(cause, ValueError):  # raised by a validator
+        if isinstance(cause, OptionError) and not key:
+            key = cause.key
+        return OptionError(key, str(cause))
+    return OptionError(key, _message(error, cls))
 
 
-def _check_bounds(value: Any, metadata: Mapping[str, Any], key: str) -> None:
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return
-    low, high = metadata.get("ge"), metadata.get("le")
-    if isinstance(value, float) and not math.isfinite(value) and any(b in metadata for b in ("ge", "le", "gt")):
-        # Every comparison with NaN is false, so NaN would pass any bound (and infinity the lower ones).
-        raise ConfigError(f"{key}: must be a finite number, got {value}")
-    if low is not None and value < low:
-        raise ConfigError(f"{key}: must be at least {low}, got {value}")
-    if high is not None and value > high:
-        raise ConfigError(f"{key}: must be at most {high}, got {value}")
-    above = metadata.get("gt")
-    if above is not None and value <= above:
-        raise ConfigError(f"{key}: must be greater than {above}, got {value}")
+def _message(error: ErrorDetails, cls: type[Any]) -> str:
+    template = _MESSAGES.get(error["type"])
+    if template is None:
+        return error["msg"]
+    value = error["input"]
+    names = known_options(cls)
+    field = error["loc"][0] if error["loc"] else ""
+    return template.format(
+        **error.get("ctx", {}),
+        input=value,
+        type=_type_name(value),
+        allowed=", ".join(sorted(names)) or "(none)",
+        choices=", ".join(repr(choice) for choice in _choices(names.get(str(field)))),
+    )
+
+
+def _choices(hint: Any) -> list[Any]:
+    """The values a ``Literal`` annotation allows, also inside ``| None`` or ``Annotated``."""
+    if typing.get_origin(hint) is Literal:
+        return list(typing.get_args(hint))
+    return [choice for arg in typing.get_args(hint) for choice in _choices(arg)]
+
+
+def _key(loc: Sequence[int | str]) -> str:
+    """``("ids", 0)`` as ``ids[0]``: the syntax the config's own paths use."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
 def _type_name(value: Any) -> str:

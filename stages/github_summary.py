@@ -7,7 +7,6 @@ run's page. Outside Actions the variable is unset and this reporter does nothing
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -21,7 +20,6 @@ logger = logging.getLogger(__name__)
 ENV_VAR = "GITHUB_STEP_SUMMARY"
 
 
-@dataclasses.dataclass(frozen=True)
 class GithubSummaryOptions(rm.ReportOptions):
     """Options of the ``github-summary`` reporter (the shared report options)."""
 

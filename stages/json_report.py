@@ -7,7 +7,6 @@ the README; ``schema_version`` changes whenever a field changes meaning or goes 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import math
@@ -44,7 +43,6 @@ ENTRY_FIELDS = (
 DROPPED_FIELDS = ("media_type", "id", "title", "previous_rank", "rank")
 
 
-@dataclasses.dataclass(frozen=True)
 class JsonOptions(rm.ReportOptions):
     """Options of the ``json`` reporter; ``path: "-"`` (the default) means standard output."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -21,6 +20,8 @@ import shutil
 import time
 from pathlib import Path
 from typing import IO
+
+from pydantic import field_validator
 
 from pipeline.errors import CommitConflict, LoadError
 from pipeline.files import TEMP_SUFFIX, fsync_folder, temp_beside, write_bytes_atomic
@@ -35,7 +36,6 @@ from pipeline.lake import (
     StoredObject,
     validate_prefix,
 )
-from pipeline.options import OptionError
 from pipeline.stage import Check
 
 logger = logging.getLogger(__name__)
@@ -43,18 +43,23 @@ logger = logging.getLogger(__name__)
 _RUN_TAGS = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})(?=\.)")
 
 
-@dataclasses.dataclass(frozen=True)
 class LocalOptions(LakeFormatOptions):
     """Options of the ``local`` loader (plus format, layout and the commit limits from ``LakeFormatOptions``)."""
 
     root: Path = Path("lake")
     prefix: str = ""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "prefix", validate_prefix(self.prefix))
-        if self.root.exists() and not self.root.is_dir():
-            raise OptionError("root", f"{self.root} exists and is not a folder")
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return validate_prefix(value)
+
+    @field_validator("root")
+    @classmethod
+    def _root_is_a_folder(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder")
+        return value
 
 
 class _FileSink(ObjectSink):

@@ -8,7 +8,6 @@ only the run-time line, so a workflow can commit the file only when something ch
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from stages import report_model as rm
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
 class MarkdownOptions(rm.ReportOptions):
     """Options of the ``markdown`` reporter."""
 

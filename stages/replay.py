@@ -13,7 +13,6 @@ the live run's. A legacy line (a bare page document) has neither: its body's own
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -23,16 +22,17 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import field_validator
+
 from pipeline import rawzone
 from pipeline.errors import ExtractError
-from pipeline.options import OptionError
+from pipeline.options import StageOptions
 from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, TimeWindow
 
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class ReplayOptions:
+class ReplayOptions(StageOptions):
     """Options of the ``replay`` extractor."""
 
     path: Path
@@ -40,18 +40,19 @@ class ReplayOptions:
     time_window: TimeWindow = "day"
     extracted_at: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.extracted_at is not None:
+    @field_validator("extracted_at")
+    @classmethod
+    def _extracted_at_has_an_offset(cls, value: str | None) -> str | None:
+        if value is not None:
             try:
-                stamp = dt.datetime.fromisoformat(self.extracted_at)
+                stamp = dt.datetime.fromisoformat(value)
             except ValueError:
                 stamp = None
             if stamp is None or stamp.tzinfo is None:
-                raise OptionError(
-                    "extracted_at",
-                    f"expected an ISO 8601 time with a UTC offset, e.g. 2026-11-25T12:00:00+00:00, "
-                    f"got {self.extracted_at!r}",
+                raise ValueError(
+                    f"expected an ISO 8601 time with a UTC offset, e.g. 2026-11-25T12:00:00+00:00, got {value!r}"
                 )
+        return value
 
     @property
     def legacy_extracted_at(self) -> dt.datetime | None:

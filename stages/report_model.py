@@ -17,7 +17,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
+
 from pipeline.errors import ReportError
+from pipeline.options import StageOptions
 from pipeline.redact import redact
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader
@@ -43,13 +46,12 @@ _YEAR = re.compile(r"^(\d{4})-\d{2}-\d{2}")
 
 
 # -- options shared by the reporters ----------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class ReportOptions:
+class ReportOptions(StageOptions):
     """Options every report shares: how many rows, how far back to look, how many climbers."""
 
-    top: int = dataclasses.field(default=10, metadata={"ge": 1, "le": 100})
-    lookback_days: int = dataclasses.field(default=7, metadata={"ge": 1, "le": 366})
-    climbers: int = dataclasses.field(default=5, metadata={"ge": 1, "le": 100})
+    top: int = Field(default=10, ge=1, le=100)
+    lookback_days: int = Field(default=7, ge=1, le=366)
+    climbers: int = Field(default=5, ge=1, le=100)
 
 
 # -- the model ---------------------------------------------------------------------------------

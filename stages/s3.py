@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -35,6 +34,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ReadTimeoutError,
 )
+from pydantic import Field, field_validator
 
 from pipeline.errors import CommitConflict, LoadError, TransientLoadError
 from pipeline.lake import (
@@ -50,7 +50,6 @@ from pipeline.lake import (
     run_of,
     validate_prefix,
 )
-from pipeline.options import OptionError
 from pipeline.redact import redact
 from pipeline.stage import Check, RunContext
 
@@ -82,7 +81,6 @@ _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, 
 _NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
 
-@dataclasses.dataclass(frozen=True)
 class S3Options(LakeFormatOptions):
     """Options of the ``s3`` loader (plus ``format`` and ``layout`` from ``LakeFormatOptions``)."""
 
@@ -90,23 +88,31 @@ class S3Options(LakeFormatOptions):
     prefix: str = ""
     region: str | None = None
     endpoint_url: str | None = None
-    part_size: int = dataclasses.field(default=8 * MiB, metadata={"ge": MIN_PART_SIZE, "le": MAX_PART_SIZE})
-    abort_uploads_after: float = dataclasses.field(default=86400.0, metadata={"ge": 0, "le": 30 * 86400})
+    part_size: int = Field(default=8 * MiB, ge=MIN_PART_SIZE, le=MAX_PART_SIZE)
+    abort_uploads_after: float = Field(default=86400.0, ge=0, le=30 * 86400)
     """Seconds after which a multipart upload under the lake's zones that no live run owns is aborted."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not _BUCKET_NAME.match(self.bucket) or ".." in self.bucket:
-            raise OptionError(
-                "bucket",
-                f"{self.bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' or '-'; "
-                "no 's3://' and no key)",
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET_NAME.match(value) or ".." in value:
+            raise ValueError(
+                f"{value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' or '-'; "
+                "no 's3://' and no key)"
             )
-        object.__setattr__(self, "prefix", validate_prefix(self.prefix))
-        if self.endpoint_url is not None and not self.endpoint_url.startswith(("http://", "https://")):
-            raise OptionError("endpoint_url", f"must start with http:// or https://, got {self.endpoint_url!r}")
-        if self.part_size < MIN_PART_SIZE:  # for direct construction; build_options checks the bound first
-            raise OptionError("part_size", f"must be at least {MIN_PART_SIZE} (5 MiB), got {self.part_size}")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return validate_prefix(value)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
 
 
 def _error(exc: BaseException, action: str, bucket: str, key: str, *, stage: str, endpoint: str | None) -> LoadError:

@@ -14,15 +14,17 @@ TMDB sent them.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from pipeline import schema
 from pipeline.errors import TransformError
+from pipeline.options import StageOptions
 from pipeline.stage import Batch, Lookups, Transformer
 
 if TYPE_CHECKING:
@@ -37,11 +39,10 @@ _TITLE_FIELDS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class StandardizeOptions:
+class StandardizeOptions(StageOptions):
     """Options of the ``standardize`` transformer."""
 
-    page_size: int = dataclasses.field(default=20, metadata={"ge": 1, "le": 100})
+    page_size: int = Field(default=20, ge=1, le=100)
 
 
 class StandardizeTransformer(Transformer[StandardizeOptions]):

@@ -16,7 +16,6 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import logging
-import math
 import os
 import re
 import time
@@ -24,8 +23,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import Field, field_validator, model_validator
+
 from pipeline.errors import ConfigError, ExtractError
-from pipeline.options import OptionError
+from pipeline.options import OptionError, StageOptions
 from pipeline.progress import Progress
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
@@ -72,45 +73,49 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-@dataclasses.dataclass(frozen=True)
-class TmdbOptions:
+class TmdbOptions(StageOptions):
     """Options of the ``tmdb-trending`` extractor; defaults are documented in the README."""
 
     media_type: MediaType = "movie"
     time_window: TimeWindow = "day"
-    pages: int = dataclasses.field(default=20, metadata={"ge": 1, "le": MAX_PAGES})
+    pages: int = Field(default=20, ge=1, le=MAX_PAGES)
     language: str | None = None
-    rate_limit: float = dataclasses.field(default=35.0, metadata={"gt": 0, "le": 1000})
-    concurrency: int = dataclasses.field(default=10, metadata={"ge": 1, "le": 100})
-    timeout: float = dataclasses.field(default=10.0, metadata={"gt": 0, "le": 300})
-    max_attempts: int = dataclasses.field(default=5, metadata={"ge": 1, "le": 20})
-    backoff: float = dataclasses.field(default=0.5, metadata={"ge": 0, "le": 60})
-    max_backoff: float = dataclasses.field(default=30.0, metadata={"ge": 0, "le": 600})
+    rate_limit: float = Field(default=35.0, gt=0, le=1000)
+    concurrency: int = Field(default=10, ge=1, le=100)
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff: float = Field(default=0.5, ge=0, le=60)
+    max_backoff: float = Field(default=30.0, ge=0, le=600)
     base_url: str | None = None
     enrich: bool = True
     poster_size: str = "w500"
-    progress_interval: float = dataclasses.field(default=5.0, metadata={"gt": 0, "le": 3600})
-    max_body_bytes: int = dataclasses.field(default=DEFAULT_MAX_BODY_BYTES, metadata={"ge": 1024, "le": 1 << 30})
+    progress_interval: float = Field(default=5.0, gt=0, le=3600)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=1 << 30)
 
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            # build_options checks this too; options built in code must not slip NaN past the bounds either.
-            if isinstance(value, float) and not math.isfinite(value):
-                raise OptionError(field.name, f"must be a finite number, got {value}")
-        if self.language is not None and not _LANGUAGE.match(self.language):
-            raise OptionError("language", f"expected an ISO 639-1 code such as 'en' or 'en-US', got {self.language!r}")
-        if not _POSTER_SIZE.match(self.poster_size):
-            raise OptionError(
-                "poster_size", f"expected a TMDB size such as 'w500' or 'original', got {self.poster_size!r}"
-            )
-        if self.base_url is not None:
-            try:
-                object.__setattr__(self, "base_url", check_base_url(self.base_url))
-            except ValueError as exc:
-                raise OptionError("base_url", str(exc)) from None
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and not _LANGUAGE.match(value):
+            raise ValueError(f"expected an ISO 639-1 code such as 'en' or 'en-US', got {value!r}")
+        return value
+
+    @field_validator("poster_size")
+    @classmethod
+    def _poster_size(cls, value: str) -> str:
+        if not _POSTER_SIZE.match(value):
+            raise ValueError(f"expected a TMDB size such as 'w500' or 'original', got {value!r}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
+    @model_validator(mode="after")
+    def _backoff_within_max(self) -> TmdbOptions:
         if self.backoff > self.max_backoff:
             raise OptionError("backoff", f"must not exceed max_backoff ({self.max_backoff:g}), got {self.backoff:g}")
+        return self
 
 
 class TmdbTrendingExtractor(Extractor[TmdbOptions]):

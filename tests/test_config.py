@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Literal
 
 import pytest
+from pydantic import Field, model_validator
 
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
-from pipeline.options import OptionError, build_options
+from pipeline.options import OptionError, StageOptions, build_options
 
 BASE = {
     "extractor": {"type": "replay", "options": {"path": "${PAGES_DIR:-tests/data/sample/2026-11-25}"}},
@@ -107,19 +107,20 @@ def test_yaml_tags_that_build_objects_are_refused(tmp_path: Path) -> None:
         load_config(evil)
 
 
-@dataclasses.dataclass(frozen=True)
-class Opts:
+class Opts(StageOptions):
     bucket: str
-    pages: int = dataclasses.field(default=20, metadata={"ge": 1, "le": 500})
+    pages: int = Field(default=20, ge=1, le=500)
     rate: float = 35.0
     enrich: bool = True
     mode: Literal["a", "b"] = "a"
     root: Path = Path("lake")
     language: str | None = None
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _bucket(self) -> Opts:
         if self.bucket.startswith("-"):
             raise OptionError("bucket", "must not start with '-'")
+        return self
 
 
 @pytest.mark.parametrize(

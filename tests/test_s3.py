@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import datetime as dt
 import gzip
 import hashlib
@@ -463,7 +462,7 @@ def test_prefix_places_the_keys(prefix: str, expected_key: str, context: RunCont
 
 def test_defaults() -> None:
     options = build_options(S3Options, {"bucket": "my-bucket"}, "loader.options")
-    assert dataclasses.asdict(options) == {
+    assert options.model_dump() == {
         "bucket": "my-bucket",
         "prefix": "",
         "region": None,

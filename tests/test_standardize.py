@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -177,4 +176,4 @@ def test_options_reject_a_bad_page_size() -> None:
 
     with pytest.raises(ConfigError, match=r"transformer\.options\.page_size: must be at least 1"):
         build_options(StandardizeOptions, {"page_size": 0}, "transformer.options")
-    assert dataclasses.asdict(build_options(StandardizeOptions, None, "t")) == {"page_size": 20}
+    assert build_options(StandardizeOptions, None, "t").model_dump() == {"page_size": 20}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from pipeline import Reporter, RunResult
+from pipeline.options import StageOptions
 from pipeline.stage import LakeReader
 
 
-@dataclasses.dataclass(frozen=True)
-class RowCountOptions:
+class RowCountOptions(StageOptions):
     """Where to write."""
 
     path: Path

@@ -1,4 +1,4 @@
-"""The README stays true: its schema table and its library example."""
+"""The README and docs/ stay true: the schema table, the library example, and every relative link."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.schema import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+LAKE_DOC = (ROOT / "docs" / "lake.md").read_text(encoding="utf-8")
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# [text](target): a target with no scheme and not only an anchor is a path relative to its page.
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def test_readme_opens_with_the_two_commands() -> None:
@@ -19,7 +25,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 def test_schema_table_matches_the_code() -> None:
-    assert markdown_table() in README
+    assert markdown_table() in LAKE_DOC
 
 
 def test_library_example_runs() -> None:
@@ -31,3 +37,15 @@ def test_library_example_runs() -> None:
     rows, _, location = done.stdout.splitlines()[0].partition(" rows; ")
     assert int(rows) == 57
     assert re.search(r"cleaned_data/\d{4}/\d{2}/\d{4}-\d{2}-\d{2}_movies\.csv$", location), location
+
+
+def test_readme_is_a_landing_page() -> None:
+    assert len(README.splitlines()) <= 260
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_points_to_an_existing_file(page: Path) -> None:
+    targets = [m.group(1) for m in LINK.finditer(page.read_text(encoding="utf-8"))]
+    relative = [t.split("#", 1)[0] for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:|#", t)]
+    missing = [t for t in relative if not (page.parent / t).exists()]
+    assert missing == [], f"{page.relative_to(ROOT)}: broken links {missing}"

@@ -557,7 +557,7 @@ def test_commit_step_fails_when_no_report_was_written(clone: Path) -> None:
 
 
 def test_commit_step_commits_a_local_lake_too(clone: Path) -> None:
-    """The README's local-lake set-up: COMMIT_PATHS names the lake folder as well."""
+    """The local-lake set-up in docs/operations.md: COMMIT_PATHS names the lake folder as well."""
     (clone / "LATEST_UPDATE.md").write_text("new report\n")
     day = clone / "data" / "lake" / "cleaned_data" / "2026" / "11" / "2026-11-25_movies.csv"
     day.parent.mkdir(parents=True)

@@ -28,6 +28,7 @@ SECTIONS = ("extractor", "transformer", "loader", "reporter")
 REQUIRED = ("extractor", "transformer", "loader")
 _SECTION_KEYS = {"type", "options"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_INDEX = re.compile(r"\[(\d+)\]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +93,10 @@ def _read_yaml(path: Path) -> Any:
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Apply one ``dotted.key=value`` override in place; the value is parsed as YAML."""
+    """Apply one ``dotted.key=value`` override in place; the value is parsed as YAML.
+
+    A list item is named as errors print it, ``reporter[0].options.top``, or as ``reporter.0.options.top``.
+    """
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. extractor.options.pages=50")
@@ -100,7 +104,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         raise ConfigError(f"--set {key}: value {text!r} is not valid YAML") from None
-    parts = key.strip().split(".")
+    parts = _INDEX.sub(r".\1", key.strip()).split(".")
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
         if isinstance(node, list) and part.isdigit() and int(part) < len(node):

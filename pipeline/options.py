@@ -46,6 +46,9 @@ _MESSAGES = {
     "string_type": "expected a string, got {type}",
     "path_type": "expected a path, got {input!r}",
     "literal_error": "must be one of {choices}, got {input!r}",
+    "date_type": "expected a date as YYYY-MM-DD, got {input!r}",
+    "date_parsing": "expected a date as YYYY-MM-DD, got {input!r}",
+    "date_from_datetime_parsing": "expected a date as YYYY-MM-DD, got {input!r}",
     "dict_type": "expected a mapping, got {type}",
     "list_type": "expected a list, got {type}",
     "tuple_type": "expected a list, got {type}",
@@ -143,8 +146,9 @@ def _message(error: ErrorDetails, cls: type[Any]) -> str:
     value = error["input"]
     names = known_options(cls)
     field = error["loc"][0] if error["loc"] else ""
+    context = {name: _plain(bound) for name, bound in error.get("ctx", {}).items()}
     return template.format(
-        **error.get("ctx", {}),
+        **context,
         input=value,
         type=_type_name(value),
         allowed=", ".join(sorted(names)) or "(none)",
@@ -162,6 +166,11 @@ def _choices(hint: Any) -> list[Any]:
 def _key(loc: Sequence[int | str]) -> str:
     """``("ids", 0)`` as ``ids[0]``: the syntax the config's own paths use."""
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def _plain(value: Any) -> Any:
+    """A float bound that is whole, as written in the model: ``le=1`` says 1, not 1.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _type_name(value: Any) -> str:

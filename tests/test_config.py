@@ -153,3 +153,21 @@ def test_options_are_typed_and_strings_from_the_environment_are_accepted() -> No
     )
     assert opts == Opts(bucket="b", pages=50, rate=2.0, enrich=False, root=Path("/x"), language=None)
     assert isinstance(opts.rate, float)
+
+
+@pytest.mark.parametrize("key", ["reporter[1].options.top", "reporter.1.options.top"])
+def test_set_names_a_list_item_as_errors_print_it_or_dotted(key: str) -> None:
+    raw = dict(BASE, reporter=[{"type": "markdown"}, {"type": "json"}])
+    config = load_config(raw, [f"{key}=20"], env={"LAKE": "x"})
+    assert [dict(r.options) for r in config.reporters] == [{}, {"top": 20}]
+
+
+def test_the_key_path_an_option_error_prints_is_one_set_accepts() -> None:
+    raw = dict(BASE, reporter=[{"type": "markdown"}, {"type": "json", "options": {"bucket": "b", "pages": 501}}])
+    section = load_config(raw, env={"LAKE": "x"}).reporters[1]
+    with pytest.raises(ConfigError) as caught:
+        build_options(Opts, section.options, f"{section.path}.options")
+    key = str(caught.value).partition(":")[0]
+    assert key == "reporter[1].options.pages"
+    fixed = load_config(raw, [f"{key}=50"], env={"LAKE": "x"}).reporters[1]
+    assert build_options(Opts, fixed.options, f"{fixed.path}.options").pages == 50

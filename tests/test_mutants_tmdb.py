@@ -215,6 +215,12 @@ def test_a_base_url_needs_an_http_scheme_and_a_host(url: str) -> None:
     assert caught.value.key == "base_url"
 
 
+@pytest.mark.parametrize("url", ["https://tmdb.test/?api_key=x", "https://tmdb.test/#top"], ids=["query", "fragment"])
+def test_a_base_url_carries_neither_a_query_nor_a_fragment(url: str) -> None:
+    with pytest.raises(ValueError, match="must not carry a query or a fragment"):
+        check_base_url(url)
+
+
 def test_backoff_may_equal_max_backoff() -> None:
     assert TmdbOptions(backoff=2.0, max_backoff=2.0).backoff == 2.0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import difflib
 import logging
 import signal
 import sys
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "config/pipeline.yml"
 COMMANDS = ("run", "check", "stages", "ddl", "history", "repair", "reprocess")
+DISTRIBUTION = "tmdb-trending-pipeline"
 T = TypeVar("T")
 
 
@@ -84,6 +86,22 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
+class _Version(argparse.Action):
+    """``--version``: reads the installed distribution's metadata only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"pipeline {version(DISTRIBUTION)}")
+        except PackageNotFoundError:
+            print(f"pipeline (version unknown: {DISTRIBUTION} is not installed)")
+        parser.exit()
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -104,6 +122,7 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-parser per command."""
     parser = _Parser(prog="python -m pipeline", description="TMDB trending ETL into a data lake and a report.")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -171,15 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline``; returns the exit code."""
     # First, so that no message (a plugin's import error, a config error) can print a secret raw.
     register_env_secrets()
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help")):
-        args_list.insert(0, "run")
-    parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
+        args = build_parser().parse_args(_with_command(list(sys.argv[1:] if argv is None else argv)))
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # --help and --version print and stop
+        return exc.code if isinstance(exc.code, int) else 0
     _configure_logging(args.verbose, args.quiet)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _cmd_run,
@@ -205,6 +222,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug, not an input problem: say so, and keep the details behind -v
         _report_error(exc, args.verbose, prefix="unexpected error")
         return 1
+
+
+def _with_command(argv: list[str]) -> list[str]:
+    """``argv`` led by its command: none means ``run``; an unknown word is a usage error that guesses the command."""
+    first = argv[0] if argv else "-"
+    if first in (*COMMANDS, "-h", "--help", "--version"):
+        return argv
+    if not first.startswith("-"):
+        guess = difflib.get_close_matches(first, COMMANDS, n=1)
+        hint = f"did you mean {guess[0]}?" if guess else f"commands: {', '.join(COMMANDS)}"
+        raise _UsageError(f"unknown command {first!r} ({hint})")
+    return ["run", *argv]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

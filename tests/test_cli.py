@@ -142,3 +142,42 @@ def test_json_reporter_on_stdout_keeps_stdout_parseable(tmp_path: Path, run_cli:
     document = json.loads(done.stdout)
     assert document["run"]["rows"] == 57
     assert "wrote 57 rows" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("word", "message"),
+    [
+        ("runn", "error: unknown command 'runn' (did you mean run?)"),
+        ("histroy", "error: unknown command 'histroy' (did you mean history?)"),
+        ("deploy", "error: unknown command 'deploy' (commands: run, check, stages, ddl, history, repair, reprocess)"),
+    ],
+)
+def test_an_unknown_command_exits_2_guessing_the_command(word: str, message: str, run_cli: CliRunner) -> None:
+    done = run_cli(word, "--config", "config/demo.yml")
+    assert done.returncode == 2
+    assert done.stderr.strip() == message
+
+
+def test_options_without_a_command_still_mean_run(tmp_path: Path, run_cli: CliRunner) -> None:
+    lake = tmp_path / "lake"
+    done = run_cli("--config", str(write_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "would write 57 rows" in done.stdout
+
+
+def test_version_prints_the_installed_distribution_version(run_cli: CliRunner) -> None:
+    from importlib.metadata import version
+
+    done = run_cli("--version")
+    assert done.returncode == 0
+    assert done.stdout == f"pipeline {version('tmdb-trending-pipeline')}\n"
+
+
+@pytest.mark.parametrize("key", ["reporter[0].options.top", "reporter.0.options.top"])
+def test_set_takes_the_key_path_errors_print(key: str, tmp_path: Path, run_cli: CliRunner) -> None:
+    config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: [{type: json, options: {path: '-'}}]\n")
+    args = ("check", "--config", str(config))
+    bad = run_cli(*args, "--set", f"{key}=500")
+    assert bad.returncode == 2
+    assert "reporter[0].options.top: must be at most 100, got 500" in bad.stdout
+    assert run_cli(*args, "--set", f"{key}=20").returncode == 0

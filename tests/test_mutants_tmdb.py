@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import CallbackResult, aioresponses
 
-from pipeline.errors import ExtractError
+from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError, build_options
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import Batch, RunContext
@@ -321,3 +321,30 @@ async def test_lookups_ask_for_genres_in_the_configured_language(live_context: R
     assert asked[f"{BASE}/3/genre/movie/list"] == {"language": "es-ES"}
     assert asked[f"{BASE}/3/configuration"] == {}
     assert dict(batch.lookups.genres) == {28: "Acción"}
+
+
+async def test_a_finished_run_is_logged_as_done_with_its_page_count(
+    live_context: RunContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="stages.tmdb")
+    with aioresponses() as mocked:
+        mocked.get(
+            TRENDING,
+            callback=lambda url, **kw: CallbackResult(payload=page_doc(int(kw["params"]["page"]), 3)),
+            repeat=True,
+        )
+        batches = await collect(extractor(live_context, pages=3))
+    assert [b.page for b in batches] == [1, 2, 3]
+    messages = [r.getMessage() for r in caplog.records]
+    [summary] = [m for m in messages if "results," in m]
+    assert summary.startswith("tmdb-trending: done: 3/3 pages, 3 results, 3 requests")
+
+
+async def test_a_bad_base_url_from_the_environment_is_a_config_error(
+    live_context: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("TMDB_BASE_URL", "ftp://tmdb.test")
+    ex = TmdbTrendingExtractor(build_options(TmdbOptions, {}, "extractor.options"), live_context, name="tmdb-trending")
+    with pytest.raises(ConfigError, match=r"^extractor.options.base_url \(or \$TMDB_BASE_URL\): must be an http"):
+        await ex.open()

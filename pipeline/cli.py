@@ -25,7 +25,7 @@ from pipeline.errors import PipelineError
 from pipeline.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 from pipeline.result import RunResult
-from pipeline.runner import build_stages, new_context, run_stages
+from pipeline.runner import new_context, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -238,9 +238,7 @@ def _with_command(argv: list[str]) -> list[str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
-    context = new_context(args.date, dry_run=args.dry_run, force=args.force)
-    stages = build_stages(config, context)
-    result = _run_async(run_stages(stages, context))
+    result = _run_async(run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force))
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
     _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
     return 0

@@ -23,11 +23,9 @@ from __future__ import annotations
 import logging
 import re
 
-from pipeline import registry, schema
+from pipeline import schema
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
-from pipeline.options import build_options
-from pipeline.runner import new_context
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +151,10 @@ def ddl_for_config(
     """The DDL for the configured loader's lake; ``location`` replaces where the loader writes."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
-    from pipeline.lake import ObjectLakeLoader  # see athena_ddl
+    from pipeline.lake import lake_reader  # see athena_ddl
 
     section = config.loader
-    cls = registry.load("loader", section.type)
-    if not issubclass(cls, ObjectLakeLoader):
-        raise ConfigError(f"loader {section.type!r} does not write an object-store lake; the DDL needs one")
-    options = build_options(cls.Options, section.options, f"{section.path}.options")
-    loader = cls(options, new_context(), name=section.type)
+    loader = lake_reader(config)
     layout = loader.layout
     if location is None:
         # locate() of the lake root: "s3://bucket/prefix" for S3, a path for the local loader.

@@ -13,16 +13,12 @@ import datetime as dt
 import json
 import logging
 import math
-import typing
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline import registry
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
-from pipeline.options import build_options
-from pipeline.runner import new_context
-from pipeline.stage import Feed, LakeReader, Loader, MediaType, TimeWindow
+from pipeline.stage import Feed, LakeReader
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -235,31 +231,6 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def feed_from_config(config: PipelineConfig) -> Feed:
-    """The feed the configured extractor produces, from its ``media_type`` and ``time_window`` options."""
-    options = config.extractor.options
-    media_type = options.get("media_type", "movie")
-    time_window = options.get("time_window", "day")
-    for key, value, allowed in (
-        ("media_type", media_type, typing.get_args(MediaType)),
-        ("time_window", time_window, typing.get_args(TimeWindow)),
-    ):
-        if value not in allowed:
-            choices = ", ".join(repr(a) for a in allowed)
-            raise ConfigError(f"{config.extractor.path}.options.{key}: must be one of {choices}, got {value!r}")
-    return Feed(media_type, time_window)
-
-
-def build_loader(config: PipelineConfig, end: dt.date) -> Loader[Any]:
-    """The configured loader, built from its options (not opened)."""
-    section = config.loader
-    cls = registry.load("loader", section.type)
-    options = build_options(cls.Options, section.options, f"{section.path}.options")
-    loader = cls(options, new_context(end), name=section.type)
-    assert isinstance(loader, Loader)
-    return loader
-
-
 async def history(
     config: PipelineConfig,
     *,
@@ -271,8 +242,10 @@ async def history(
     """Read the window ending at ``end`` (today, UTC) from the configured lake and summarise it."""
     end = end or dt.datetime.now(dt.UTC).date()
     dates = window(end, days)
-    feed = feed_from_config(config)
-    loader = build_loader(config, end)
+    from pipeline.lake import configured_feed, lake_reader  # pandas: imported by the command that uses it
+
+    feed = configured_feed(config)
+    loader = lake_reader(config)
     async with loader:
         frames = await read_days(loader, feed, dates)
     present = tuple(d for d in dates if frames[d] is not None)

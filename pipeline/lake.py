@@ -37,15 +37,15 @@ import os
 import re
 import socket
 import zlib
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
 from pipeline import formats, rawzone, schema
+from pipeline.config import PipelineConfig
 from pipeline.errors import CommitConflict, ConfigError, LoadError, PipelineError, RegressionRefused
 from pipeline.options import OptionError, StageOptions
-from pipeline.stage import Batch, Feed, Loader, OptionsT
+from pipeline.stage import Batch, CommitInfo, Feed, Loader, OptionsT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -525,14 +525,14 @@ class ObjectLakeLoader(Loader[OptionsT]):
         data += rawzone.page_line(batch)
         await tracked.write(self._raw_gzip.compress(data))
 
-    async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
+    async def commit(self, info: CommitInfo) -> dict[str, str]:
         """Commit the day: run objects, then the manifest (the commit point), then publish and clean up."""
         cleaned, raw = self._require("cleaned"), self._open.get("raw")
         encoder, layout, claim, feed = self._encoder, self.layout, self._claim, self._feed
         assert encoder is not None and claim is not None and feed is not None
         day = self.context.trend_date
         await self._encode_pending()
-        self._check_regression(summary)
+        self._check_regression()
         await cleaned.write(encoder.finish())
         if raw is not None:
             await raw.write(self._raw_gzip.flush())
@@ -555,8 +555,8 @@ class ObjectLakeLoader(Loader[OptionsT]):
             "run_id": self.context.run_id,
             "trend_date": day.isoformat(),
             "feed": {"media_type": feed.media_type, "time_window": feed.time_window},
-            "started_at": summary.get("started_at"),
-            "finished_at": summary.get("finished_at") or dt.datetime.now(dt.UTC).isoformat(),
+            "started_at": info.started_at.isoformat(),
+            "finished_at": (info.finished_at or dt.datetime.now(dt.UTC)).isoformat(),
             "rows": self._rows,
             "format": encoder.format,
             "layout": layout.style,
@@ -570,9 +570,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
                 },
                 "raw": raw_entry,
             },
-            "built_by": dict(summary.get("built_by") or {}),
-            "counters": dict(summary.get("counters") or {}),
-            "dropped": dict(summary.get("dropped") or {}),
+            "built_by": {"transformer": info.transformer, "pipeline_version": info.pipeline_version},
+            "counters": dict(info.counters),
+            "dropped": dict(info.dropped),
         }
         body = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
         previous = self._previous
@@ -608,7 +608,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
         raw_location = self.locate(str(raw_entry.get("key", "")))
         return {"cleaned": self.locate(seed_key), "raw": raw_location, "manifest": self.locate(manifest_key)}
 
-    def _check_regression(self, summary: Mapping[str, Any]) -> None:
+    def _check_regression(self) -> None:
         """Refuse to replace a good committed day with an empty or much smaller one."""
         options, previous = self.options, self._previous
         if self.context.force or not isinstance(options, LakeFormatOptions) or options.allow_regression:
@@ -898,3 +898,21 @@ def lock_is_live(record: LockRecord, timeout: float, *, now: dt.datetime | None 
 def _bytes_per_row(frame: pd.DataFrame) -> float:
     """The frame's in-memory size per row (0 for an empty frame)."""
     return float(frame.memory_usage(deep=True, index=False).sum()) / len(frame) if len(frame) else 0.0
+
+
+def lake_reader(config: PipelineConfig) -> ObjectLakeLoader[Any]:
+    """The configured loader as a reader (and healer) of its lake, built outside a run; not opened."""
+    from pipeline.runner import build_stage
+
+    loader = build_stage("loader", config.loader)
+    if not isinstance(loader, ObjectLakeLoader):
+        raise ConfigError(f"loader {config.loader.type!r} does not keep an object-store lake that can be read back")
+    return loader
+
+
+def configured_feed(config: PipelineConfig) -> Feed:
+    """The feed the configured extractor produces, asked of the extractor itself (built outside a run)."""
+    from pipeline.runner import build_stage
+
+    feed: Feed = build_stage("extractor", config.extractor).feed
+    return feed

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.config import PipelineConfig, StageConfig
 from pipeline.errors import ConfigError, LoadError, PipelineError
-from pipeline.lake import Manifest, ObjectLakeLoader
+from pipeline.lake import Manifest, ObjectLakeLoader, configured_feed
 from pipeline.redact import redact
 from pipeline.runner import Stages, build_stage, new_context, run_stages
 from pipeline.stage import Feed
@@ -41,12 +41,6 @@ class ReprocessSummary:
         return f"rebuilt {len(self.rebuilt)}, skipped {len(self.skipped)} (no raw zone), failed {len(self.failed)}"
 
 
-def feed_of(config: PipelineConfig) -> Feed:
-    """The feed the config's extractor produces, from its ``media_type`` and ``time_window`` options."""
-    options = config.extractor.options
-    return Feed(options.get("media_type", "movie"), options.get("time_window", "day"))
-
-
 async def reprocess(
     config: PipelineConfig, start: dt.date, end: dt.date, *, force: bool = False
 ) -> ReprocessSummary:
@@ -55,7 +49,7 @@ async def reprocess(
         raise ConfigError(f"--to {end} is before --from {start}")
     if (end - start).days >= MAX_DAYS:
         raise ConfigError(f"at most {MAX_DAYS} days at a time")
-    feed = feed_of(config)
+    feed = configured_feed(config)
     summary = ReprocessSummary()
     days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
     for number, day in enumerate(days, start=1):

@@ -25,7 +25,7 @@ from pipeline.errors import PipelineError
 from pipeline.options import build_options
 from pipeline.redact import redact
 from pipeline.result import RunResult
-from pipeline.stage import Batch, Extractor, Loader, Reporter, RunContext, Stage, Transformer
+from pipeline.stage import CommitInfo, Extractor, LakeReader, Loader, Reporter, RunContext, RunLake, Stage, Transformer
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False, for
     )
 
 
-def build_stage(kind: str, section: StageConfig, context: RunContext) -> Any:
-    """The stage a config section names, with its options validated; not opened."""
+def build_stage(kind: str, section: StageConfig, context: RunContext | None = None) -> Any:
+    """The stage a config section names, options validated, not opened; ``context`` is ``None`` outside a run."""
     cls = registry.load(kind, section.type)
     options = build_options(cls.Options, section.options, f"{section.path}.options")
     return cls(options, context, name=section.type)
@@ -78,6 +78,7 @@ async def run_pipeline(
     *,
     trend_date: dt.date | None = None,
     dry_run: bool = False,
+    force: bool = False,
 ) -> RunResult:
     """Run the configured pipeline once and return what it did.
 
@@ -85,7 +86,7 @@ async def run_pipeline(
     """
     if not isinstance(config, PipelineConfig):
         config = load_config(config if isinstance(config, Mapping) else Path(config))
-    context = new_context(trend_date, dry_run=dry_run)
+    context = new_context(trend_date, dry_run=dry_run, force=force)
     return await run_stages(build_stages(config, context), context)
 
 
@@ -124,7 +125,7 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
                 await _stream(stages, result, timings, write=True)
                 _finish(result, extractor, transformer, timings)
                 async with _blame(loader, timings, "load"):
-                    result.outputs.update(await loader.commit(_summary(result, transformer)))
+                    result.outputs.update(await loader.commit(_commit_info(result, transformer)))
                 _finish(result, extractor, transformer, timings)  # reporters see the time of the commit
             except BaseException as exc:
                 logger.info("run %s failed; aborting the loader", context.run_id)
@@ -132,11 +133,12 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
                     await loader.abort()
                 _tell_outcome(exc, loader)
                 raise
+            lake = RunLake(loader if isinstance(loader, LakeReader) else None, result.lake)
             for reporter in stages.reporters:
                 async with _blame(reporter, timings, "report"):
-                    result.outputs.update(await reporter.report(result, loader))
+                    result.outputs.update(await reporter.report(result, lake))
         _finish(result, extractor, transformer, timings)
-    result.timings = {k: round(v, 4) for k, v in timings.items()}
+    result.timings = dict(timings)
     logger.info(
         "run %s done: %d rows, %d pages, %.2fs, dropped %s",
         context.run_id,
@@ -150,11 +152,10 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
 
 async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], *, write: bool) -> None:
     extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
-    batches = extractor.batches()
-    try:
+    async with contextlib.aclosing(extractor.batches()) as batches:
         while True:
             async with _blame(extractor, timings, "extract"):
-                batch = await _next(batches)
+                batch = await anext(batches, None)
             if batch is None:
                 break
             result.batches += 1
@@ -167,18 +168,6 @@ async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], 
             if write and len(chunk):
                 async with _blame(loader, timings, "load"):
                     await loader.write(chunk)
-    finally:
-        aclose = getattr(batches, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
-
-
-async def _next(batches: AsyncIterator[Batch]) -> Batch | None:
-    try:
-        return await batches.__anext__()
-    except StopAsyncIteration:
-        return None
 
 
 def _finish(
@@ -187,14 +176,19 @@ def _finish(
     result.finished_at = dt.datetime.now(dt.UTC)
     result.counters = dict(sorted(extractor.counters.items()))
     result.dropped = dict(sorted(transformer.dropped.items()))
-    result.timings = {k: round(v, 4) for k, v in timings.items()}
+    result.timings = dict(timings)
 
 
-def _summary(result: RunResult, transformer: Transformer[Any]) -> dict[str, Any]:
-    data = result.to_dict()
-    data.pop("outputs", None)
-    data["built_by"] = {"transformer": transformer.name, "pipeline_version": project_version()}
-    return data
+def _commit_info(result: RunResult, transformer: Transformer[Any]) -> CommitInfo:
+    return CommitInfo(
+        run_id=result.run_id,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        counters=dict(result.counters),
+        dropped=dict(result.dropped),
+        transformer=transformer.name,
+        pipeline_version=project_version(),
+    )
 
 
 def _tell_outcome(exc: BaseException, loader: Loader[Any]) -> None:

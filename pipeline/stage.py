@@ -12,13 +12,14 @@ Data flow, one TMDB page at a time::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pipeline.errors import ExtractError, LoadError, ReportError, StageError, TransformError
 from pipeline.options import NoOptions
@@ -34,6 +35,7 @@ TimeWindow = Literal["day", "week"]
 _FEED_SLUGS = {"movie": "movies", "tv": "tv", "all": "all"}
 OptionsT = TypeVar("OptionsT")
 StageT = TypeVar("StageT", bound="Stage[Any]")
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,10 +120,18 @@ class Stage(ABC, Generic[OptionsT]):
     error: ClassVar[type[StageError]] = StageError
     Options: ClassVar[type[Any]] = NoOptions
 
-    def __init__(self, options: OptionsT, context: RunContext, *, name: str | None = None) -> None:
+    def __init__(self, options: OptionsT, context: RunContext | None = None, *, name: str | None = None) -> None:
+        """``context`` is ``None`` for a stage built outside a run (a lake reader, ``check``)."""
         self.options = options
-        self.context = context
+        self._context = context
         self.name = name or type(self).__name__
+
+    @property
+    def context(self) -> RunContext:
+        """The run this stage belongs to."""
+        if self._context is None:
+            raise self.error(f"{self.kind} {self.name!r} was built outside a run and has no run context")
+        return self._context
 
     async def open(self) -> None:
         """Acquire resources; called once by ``__aenter__``."""
@@ -162,7 +172,7 @@ class Extractor(Stage[OptionsT]):
     kind = "extractor"
     error = ExtractError
 
-    def __init__(self, options: OptionsT, context: RunContext, *, name: str | None = None) -> None:
+    def __init__(self, options: OptionsT, context: RunContext | None = None, *, name: str | None = None) -> None:
         super().__init__(options, context, name=name)
         self.counters: Counter[str] = Counter()
 
@@ -172,8 +182,8 @@ class Extractor(Stage[OptionsT]):
         """The feed this extractor produces; the loader names its files after it."""
 
     @abstractmethod
-    def batches(self) -> AsyncIterator[Batch]:
-        """Yield one ``Batch`` per page, page 1 first."""
+    def batches(self) -> AsyncGenerator[Batch, None]:
+        """Yield one ``Batch`` per page, page 1 first (an async generator: the runner closes it on failure)."""
 
 
 class Transformer(Stage[OptionsT]):
@@ -182,7 +192,7 @@ class Transformer(Stage[OptionsT]):
     kind = "transformer"
     error = TransformError
 
-    def __init__(self, options: OptionsT, context: RunContext, *, name: str | None = None) -> None:
+    def __init__(self, options: OptionsT, context: RunContext | None = None, *, name: str | None = None) -> None:
         super().__init__(options, context, name=name)
         self.dropped: Counter[str] = Counter()
 
@@ -191,8 +201,9 @@ class Transformer(Stage[OptionsT]):
         """Return the cleaned rows of one batch (possibly empty)."""
 
 
+@runtime_checkable
 class LakeReader(Protocol):
-    """What reporters may read from the lake."""
+    """The read side of a lake: what reporters, ``history`` and other readers may use."""
 
     def describe(self) -> str:
         """Where the lake is, without credentials (``./lake`` or ``s3://bucket/prefix``)."""
@@ -203,8 +214,25 @@ class LakeReader(Protocol):
         ...
 
 
+@dataclasses.dataclass(frozen=True)
+class CommitInfo:
+    """What the runner hands a loader at ``commit``: the run's facts, for the manifest."""
+
+    run_id: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    counters: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    dropped: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    transformer: str = ""
+    pipeline_version: str = ""
+
+
 class Loader(Stage[OptionsT]):
-    """Receives chunks as they come and makes them visible, atomically, at ``commit``."""
+    """The write side of a lake: receives chunks as they come and makes the day visible, atomically, at ``commit``.
+
+    A loader whose lake can be read back also implements ``LakeReader`` (``describe`` and
+    ``read_day``); reporters then see the committed day.
+    """
 
     kind = "loader"
     error = LoadError
@@ -217,32 +245,67 @@ class Loader(Stage[OptionsT]):
     async def write(self, chunk: pd.DataFrame) -> None:
         """Append one cleaned chunk."""
 
-    async def write_raw(self, batch: Batch) -> None:
-        """Archive one raw page in the raw zone; loaders without one ignore it."""
-
-    def planned_outputs(self, feed: Feed) -> dict[str, str]:
-        """Where ``commit`` would write for ``feed``; shown by ``--dry-run``."""
-        return {}
-
     @abstractmethod
-    async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
+    async def commit(self, info: CommitInfo) -> dict[str, str]:
         """Make the day visible; return ``{output kind: location}``."""
 
     @abstractmethod
     async def abort(self) -> None:
         """Discard everything since ``begin``; the previous good data stays intact."""
 
+    async def write_raw(self, batch: Batch) -> None:
+        """Archive one raw page; loaders without a raw zone ignore it."""
+
+    def describe(self) -> str:
+        """Where the lake is, without credentials."""
+        return self.name
+
+    def planned_outputs(self, feed: Feed) -> dict[str, str]:
+        """Where ``commit`` would write for ``feed``; shown by ``--dry-run``."""
+        return {}
+
     def outcome(self) -> str | None:
         """After a failed run: what it did to the lake, in a few words (``None``: nothing to say)."""
         return None
 
-    @abstractmethod
+
+class RunLake:
+    """The lake as a run's reporters see it: read-only, each day read at most once per run.
+
+    Reporters that need the same derived data (the report model) build it once through
+    ``shared``; a run whose reporters read nothing reads nothing.
+    """
+
+    def __init__(self, reader: LakeReader | None, description: str) -> None:
+        self._reader = reader
+        self._description = description
+        self._days: dict[tuple[dt.date, Feed], asyncio.Future[pd.DataFrame | None]] = {}
+        self._shared: dict[str, asyncio.Future[Any]] = {}
+
     def describe(self) -> str:
         """Where the lake is, without credentials."""
+        return self._description
 
-    @abstractmethod
     async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
-        """Read a committed day back, or ``None`` when it is not there."""
+        """The committed day, read from the lake the first time it is asked for; ``None`` without a reader."""
+        if self._reader is None:
+            return None
+        reader = self._reader
+        frame: pd.DataFrame | None = await self._once(self._days, (day, feed), lambda: reader.read_day(day, feed))
+        return frame
+
+    async def shared(self, key: str, build: Callable[[], Awaitable[T]]) -> T:
+        """``await build()`` the first time ``key`` is asked for; the same result after that."""
+        result: T = await self._once(self._shared, key, build)
+        return result
+
+    @staticmethod
+    async def _once(memo: dict[Any, asyncio.Future[Any]], key: Any, build: Callable[[], Awaitable[Any]]) -> Any:
+        future = memo.get(key)
+        if future is None:
+            future = asyncio.ensure_future(build())
+            memo[key] = future
+        return await asyncio.shield(future)
 
 
 class Reporter(Stage[OptionsT]):
@@ -253,4 +316,7 @@ class Reporter(Stage[OptionsT]):
 
     @abstractmethod
     async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
-        """Write the report; return ``{output kind: location}`` (may be empty)."""
+        """Write the report; return ``{output kind: location}`` (may be empty).
+
+        ``lake`` is the run's ``RunLake``: each day is read once however many reporters ask.
+        """

@@ -18,7 +18,7 @@ import gzip
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ class ReplayExtractor(Extractor[ReplayOptions]):
         if not self.options.path.exists():
             raise ExtractError(f"replay path not found: {self.options.path}", stage=self.name)
 
-    async def batches(self) -> AsyncIterator[Batch]:
+    async def batches(self) -> AsyncGenerator[Batch, None]:
         """Pages in file order (files by name in a folder); a lookups line applies to the pages after it."""
         lookups = Lookups()
         legacy_extracted_at = self.options.legacy_extracted_at or dt.datetime.now(dt.UTC)

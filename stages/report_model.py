@@ -23,7 +23,7 @@ from pipeline.errors import ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
 from pipeline.result import RunResult
-from pipeline.stage import LakeReader
+from pipeline.stage import LakeReader, RunLake
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -231,7 +231,18 @@ async def previous_day(lake: LakeReader, result: RunResult, lookback_days: int) 
 
 
 async def build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
-    """Read today and the previous available day back from the lake and compare them."""
+    """Read today and the previous available day back from the lake and compare them.
+
+    In a run, ``lake`` is the run's ``RunLake``: the model is built once for every reporter
+    that asks with the same ``top``, ``lookback_days`` and ``climbers``.
+    """
+    if isinstance(lake, RunLake):
+        key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}"
+        return await lake.shared(key, lambda: _build_report(result, lake, options, stage=stage))
+    return await _build_report(result, lake, options, stage=stage)
+
+
+async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
     today = await lake.read_day(result.trend_date, result.feed)
     if today is None:
         raise ReportError(f"the lake has no data for {result.trend_date}", stage=stage)

@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -248,7 +248,7 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             self._session = None
             self._owns_session = False
 
-    async def batches(self) -> AsyncIterator[Batch]:
+    async def batches(self) -> AsyncGenerator[Batch, None]:
         """Page 1, then the rest in page order as soon as they are contiguous."""
         client, progress = self._require()
         started = time.monotonic()

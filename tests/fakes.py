@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pandas as pd
 
 from pipeline.options import NoOptions
 from pipeline.result import RunResult
-from pipeline.stage import Batch, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
+from pipeline.stage import Batch, CommitInfo, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
@@ -67,14 +67,17 @@ class ListExtractor(Extractor[NoOptions]):
     async def aclose(self) -> None:
         self.log.append("extractor.close")
 
-    async def batches(self) -> AsyncIterator[Batch]:
-        for index, item in enumerate(self._batches):
-            if self.fail_after is not None and index == self.fail_after:
-                raise RuntimeError("source went away")
-            self.log.append(f"extractor.yield {item.page}")
-            self.counters["pages"] += 1
-            yield item
-        self.log.append("extractor.done")
+    async def batches(self) -> AsyncGenerator[Batch, None]:
+        try:
+            for index, item in enumerate(self._batches):
+                if self.fail_after is not None and index == self.fail_after:
+                    raise RuntimeError("source went away")
+                self.log.append(f"extractor.yield {item.page}")
+                self.counters["pages"] += 1
+                yield item
+            self.log.append("extractor.done")
+        finally:
+            self.log.append("extractor.pages closed")
 
 
 class FrameTransformer(Transformer[NoOptions]):
@@ -105,7 +108,8 @@ class CollectingLoader(Loader[NoOptions]):
         self.pending: list[pd.DataFrame] = []
         self.visible: dict[dt.date, pd.DataFrame] = {}
         self.aborted = False
-        self.summary: Mapping[str, Any] | None = None
+        self.summary: CommitInfo | None = None
+        self.reads = 0
 
     async def aclose(self) -> None:
         self.log.append("loader.close")
@@ -119,9 +123,9 @@ class CollectingLoader(Loader[NoOptions]):
         self.log.append(f"loader.write {len(self.pending) + 1}")
         self.pending.append(chunk)
 
-    async def commit(self, summary: Mapping[str, Any]) -> dict[str, str]:
+    async def commit(self, info: CommitInfo) -> dict[str, str]:
         self.log.append("loader.commit")
-        self.summary = summary
+        self.summary = info
         self.visible[self.context.trend_date] = pd.concat(self.pending, ignore_index=True)
         return {"cleaned": "memory://today"}
 
@@ -134,7 +138,11 @@ class CollectingLoader(Loader[NoOptions]):
         return "memory://"
 
     async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
+        self.reads += 1
         return self.visible.get(day)
+
+    def outcome(self) -> str | None:
+        return "nothing was committed" if self.aborted else None
 
 
 @dataclasses.dataclass
@@ -161,3 +169,8 @@ class RecordingReporter(Reporter[NoOptions]):
         today = await lake.read_day(result.trend_date, result.feed)
         self.seen.append(SeenReport(result.rows, None if today is None else len(today)))
         return {"report:record": "memory://report"}
+
+
+def commit_info(loader: Loader[Any], **facts: Any) -> CommitInfo:
+    """What the runner would hand ``loader`` at commit, for tests that drive a loader by hand."""
+    return CommitInfo(loader.context.run_id, loader.context.started_at, **facts)

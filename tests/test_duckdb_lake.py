@@ -13,6 +13,7 @@ import pytest
 
 from pipeline import schema
 from pipeline.stage import Feed
+from tests.fakes import commit_info
 from tests.test_lake_formats import loader_for, rows
 
 # What DuckDB should infer for each schema kind, in both formats.
@@ -44,7 +45,7 @@ async def build_lake(root: Path, fmt: str, layout: str) -> pd.DataFrame:
             await loader.begin(feed)
             await loader.write(frame.iloc[:5])
             await loader.write(frame.iloc[5:])
-            await loader.commit({})
+            await loader.commit(commit_info(loader))
         written.append(frame)
     return pd.concat(written, ignore_index=True)
 

@@ -20,6 +20,7 @@ from pipeline.options import build_options
 from pipeline.stage import Feed, RunContext
 from stages.local import LocalLoader, LocalOptions
 from tests.conftest import CliRunner
+from tests.fakes import commit_info
 from tests.test_lake_formats import context_for, rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ async def fill(loader_for_day: Any, feed: Feed = MOVIES) -> None:
         async with loader:
             await loader.begin(feed)
             await loader.write(day_frame(day, ranking, feed))
-            await loader.commit({})
+            await loader.commit(commit_info(loader))
 
 
 def local_config(root: Path, fmt: str = "csv", layout: str = "monthly", **extractor: str) -> dict[str, Any]:
@@ -133,7 +134,7 @@ async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Pa
     async with loader:
         await loader.begin(MOVIES)
         await loader.write(day_frame(LAST, [(7, hostile)]))
-        await loader.commit({})
+        await loader.commit(commit_info(loader))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=1, title="line")
     assert found.titles[0].title == hostile, "the data keeps the title as TMDB sent it"
     text = render_table(found)

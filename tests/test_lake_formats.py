@@ -19,6 +19,7 @@ from pipeline.lake import Layout
 from pipeline.options import build_options
 from pipeline.stage import Feed, RunContext
 from stages.local import LocalLoader, LocalOptions
+from tests.fakes import commit_info
 
 DAY = dt.date(2026, 11, 25)
 PREVIOUS = dt.date(2026, 11, 24)
@@ -126,7 +127,7 @@ async def write_day(
         await loader.begin(FEED)
         for chunk in chunks:
             await loader.write(chunk)
-        return await loader.commit({})
+        return await loader.commit(commit_info(loader))
 
 
 def expected_files(keys: dict[str, str], fmt: str, layout: str, run_id: str = "run-25") -> list[str]:
@@ -308,7 +309,7 @@ async def test_a_value_parquet_cannot_hold_is_a_load_error_naming_the_column(tmp
         await loader.begin(FEED)
         await loader.write(bad)  # queued: pages are encoded a few thousand rows at a time
         with pytest.raises(LoadError, match="release_date"):
-            await loader.commit({})
+            await loader.commit(commit_info(loader))
         await loader.abort()
     assert files(tmp_path) == {}
 

@@ -27,7 +27,7 @@ from stages.local import LocalLoader, LocalOptions
 from stages.s3 import S3Loader, S3Options
 from stages.standardize import StandardizeOptions, StandardizeTransformer
 from tests.conftest import TREND_DATE
-from tests.fakes import NOW, batch
+from tests.fakes import NOW, batch, commit_info
 from tests.fixtures_s3 import object_keys, open_uploads
 
 FEED = Feed()
@@ -117,7 +117,7 @@ async def commit_day(lake: LakeUnderTest, context: RunContext, first_id: int = 1
         for number, chunk in enumerate(chunks, start=1):
             await loader.write_raw(batch(number, list(chunk["id"])))
             await loader.write(chunk)
-        await loader.commit({"run_id": context.run_id, "counters": {"pages": len(chunks)}})
+        await loader.commit(commit_info(loader, counters={"pages": len(chunks)}))
     return schema.conform(pd.concat(chunks, ignore_index=True))
 
 
@@ -151,13 +151,13 @@ async def test_an_empty_day_is_refused_unless_forced_then_commits_a_header_only_
     async with lake.make(context_for(TREND_DATE, "refused00001")) as loader:
         await loader.begin(FEED)
         with pytest.raises(RegressionRefused, match=r"refusing to commit 0 rows .* --force"):
-            await loader.commit({})
+            await loader.commit(commit_info(loader))
         await loader.abort()
     assert await lake.stored_keys() == []
     context = dataclasses.replace(context_for(TREND_DATE), force=True)
     async with lake.make(context) as loader:
         await loader.begin(FEED)
-        await loader.commit({})
+        await loader.commit(commit_info(loader))
     async with lake.make(context) as loader:
         read = await loader.read_day(TREND_DATE, FEED)
         cleaned = await loader.get_bytes(KEYS["cleaned"])
@@ -234,7 +234,7 @@ async def test_lookups_line_comes_first_in_the_raw_zone(lake: LakeUnderTest) -> 
     async with lake.make(context) as loader:
         await loader.begin(FEED)
         await loader.write_raw(dataclasses.replace(first, lookups=lookups))
-        await loader.commit({})
+        await loader.commit(commit_info(loader))
         raw = await loader.get_bytes(KEYS["raw"])
     assert raw is not None
     lines = [json.loads(line) for line in gzip.decompress(raw).splitlines()]
@@ -249,7 +249,7 @@ async def test_outputs_and_description_name_the_lake(lake: LakeUnderTest) -> Non
     async with lake.make(context) as loader:
         planned = loader.planned_outputs(FEED)
         await loader.begin(FEED)
-        outputs = await loader.commit({})
+        outputs = await loader.commit(commit_info(loader))
         description = loader.describe()
     assert outputs == planned
     assert set(outputs) == {"cleaned", "raw", "manifest"}

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import json
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
 import pytest
 
 from pipeline.errors import ExtractError, LoadError, TransformError
-from pipeline.runner import Stages, run_stages
-from pipeline.stage import RunContext
-from tests.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, batch
+from pipeline.runner import Stages, project_version, run_pipeline, run_stages
+from pipeline.stage import Batch, RunContext
+from tests.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, SeenReport, batch
 
 
 def make(context: RunContext, log: list[str], **fail: int) -> Stages:
@@ -101,3 +109,85 @@ async def test_a_surprise_carrying_a_secret_is_redacted_and_not_chained(context:
         await run_stages(stages, context)
     assert secret not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_a_later_stage_failing_closes_the_extractors_pages_before_the_abort(context: RunContext) -> None:
+    log: list[str] = []
+    with pytest.raises(LoadError):
+        await run_stages(make(context, log, load=2), context)
+    assert "extractor.done" not in log
+    assert log.index("extractor.pages closed") < log.index("loader.abort")
+
+
+async def test_reporters_share_one_read_of_each_day_and_a_run_without_readers_reads_nothing(
+    context: RunContext,
+) -> None:
+    log: list[str] = []
+    stages = make(context, log)
+    two = dataclasses.replace(stages, reporters=(RecordingReporter(context), RecordingReporter(context)))
+    await run_stages(two, context)
+    loader = stages.loader
+    assert isinstance(loader, CollectingLoader)
+    assert loader.reads == 1, "two reporters, one read of the day"
+    assert [r.seen for r in two.reporters if isinstance(r, RecordingReporter)] == [[SeenReport(5, 5)]] * 2
+
+    quiet = make(context, [])
+    await run_stages(dataclasses.replace(quiet, reporters=()), context)
+    assert isinstance(quiet.loader, CollectingLoader) and quiet.loader.reads == 0
+
+
+async def test_the_loader_gets_the_runs_facts_typed_at_commit(context: RunContext) -> None:
+    stages = make(context, [])
+    result = await run_stages(stages, context)
+    loader = stages.loader
+    assert isinstance(loader, CollectingLoader) and loader.summary is not None
+    info = loader.summary
+    assert (info.run_id, info.started_at) == (context.run_id, context.started_at)
+    assert info.finished_at is not None and info.finished_at <= (result.finished_at or info.finished_at)
+    assert dict(info.counters) == {"pages": 3} and dict(info.dropped) == {}
+    assert (info.transformer, info.pipeline_version) == ("frame", project_version())
+    assert project_version() == importlib.metadata.version("tmdb-trending-pipeline")
+
+
+async def test_timings_name_every_phase_and_are_rounded_only_for_output(context: RunContext) -> None:
+    result = await run_stages(make(context, []), context)
+    assert set(result.timings) == {"open", "extract", "transform", "load", "report"}
+    assert all(value > 0 for value in result.timings.values())
+    assert result.to_dict()["timings"] == {k: round(v, 3) for k, v in result.timings.items()}
+
+
+async def test_a_failure_or_a_cancellation_carries_what_it_did_to_the_lake(context: RunContext) -> None:
+    with pytest.raises(LoadError) as failed:
+        await run_stages(make(context, [], load=2), context)
+    assert failed.value.outcome == "nothing was committed"
+
+    hanging_now = asyncio.Event()
+
+    class Hanging(ListExtractor):
+        async def batches(self) -> AsyncGenerator[Batch, None]:
+            yield batch(1, [1])
+            hanging_now.set()
+            await asyncio.Event().wait()
+
+    stages = make(context, [])
+    run = asyncio.ensure_future(run_stages(dataclasses.replace(stages, extractor=Hanging(context, [])), context))
+    await hanging_now.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError) as cancelled:
+        await run
+    assert getattr(cancelled.value, "outcome", None) == "nothing was committed"
+
+
+async def test_run_pipeline_takes_a_mapping_or_a_path(tmp_path: Path) -> None:
+    config = {
+        "extractor": {"type": "replay", "options": {"path": "tests/data/sample/2026-11-25"}},
+        "transformer": {"type": "standardize"},
+        "loader": {"type": "local", "options": {"root": str(tmp_path / "lake")}},
+    }
+    path = tmp_path / "c.yml"
+    path.write_text(json.dumps(config))
+    day = dt.date(2026, 11, 25)
+    first = await run_pipeline(config, trend_date=day)
+    second = await run_pipeline(str(path), trend_date=day)
+    assert (first.rows, second.rows) == (57, 57) and first.run_id != second.run_id
+    assert len(first.run_id) == 12

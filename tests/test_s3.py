@@ -9,7 +9,7 @@ import gzip
 import hashlib
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pandas as pd
@@ -24,7 +24,7 @@ from pipeline.stage import Batch, Extractor, Feed, RunContext
 from stages.s3 import MiB, S3Loader, S3Options
 from stages.standardize import StandardizeOptions, StandardizeTransformer
 from tests.conftest import TREND_DATE
-from tests.fakes import NOW, batch, page
+from tests.fakes import NOW, batch, commit_info, page
 from tests.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 
 FEED = Feed()
@@ -69,7 +69,7 @@ class ListOnly(Extractor[NoOptions]):
     def feed(self) -> Feed:
         return FEED
 
-    async def batches(self) -> AsyncIterator[Batch]:
+    async def batches(self) -> AsyncGenerator[Batch, None]:
         for item in self._batches:
             self.counters["pages"] += 1
             yield item
@@ -140,7 +140,7 @@ async def test_multipart_upload_streams_parts_before_commit_and_appears_only_at_
         assert await object_keys(s3_client, s3_bucket) == [LAYOUT.lock_key(TREND_DATE, FEED)], "only the lock"
         for chunk in chunks[16:]:
             await loader.write(chunk)
-        await loader.commit({"counters": {"pages": len(chunks)}})
+        await loader.commit(commit_info(loader, counters={"pages": len(chunks)}))
 
     body = await get_object(s3_client, s3_bucket, KEYS["cleaned"])
     assert len(body) >= 11 * MiB
@@ -231,7 +231,7 @@ class FailAfterFirstPart(Extractor[NoOptions]):
     def feed(self) -> Feed:
         return FEED
 
-    async def batches(self) -> AsyncIterator[Batch]:
+    async def batches(self) -> AsyncGenerator[Batch, None]:
         # 16 pages of ~0.8 MB of CSV each: over two 5 MiB parts, so part 1 has finished uploading.
         for number in range(1, 17):
             yield big_batch(number, 20_000)
@@ -413,7 +413,7 @@ async def test_standard_endpoint_variable_is_used_when_no_option_is_set(
     async with loader:
         await loader.begin(FEED)
         await loader.write(await standardize(context).transform(batch(1, [1, 2, 3])))
-        await loader.commit({})
+        await loader.commit(commit_info(loader))
 
     assert await object_keys(s3_client, s3_bucket) == stored_keys()
 
@@ -423,7 +423,7 @@ async def test_an_injected_client_is_used_and_left_open(context: RunContext, s3_
     async with S3Loader(options, context, name="s3", client=s3_client) as loader:
         await loader.begin(FEED)
         await loader.write(await standardize(context).transform(batch(1, [1, 2, 3])))
-        await loader.commit({})
+        await loader.commit(commit_info(loader))
     assert await object_keys(s3_client, s3_bucket) == stored_keys()  # the client still works
 
 

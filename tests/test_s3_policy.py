@@ -20,7 +20,7 @@ from pipeline.errors import LoadError
 from pipeline.lake import Layout
 from pipeline.stage import Feed, RunContext
 from stages.s3 import MiB, S3Loader, S3Options
-from tests.fakes import batch
+from tests.fakes import batch, commit_info
 from tests.fixtures_s3 import REGION, _set_moto_auth, object_keys, open_uploads
 from tests.test_s3 import TREND_DATE, YESTERDAY, big_batch, context_for, standardize
 
@@ -66,7 +66,7 @@ async def commit_day(context: RunContext, bucket: str, endpoint: str, prefix: st
         await s3.begin(FEED)
         await s3.write_raw(batch(1, [1, 2, 3]))
         await s3.write(await standardize(context).transform(batch(1, [1, 2, 3])))
-        await s3.commit({})
+        await s3.commit(commit_info(s3))
 
 
 async def test_bucket_settings_files_are_accepted_by_the_s3_api(s3_client: Any, s3_bucket: str) -> None:

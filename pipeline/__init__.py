@@ -9,7 +9,7 @@ from pipeline.config import PipelineConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.result import RunResult
 from pipeline.runner import run_pipeline
-from pipeline.stage import Batch, Extractor, Feed, Loader, Reporter, RunContext, Transformer
+from pipeline.stage import Batch, CommitInfo, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -29,8 +29,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Batch",
+    "CommitInfo",
     "Extractor",
     "Feed",
+    "LakeReader",
     "Loader",
     "PipelineConfig",
     "PipelineError",

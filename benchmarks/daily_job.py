@@ -14,7 +14,7 @@ What scheduler.yml does, in order, with the network swapped for the local TMDB s
 4. etl job, install: a separate venv from ``requirements/runtime.lock`` (``--require-hashes``),
    then the project with ``--no-deps``, as the workflow's "Install the project" step;
 5. etl job, run: ``python -m pipeline run --config config/pipeline.yml`` for 20 pages against the
-   stand-in (``tests/tmdb_standin.py``, 80 ms latency) into the clone's local lake.
+   stand-in (``tests/support/tmdb_standin.py``, 80 ms latency) into the clone's local lake.
 
 uv must be on PATH, or in ``.tools/`` after any ``make`` here (the job gets it from setup-uv).
 """
@@ -74,7 +74,7 @@ class Phases:
 
 def _standin(python: Path, cwd: Path) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
-        [str(python), "-m", "tests.tmdb_standin", "--port", "0"], cwd=cwd, stdout=subprocess.PIPE, text=True
+        [str(python), "-m", "tests.support.tmdb_standin", "--port", "0"], cwd=cwd, stdout=subprocess.PIPE, text=True
     )
     assert server.stdout is not None
     base_url = f"http://127.0.0.1:{server.stdout.readline().split()[1]}"

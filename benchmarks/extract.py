@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.tmdb_standin", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "tests.support.tmdb_standin", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         assert server.stdout is not None

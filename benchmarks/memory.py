@@ -5,7 +5,7 @@
 
 Each scenario is ``python -m pipeline run`` in a process of its own (``pipeline.cli.main``
 with the real stages: ``tmdb-trending`` → ``standardize`` → ``local`` lake → ``markdown``
-report), against the local TMDB stand-in (``tests/tmdb_standin.py``, no latency, no rate
+report), against the local TMDB stand-in (``tests/support/tmdb_standin.py``, no latency, no rate
 cap) started once in a separate process. Peak RSS is the child's own ``VmHWM`` from
 ``/proc/self/status``, read after the run, so it covers imports, the run and the report.
 """
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.tmdb_standin", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "tests.support.tmdb_standin", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         assert server.stdout is not None

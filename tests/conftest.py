@@ -14,7 +14,7 @@ import pytest
 from pipeline import redact
 from pipeline.stage import RunContext
 
-pytest_plugins = ["tests.fixtures_s3", "tests.fixtures_tmdb"]
+pytest_plugins = ["tests.support.fixtures_s3", "tests.support.fixtures_tmdb"]
 
 TREND_DATE = dt.date(2026, 11, 25)
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import CliResult, CliRunner
-from tests.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, object_keys
-from tests.fixtures_tmdb import StandinFactory
+from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, object_keys
+from tests.support.fixtures_tmdb import StandinFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample" / "2026-11-25"

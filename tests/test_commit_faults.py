@@ -37,8 +37,8 @@ from pipeline.lake import ObjectLakeLoader
 from pipeline.runner import build_stage, build_stages, new_context, run_stages
 from pipeline.stage import Feed
 from stages.s3 import S3Loader, S3Options
-from tests.faults import ChildResult, FsFaults, proxy_for, run_child
-from tests.fixtures_s3 import REGION
+from tests.support.faults import ChildResult, FsFaults, proxy_for, run_child
+from tests.support.fixtures_s3 import REGION
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests/data/sample"

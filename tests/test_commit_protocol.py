@@ -1,7 +1,7 @@
 """The commit protocol's other promises: concurrent runs, signals, leftovers, verified reads, repair.
 
 Runs that must be real processes (two runs racing for a day, a run receiving SIGTERM) are
-forked ``python -m pipeline`` children (``tests/faults.py``) reading a TMDB stand-in that
+forked ``python -m pipeline`` children (``tests/support/faults.py``) reading a TMDB stand-in that
 this process serves; everything else runs in-process against the local lake and moto.
 """
 
@@ -27,9 +27,9 @@ from pipeline.runner import new_context, run_pipeline
 from pipeline.stage import Feed
 from stages.local import LocalLoader, LocalOptions
 from stages.s3 import S3Loader, S3Options
-from tests.faults import Child
-from tests.fixtures_s3 import object_keys, open_uploads
-from tests.fixtures_tmdb import StandinFactory
+from tests.support.faults import Child
+from tests.support.fixtures_s3 import object_keys, open_uploads
+from tests.support.fixtures_tmdb import StandinFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests/data/sample"

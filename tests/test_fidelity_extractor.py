@@ -31,7 +31,7 @@ from pipeline.runner import build_stages
 from pipeline.stage import Batch, RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
 from stages.tmdb_client import DEFAULT_MAX_BODY_BYTES, RetryPolicy, parse_retry_after
-from tests.fixtures_tmdb import today_context
+from tests.support.fixtures_tmdb import today_context
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://tmdb.test"

@@ -20,7 +20,7 @@ from pipeline.runner import run_pipeline
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.replay import ReplayExtractor, ReplayOptions
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
-from tests.fixtures_tmdb import StandinFactory, today_context
+from tests.support.fixtures_tmdb import StandinFactory, today_context
 
 TOKEN = "fidelity-token-0123456789abcdef"
 KEY = "fidelity-v3-key-fedcba9876543210"

@@ -20,7 +20,7 @@ from pipeline.options import build_options
 from pipeline.stage import Feed, RunContext
 from stages.local import LocalLoader, LocalOptions
 from tests.conftest import CliRunner
-from tests.fakes import commit_info
+from tests.support.fakes import commit_info
 from tests.test_lake_formats import context_for, rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from pipeline.lake import Layout
 from pipeline.options import build_options
 from pipeline.stage import Feed, RunContext
 from stages.local import LocalLoader, LocalOptions
-from tests.fakes import commit_info
+from tests.support.fakes import commit_info
 
 DAY = dt.date(2026, 11, 25)
 PREVIOUS = dt.date(2026, 11, 24)

@@ -27,8 +27,8 @@ from stages.local import LocalLoader, LocalOptions
 from stages.s3 import S3Loader, S3Options
 from stages.standardize import StandardizeOptions, StandardizeTransformer
 from tests.conftest import TREND_DATE
-from tests.fakes import NOW, batch, commit_info
-from tests.fixtures_s3 import object_keys, open_uploads
+from tests.support.fakes import NOW, batch, commit_info
+from tests.support.fixtures_s3 import object_keys, open_uploads
 
 FEED = Feed()
 YESTERDAY = TREND_DATE - dt.timedelta(days=1)

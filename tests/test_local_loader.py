@@ -19,7 +19,7 @@ from pipeline.runner import Stages, run_stages
 from pipeline.stage import Feed, RunContext
 from stages.local import LocalLoader, LocalOptions
 from stages.standardize import StandardizeOptions, StandardizeTransformer
-from tests.fakes import ListExtractor, batch
+from tests.support.fakes import ListExtractor, batch
 
 DAY = dt.date(2026, 11, 25)
 CSV = Path("cleaned_data/2026/11/2026-11-25_movies.csv")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stages import json_report
-from tests.report_support import DAY1, DAY2, GOLDEN, SAMPLE, normalise, run_day, section, split_row
+from tests.support.report_support import DAY1, DAY2, GOLDEN, SAMPLE, normalise, run_day, section, split_row
 
 README = (Path(__file__).resolve().parent.parent / "docs" / "stages.md").read_text(encoding="utf-8")
 REPORT_SECTION = README.split("<!-- section: report -->", 1)[1].split("<!-- /section: report -->", 1)[0]

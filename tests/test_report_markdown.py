@@ -16,7 +16,7 @@ from pipeline.result import RunResult
 from pipeline.stage import Feed
 from stages import report_model as rm
 from stages.github_summary import ENV_VAR
-from tests.report_support import (
+from tests.support.report_support import (
     DAY1,
     DAY2,
     GOLDEN,

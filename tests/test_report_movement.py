@@ -15,8 +15,8 @@ from pipeline import schema
 from pipeline.result import RunResult
 from pipeline.stage import Feed
 from stages import report_model as rm
-from tests.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
-from tests.report_support import DAY1, DAY2, movie, run_day, section, tables, write_day
+from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from tests.support.report_support import DAY1, DAY2, movie, run_day, section, tables, write_day
 
 # Day 1 ranks 1..10; day 2 reshuffles them so every kind of movement occurs:
 #   20 2→1 ▲1 · 80 6→2 ▲4 · 90 new · 60 8→4 ▲4 (ties with 80; its id sorts first, its rank does not)

@@ -16,7 +16,7 @@ from pipeline.lake import Layout
 from pipeline.reprocess import reprocess
 from pipeline.runner import project_version, run_pipeline
 from pipeline.stage import Feed
-from tests.fixtures_s3 import get_object, object_keys
+from tests.support.fixtures_s3 import get_object, object_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests/data/sample"

@@ -15,7 +15,7 @@ import pytest
 from pipeline.errors import ExtractError, LoadError, TransformError
 from pipeline.runner import Stages, project_version, run_pipeline, run_stages
 from pipeline.stage import Batch, RunContext
-from tests.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, SeenReport, batch
+from tests.support.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, SeenReport, batch
 
 
 def make(context: RunContext, log: list[str], **fail: int) -> Stages:

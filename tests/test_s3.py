@@ -24,8 +24,8 @@ from pipeline.stage import Batch, Extractor, Feed, RunContext
 from stages.s3 import MiB, S3Loader, S3Options
 from stages.standardize import StandardizeOptions, StandardizeTransformer
 from tests.conftest import TREND_DATE
-from tests.fakes import NOW, batch, commit_info, page
-from tests.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
+from tests.support.fakes import NOW, batch, commit_info, page
+from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 
 FEED = Feed()
 LAYOUT = Layout()

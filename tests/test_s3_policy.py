@@ -20,8 +20,8 @@ from pipeline.errors import LoadError
 from pipeline.lake import Layout
 from pipeline.stage import Feed, RunContext
 from stages.s3 import MiB, S3Loader, S3Options
-from tests.fakes import batch, commit_info
-from tests.fixtures_s3 import REGION, _set_moto_auth, object_keys, open_uploads
+from tests.support.fakes import batch, commit_info
+from tests.support.fixtures_s3 import REGION, _set_moto_auth, object_keys, open_uploads
 from tests.test_s3 import TREND_DATE, YESTERDAY, big_batch, context_for, standardize
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "aws"

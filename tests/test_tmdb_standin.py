@@ -20,8 +20,8 @@ from pipeline.options import build_options
 from pipeline.runner import run_pipeline
 from pipeline.stage import Batch, Feed, RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
-from tests.fixtures_tmdb import StandinFactory
-from tests.tmdb_standin import TmdbStandin
+from tests.support.fixtures_tmdb import StandinFactory
+from tests.support.tmdb_standin import TmdbStandin
 
 TOKEN = "standin-token-abcdef012345"
 

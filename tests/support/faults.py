@@ -49,6 +49,62 @@ class Plan:
     victim: int | None = None
 
 
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """Forwards one request to moto, unless the proxy's plan says to fail or kill at it."""
+
+    protocol_version = "HTTP/1.1"
+    proxy: FaultProxy
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        proxy, body = self.proxy, self._body()
+        with proxy.lock:
+            proxy.count += 1
+            number, plan = proxy.count, proxy.plan
+            proxy.log.append(f"{number} {self.command} {self.path}")
+        if plan.mode == "deny" and number == plan.at:
+            return self._reply(403, _DENIED)
+        if plan.mode == "outage" and number >= plan.at:
+            return self._reply(503, _OUTAGE)
+        status, headers, data = proxy.forward(self.command, self.path, self.headers, body)
+        if plan.mode == "kill" and number == plan.at and plan.victim:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(plan.victim, signal.SIGKILL)
+            self.close_connection = True
+            return None
+        return self._reply(status, data, headers)
+
+    def _reply(self, status: int, data: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self.send_response(status)
+        skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
+        for name, value in headers:
+            if name.lower() not in skip:
+                self.send_header(name, value)
+        if not headers:
+            self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
 class FaultProxy:
     """A threaded HTTP/1.1 proxy to ``upstream`` that injects one planned fault."""
 
@@ -57,62 +113,9 @@ class FaultProxy:
         self.count = 0
         self.plan = Plan()
         self.log: list[str] = []
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-            def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    data = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0], 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return data
-                        data += self.rfile.read(size)
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-            def _handle(self) -> None:
-                body = self._body()
-                with proxy._lock:
-                    proxy.count += 1
-                    number, plan = proxy.count, proxy.plan
-                    proxy.log.append(f"{number} {self.command} {self.path}")
-                if plan.mode == "deny" and number == plan.at:
-                    return self._reply(403, _DENIED)
-                if plan.mode == "outage" and number >= plan.at:
-                    return self._reply(503, _OUTAGE)
-                status, headers, data = proxy._forward(self.command, self.path, self.headers, body)
-                if plan.mode == "kill" and number == plan.at and plan.victim:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(plan.victim, signal.SIGKILL)
-                    self.close_connection = True
-                    return
-                self._reply(status, data, headers)
-
-            def _reply(self, status: int, data: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
-                self.send_response(status)
-                skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
-                for name, value in headers:
-                    if name.lower() not in skip:
-                        self.send_header(name, value)
-                if not headers:
-                    self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        handler = type("Handler", (_ProxyHandler,), {"proxy": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -122,7 +125,7 @@ class FaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def _forward(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def forward(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         connection = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
         try:
             forwarded = {k: v for k, v in headers.items() if k.lower() not in ("expect", "transfer-encoding")}
@@ -145,7 +148,7 @@ class FaultProxy:
 
     def arm(self, mode: str = "pass", at: int = 0, victim: int | None = None) -> None:
         """Reset the request count and plan the next fault."""
-        with self._lock:
+        with self.lock:
             self.count, self.plan, self.log = 0, Plan(mode, at, victim), []
 
 

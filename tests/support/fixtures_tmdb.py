@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from pipeline.stage import RunContext
-from tests.tmdb_standin import StandinConfig, TmdbStandin
+from tests.support.tmdb_standin import StandinConfig, TmdbStandin
 
 StandinFactory = Callable[..., Awaitable[TmdbStandin]]
 

@@ -13,9 +13,9 @@ from typing import Any
 from pipeline.result import RunResult
 from pipeline.runner import run_pipeline
 
-HERE = Path(__file__).resolve().parent
-SAMPLE = HERE / "data" / "sample"
-GOLDEN = HERE / "golden"
+TESTS = Path(__file__).resolve().parents[1]
+SAMPLE = TESTS / "data" / "sample"
+GOLDEN = TESTS / "golden"
 DAY1 = dt.date(2026, 11, 24)
 DAY2 = dt.date(2026, 11, 25)
 

@@ -11,7 +11,7 @@ It records what a client did, measured on the server side: requests, the peak nu
 flight, arrival times (for the peak rate over any one-second window), statuses, faults, and
 the last body sent for each trending page.
 
-Run it standalone for benchmarks: ``python -m tests.tmdb_standin --port 0`` prints
+Run it standalone for benchmarks: ``python -m tests.support.tmdb_standin --port 0`` prints
 ``PORT <n>``; ``POST /_standin/config`` (JSON) reconfigures it and resets the stats,
 ``GET /_standin/stats`` returns them.
 """

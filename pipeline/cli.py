@@ -27,8 +27,6 @@ from pipeline.redact import RedactingFilter, redact, register_env_secrets
 from pipeline.result import RunResult
 from pipeline.runner import new_context, run_pipeline
 
-logger = logging.getLogger(__name__)
-
 DEFAULT_CONFIG = "config/pipeline.yml"
 COMMANDS = ("run", "check", "stages", "ddl", "history", "repair", "reprocess")
 DISTRIBUTION = "tmdb-trending-pipeline"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import io
-import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline import schema
@@ -23,7 +22,6 @@ from pipeline.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-logger = logging.getLogger(__name__)
 
 Format = Literal["csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet")
@@ -53,11 +51,6 @@ class ChunkEncoder(abc.ABC):
     """Encodes the cleaned chunks of one file, one chunk at a time."""
 
     format: Format
-
-    @property
-    def extension(self) -> str:
-        """The file-name extension, with its dot."""
-        return EXTENSIONS[self.format]
 
     @property
     def content_type(self) -> str:

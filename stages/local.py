@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import re
 import shutil
@@ -37,8 +36,6 @@ from pipeline.lake import (
     validate_prefix,
 )
 from pipeline.stage import Check
-
-logger = logging.getLogger(__name__)
 
 _RUN_TAGS = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})(?=\.)")
 

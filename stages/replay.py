@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import logging
 import zlib
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
@@ -28,8 +27,6 @@ from pipeline import rawzone
 from pipeline.errors import ExtractError
 from pipeline.options import StageOptions
 from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, TimeWindow
-
-logger = logging.getLogger(__name__)
 
 
 class ReplayOptions(StageOptions):

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from pipeline import redact
 from pipeline.stage import RunContext
+from tests.support.cli import ENV_PREFIXES, ROOT, CliResult, CliRunner
+from tests.support.fakes import NOW, TREND_DATE
 
 pytest_plugins = ["tests.support.fixtures_s3", "tests.support.fixtures_tmdb"]
-
-TREND_DATE = dt.date(2026, 11, 25)
-ROOT = Path(__file__).resolve().parent.parent
-_CLI_ENV_PREFIXES = ("TMDB_", "AWS_", "S3_")
 
 
 @pytest.fixture
@@ -27,20 +22,8 @@ def context() -> RunContext:
     return RunContext(
         trend_date=TREND_DATE,
         run_id="testrun00001",
-        started_at=dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC),
+        started_at=NOW,
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class CliResult:
-    """What ``pipeline.cli.main`` returned and printed (the shape of ``subprocess.CompletedProcess``)."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-CliRunner = Callable[..., CliResult]
 
 
 @pytest.fixture
@@ -62,7 +45,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
 
     def run(*args: str, env: dict[str, str] | None = None) -> CliResult:
         for name in list(os.environ):
-            if name.startswith(_CLI_ENV_PREFIXES):
+            if name.startswith(ENV_PREFIXES):
                 monkeypatch.delenv(name)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)

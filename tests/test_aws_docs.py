@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.lake import Layout
 from pipeline.stage import Feed
-from tests.conftest import TREND_DATE
+from tests.support.fakes import TREND_DATE
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 POLICY = DOCS / "aws" / "iam-policy.json"

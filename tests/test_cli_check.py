@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CliResult, CliRunner
+from tests.support.cli import CliResult, CliRunner
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, object_keys
 from tests.support.fixtures_tmdb import StandinFactory
 

@@ -14,7 +14,7 @@ from pipeline.ddl import athena_ddl, ddl_for_config
 from pipeline.errors import ConfigError
 from pipeline.lake import Layout
 from pipeline.stage import Feed
-from tests.conftest import CliRunner
+from tests.support.cli import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCATION = "s3://tmdb-lake/daily"

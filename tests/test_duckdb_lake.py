@@ -14,7 +14,7 @@ import pytest
 from pipeline import schema
 from pipeline.stage import Feed
 from tests.support.fakes import commit_info
-from tests.test_lake_formats import loader_for, rows
+from tests.support.lake import loader_for, rows
 
 # What DuckDB should infer for each schema kind, in both formats.
 DUCKDB_TYPES = {

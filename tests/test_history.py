@@ -19,9 +19,9 @@ from pipeline.lake import ObjectLakeLoader
 from pipeline.options import build_options
 from pipeline.stage import Feed, RunContext
 from stages.local import LocalLoader, LocalOptions
-from tests.conftest import CliRunner
+from tests.support.cli import CliRunner
 from tests.support.fakes import commit_info
-from tests.test_lake_formats import context_for, rows
+from tests.support.lake import context_for, rows
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST, MISSING, LAST = dt.date(2026, 11, 23), dt.date(2026, 11, 24), dt.date(2026, 11, 25)

@@ -17,9 +17,10 @@ from pipeline import formats, schema
 from pipeline.errors import ConfigError, LoadError
 from pipeline.lake import Layout
 from pipeline.options import build_options
-from pipeline.stage import Feed, RunContext
-from stages.local import LocalLoader, LocalOptions
+from pipeline.stage import Feed
+from stages.local import LocalOptions
 from tests.support.fakes import commit_info
+from tests.support.lake import loader_for, rows
 
 DAY = dt.date(2026, 11, 25)
 PREVIOUS = dt.date(2026, 11, 24)
@@ -68,49 +69,6 @@ COMBOS = [
     ),
 ]
 FORMAT_LAYOUTS = [pytest.param(*p.values[:2], id=p.id) for p in COMBOS]
-
-
-def rows(day: dt.date, ids: range, *, title: str = "Title {id}") -> pd.DataFrame:
-    """Cleaned rows with the awkward values a real day has: quotes, commas, newlines, blanks, NaN."""
-    records = []
-    for n, i in enumerate(ids):
-        records.append(
-            {
-                "trend_date": day.isoformat(),
-                "rank": n + 1,
-                "id": i,
-                "title": title.format(id=i),
-                "original_title": ['Le "Film", part 2', "line\nbreak", "NA", "東京物語"][n % 4],
-                "original_language": ["en", "fr", "", "ja"][n % 4],
-                "release_date": "" if n % 3 == 0 else "2026-01-02",
-                "popularity": 1000.5 - i,
-                "vote_average": float("nan") if n % 5 == 0 else 7.25,
-                "vote_count": n * 10,
-                "genre_ids": "28|12" if n % 2 else "",
-                "media_type": "movie",
-                "time_window": "day",
-                "extracted_at": ["2026-11-25T12:00:03.120000+00:00", "2026-11-25T12:00:04+00:00"][n % 2],
-                "genres": "Action|Adventure" if n % 2 else "",
-                "poster_url": "" if n % 2 else f"https://image.example/w500/{i}.jpg",
-            }
-        )
-    return schema.conform(pd.DataFrame(records))
-
-
-def context_for(day: dt.date, run_id: str | None = None, *, force: bool = False) -> RunContext:
-    return RunContext(
-        trend_date=day,
-        run_id=run_id or f"run-{day:%d}",
-        started_at=dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC),
-        force=force,
-    )
-
-
-def loader_for(
-    root: Path, fmt: str, layout: str, day: dt.date = DAY, run_id: str | None = None, *, force: bool = False
-) -> LocalLoader:
-    options = build_options(LocalOptions, {"root": str(root), "format": fmt, "layout": layout}, "loader.options")
-    return LocalLoader(options, context_for(day, run_id, force=force), name="local")
 
 
 async def write_day(

@@ -26,12 +26,10 @@ from pipeline.stage import Feed, Lookups, RunContext
 from stages.local import LocalLoader, LocalOptions
 from stages.s3 import S3Loader, S3Options
 from stages.standardize import StandardizeOptions, StandardizeTransformer
-from tests.conftest import TREND_DATE
-from tests.support.fakes import NOW, batch, commit_info
+from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import object_keys, open_uploads
 
 FEED = Feed()
-YESTERDAY = TREND_DATE - dt.timedelta(days=1)
 PREFIX = "team/tmdb"
 LAYOUT = Layout(PREFIX)
 KEYS = LAYOUT.keys(TREND_DATE, FEED, "contract0001")

@@ -23,64 +23,16 @@ from pipeline.runner import Stages, run_pipeline, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext
 from stages.s3 import MiB, S3Loader, S3Options
 from stages.standardize import StandardizeOptions, StandardizeTransformer
-from tests.conftest import TREND_DATE
-from tests.support.fakes import NOW, batch, commit_info, page
+from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
+from tests.support.lake import context_for
+from tests.support.s3 import big_batch, commit_small_day, s3_loader, standardize
 
 FEED = Feed()
 LAYOUT = Layout()
 KEYS = LAYOUT.keys(TREND_DATE, FEED, "testrun00001")
 VERSION = LAYOUT.run_key("version", TREND_DATE, FEED, "testrun00001")
 CONTENT_TYPES = {"cleaned": "text/csv; charset=utf-8", "raw": "application/gzip", "manifest": "application/json"}
-YESTERDAY = TREND_DATE - dt.timedelta(days=1)
-
-
-def s3_loader(context: RunContext, bucket: str, endpoint: str | None, **options: Any) -> S3Loader:
-    """An ``s3`` loader built the way the runner builds it, from a YAML-like mapping."""
-    raw = {"bucket": bucket, **({"endpoint_url": endpoint} if endpoint else {}), **options}
-    return S3Loader(build_options(S3Options, raw, "loader.options"), context, name="s3")
-
-
-def standardize(context: RunContext) -> StandardizeTransformer:
-    """The real transformer."""
-    return StandardizeTransformer(StandardizeOptions(), context, name="standardize")
-
-
-def context_for(day: dt.date, run_id: str = "testrun00001") -> RunContext:
-    """A run context for ``day``."""
-    return RunContext(trend_date=day, run_id=run_id, started_at=NOW)
-
-
-def big_batch(number: int, title_bytes: int) -> Batch:
-    """A 20-result page whose titles are long, so a few pages fill an S3 part."""
-    ids = list(range((number - 1) * 20 + 1, number * 20 + 1))
-    title = "T" * title_bytes + " {id}"
-    return Batch(page=number, payload=page(number, ids, title=title), feed=FEED, extracted_at=NOW)
-
-
-class ListOnly(Extractor[NoOptions]):
-    """Yields the given batches."""
-
-    def __init__(self, context: RunContext, batches: list[Batch]) -> None:
-        super().__init__(NoOptions(), context, name="list")
-        self._batches = batches
-
-    @property
-    def feed(self) -> Feed:
-        return FEED
-
-    async def batches(self) -> AsyncGenerator[Batch, None]:
-        for item in self._batches:
-            self.counters["pages"] += 1
-            yield item
-
-
-async def commit_small_day(context: RunContext, bucket: str, endpoint: str, first_id: int = 1) -> dict[str, str]:
-    """Run three small pages for ``context.trend_date``; returns the outputs."""
-    batches = [batch(n, list(range(first_id + (n - 1) * 20, first_id + n * 20))) for n in (1, 2, 3)]
-    stages = Stages(ListOnly(context, batches), standardize(context), s3_loader(context, bucket, endpoint))
-    result = await run_stages(stages, context)
-    return result.outputs
 
 
 def stored_keys(run_id: str = "testrun00001", layout: Layout = LAYOUT, *raw_runs: str) -> list[str]:

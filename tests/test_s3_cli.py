@@ -17,9 +17,10 @@ from pipeline.errors import ConfigError
 from pipeline.lake import Layout
 from pipeline.stage import Feed
 from stages.s3 import MiB
-from tests.support.fakes import page
+from tests.support.fakes import TREND_DATE, YESTERDAY, page
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
-from tests.test_s3 import TREND_DATE, YESTERDAY, commit_small_day, context_for
+from tests.support.lake import context_for
+from tests.support.s3 import commit_small_day
 
 ROOT = Path(__file__).resolve().parent.parent
 

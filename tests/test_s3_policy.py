@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,10 @@ from pipeline.errors import LoadError
 from pipeline.lake import Layout
 from pipeline.stage import Feed, RunContext
 from stages.s3 import MiB, S3Loader, S3Options
-from tests.support.fakes import batch, commit_info
-from tests.support.fixtures_s3 import REGION, _set_moto_auth, object_keys, open_uploads
-from tests.test_s3 import TREND_DATE, YESTERDAY, big_batch, context_for, standardize
+from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info
+from tests.support.fixtures_s3 import REGION, moto_checks_auth, object_keys, open_uploads
+from tests.support.lake import context_for
+from tests.support.s3 import big_batch, standardize
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "aws"
 PREFIX = "tmdb-trending"
@@ -33,16 +32,6 @@ def doc(name: str, bucket: str) -> dict[str, Any]:
     """A JSON file from docs/aws/ with the bucket placeholder filled in."""
     data: dict[str, Any] = json.loads((DOCS / name).read_text(encoding="utf-8").replace("YOUR_BUCKET", bucket))
     return data
-
-
-@contextmanager
-def moto_checks_auth(endpoint: str) -> Iterator[None]:
-    """moto checks signatures and IAM policies inside the block."""
-    _set_moto_auth(endpoint, "0")
-    try:
-        yield
-    finally:
-        _set_moto_auth(endpoint, "inf")
 
 
 async def iam_user(endpoint: str, policy: dict[str, Any]) -> dict[str, str]:

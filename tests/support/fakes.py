@@ -13,6 +13,8 @@ from pipeline.options import NoOptions
 from pipeline.result import RunResult
 from pipeline.stage import Batch, CommitInfo, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
 
+TREND_DATE = dt.date(2026, 11, 25)
+YESTERDAY = TREND_DATE - dt.timedelta(days=1)
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
 

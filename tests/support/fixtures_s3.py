@@ -6,6 +6,7 @@ session-wide ``ThreadedMotoServer``; each test gets its own bucket, so tests sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
 import uuid
@@ -93,14 +94,21 @@ async def s3_bucket(s3_client: Any) -> str:
     return name
 
 
-@pytest.fixture
-def moto_auth(moto_endpoint: str) -> Iterator[None]:
-    """Make moto check signatures and IAM policies (it accepts anything by default) for one test."""
-    _set_moto_auth(moto_endpoint, "0")
+@contextlib.contextmanager
+def moto_checks_auth(endpoint: str) -> Iterator[None]:
+    """moto checks signatures and IAM policies (it accepts anything by default) inside the block."""
+    _set_moto_auth(endpoint, "0")
     try:
         yield
     finally:
-        _set_moto_auth(moto_endpoint, "inf")
+        _set_moto_auth(endpoint, "inf")
+
+
+@pytest.fixture
+def moto_auth(moto_endpoint: str) -> Iterator[None]:
+    """Make moto check signatures and IAM policies for one test."""
+    with moto_checks_auth(moto_endpoint):
+        yield
 
 
 def _set_moto_auth(endpoint: str, initial_no_auth_count: str) -> None:

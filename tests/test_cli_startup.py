@@ -8,14 +8,12 @@ Each case runs in a fresh interpreter, since this test process has long since im
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.cli import run_python
+
 HEAVY = ("pandas", "pyarrow", "aiohttp", "aioboto3")
 
 # Runs main() in-process so that sys.modules can be read afterwards; --help exits through SystemExit.
@@ -35,15 +33,7 @@ sys.exit(code)
 
 def probe(*argv: str, env: dict[str, str] | None = None) -> tuple[int, list[str], str]:
     """Exit code, heavy modules loaded, and stdout of the CLI run in a fresh interpreter."""
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_python("-c", PROBE, *argv, env=env, timeout=30)
     lines = proc.stdout.splitlines()
     assert lines and lines[-1].startswith("HEAVY="), proc.stdout + proc.stderr
     loaded = [name for name in lines[-1].removeprefix("HEAVY=").split(",") if name]

@@ -6,11 +6,8 @@ import asyncio
 import datetime as dt
 import gc
 import gzip
-import os
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +28,9 @@ from pipeline.runner import build_stages
 from pipeline.stage import Batch, RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
 from stages.tmdb_client import DEFAULT_MAX_BODY_BYTES, RetryPolicy, parse_retry_after
+from tests.support.cli import ROOT, run_subprocess
 from tests.support.fixtures_tmdb import today_context
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://tmdb.test"
 TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
 CONFIGURATION = re.compile(r"^https://tmdb\.test/3/configuration(\?.*)?$")
@@ -291,16 +288,8 @@ def test_a_plugin_import_error_holding_the_token_is_printed_masked(tmp_path: Pat
         "reporter: {type: leaky}\n",
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_"))}
-    env.update({"TMDB_ACCESS_TOKEN": token, "PYTHONPATH": str(_leaky_plugin(tmp_path))})
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--config", str(config), *verbose],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-    )
+    env = {"TMDB_ACCESS_TOKEN": token, "PYTHONPATH": str(_leaky_plugin(tmp_path))}
+    done = run_subprocess("run", "--config", str(config), *verbose, env=env, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "leaky" in done.stderr and "cannot start with ***" in done.stderr
     assert token not in done.stderr + done.stdout
@@ -334,29 +323,20 @@ async def test_any_other_date_is_refused_before_any_request(day: dt.date) -> Non
 
 
 def test_the_command_line_refuses_a_past_date_with_one_line(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_"))}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "run",
-            "--config",
-            "config/pipeline.yml",
-            "--date",
-            "2025-01-01",
-            "--set",
-            f"loader.options.root={tmp_path / 'lake'}",
-            "--set",
-            "reporter=[]",
-            "--set",
-            "extractor.options.base_url=http://127.0.0.1:9",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        env={**env, "TMDB_ACCESS_TOKEN": TOKEN},
-        cwd=ROOT,
+    done = run_subprocess(
+        "run",
+        "--config",
+        "config/pipeline.yml",
+        "--date",
+        "2025-01-01",
+        "--set",
+        f"loader.options.root={tmp_path / 'lake'}",
+        "--set",
+        "reporter=[]",
+        "--set",
+        "extractor.options.base_url=http://127.0.0.1:9",
+        "-q",
+        env={"TMDB_ACCESS_TOKEN": TOKEN},
         timeout=60,
     )
     assert done.returncode == 2

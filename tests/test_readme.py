@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.schema import markdown_table
+from tests.support.cli import ROOT, run_python
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 LAKE_DOC = (ROOT / "docs" / "lake.md").read_text(encoding="utf-8")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -32,7 +30,7 @@ def test_library_example_runs() -> None:
     section = README.split("## Use it as a library", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
-    done = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    done = run_python("-c", code.group(1), timeout=60)
     assert done.returncode == 0, done.stderr
     rows, _, location = done.stdout.splitlines()[0].partition(" rows; ")
     assert int(rows) == 57

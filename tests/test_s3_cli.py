@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +14,11 @@ from pipeline.errors import ConfigError
 from pipeline.lake import Layout
 from pipeline.stage import Feed
 from stages.s3 import MiB
+from tests.support.cli import ROOT, run_subprocess
 from tests.support.fakes import TREND_DATE, YESTERDAY, page
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 from tests.support.lake import context_for
 from tests.support.s3 import commit_small_day
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m pipeline ...`` with only the given AWS/S3 variables."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_", "S3_"))}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 def s3_config(path: Path, pages: Path, bucket: str, **options: Any) -> Path:
@@ -71,7 +53,7 @@ async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_
     (pages / "page-017.json").write_text("{not json", encoding="utf-8")
     config = s3_config(tmp_path / "s3.yml", pages, s3_bucket, part_size=5 * MiB)
 
-    done = cli(
+    done = run_subprocess(
         "run",
         "--config",
         str(config),
@@ -126,7 +108,7 @@ def test_s3_errors_exit_1_with_one_line_and_no_credentials(
     url = moto_endpoint if endpoint == "moto" else f"http://127.0.0.1:{closed_port}"
     config = s3_config(tmp_path / "s3.yml", ROOT / "tests/data/sample/2026-11-25", bucket, endpoint_url=url)
 
-    done = cli(
+    done = run_subprocess(
         "run", "--config", str(config), "--date", TREND_DATE.isoformat(), env={**aws_env, "AWS_MAX_ATTEMPTS": "1"}
     )
 
@@ -159,7 +141,7 @@ def test_aws_config_reads_tmdb_into_s3_and_writes_the_markdown_report() -> None:
 
 
 def test_cli_check_of_the_aws_config_without_s3_bucket_exits_2_naming_the_variable() -> None:
-    done = cli("check", "--config", "config/aws.yml", env={})
+    done = run_subprocess("check", "--config", "config/aws.yml", env={})
     assert done.returncode == 2
     assert error_lines(done.stderr) == [
         "error: loader.options.bucket: environment variable S3_BUCKET is not set (used as ${S3_BUCKET})"

@@ -1,31 +1,54 @@
-"""pipeline: an async, pluggable ETL from TMDB trending lists into a data lake and a daily report."""
+"""pipeline: an async, pluggable ETL from TMDB trending lists into a data lake and a daily report.
+
+The public names below are imported on first use (PEP 562), so ``python -m pipeline --help``
+and a plugin's ``import pipeline.stage`` do not pay for the whole library.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.config import PipelineConfig, load_config
-from pipeline.errors import PipelineError
-from pipeline.result import RunResult
-from pipeline.runner import run_pipeline
-from pipeline.stage import Batch, CommitInfo, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig, load_config
+    from pipeline.errors import PipelineError
+    from pipeline.repair import repair
+    from pipeline.reprocess import reprocess
+    from pipeline.result import RunResult
+    from pipeline.runner import run_pipeline
+    from pipeline.stage import (
+        Batch,
+        CommitInfo,
+        Extractor,
+        Feed,
+        LakeReader,
+        Loader,
+        Reporter,
+        RunContext,
+        Transformer,
+    )
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-
-def __getattr__(name: str) -> Any:
-    """``repair`` and ``reprocess`` need the lake (and pandas): imported when first used."""
-    if name == "reprocess":
-        from pipeline.reprocess import reprocess
-
-        return reprocess
-    if name == "repair":
-        from pipeline.repair import repair
-
-        return repair
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+_WHERE = {
+    "Batch": "pipeline.stage",
+    "CommitInfo": "pipeline.stage",
+    "Extractor": "pipeline.stage",
+    "Feed": "pipeline.stage",
+    "LakeReader": "pipeline.stage",
+    "Loader": "pipeline.stage",
+    "Reporter": "pipeline.stage",
+    "RunContext": "pipeline.stage",
+    "Transformer": "pipeline.stage",
+    "PipelineConfig": "pipeline.config",
+    "load_config": "pipeline.config",
+    "PipelineError": "pipeline.errors",
+    "RunResult": "pipeline.result",
+    "run_pipeline": "pipeline.runner",
+    "repair": "pipeline.repair",
+    "reprocess": "pipeline.reprocess",
+}
 
 __all__ = [
     "Batch",
@@ -45,3 +68,13 @@ __all__ = [
     "reprocess",
     "run_pipeline",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is asked for."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

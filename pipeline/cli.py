@@ -16,16 +16,19 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from pipeline import registry
-from pipeline.config import load_config
 from pipeline.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
 from pipeline.errors import PipelineError
 from pipeline.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
-from pipeline.result import RunResult
-from pipeline.runner import new_context, run_pipeline
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
+    from pipeline.result import RunResult
+
+# Only what --help needs is imported above: configs, stages and pydantic load with the
+# command that uses them, so `python -m pipeline --help` starts at once (test_cli_startup).
 
 DEFAULT_CONFIG = "config/pipeline.yml"
 COMMANDS = ("run", "check", "stages", "ddl", "history", "repair", "reprocess")
@@ -235,7 +238,9 @@ def _with_command(argv: list[str]) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
+    from pipeline.runner import run_pipeline
+
+    config = _config(args)
     result = _run_async(run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force))
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
     _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
@@ -244,10 +249,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     """Preflight like ``dbt debug``: one line per check, exit 2 if a stage cannot be built, 1 on any other failure."""
-    from pipeline.runner import build_stage
+    from pipeline.runner import build_stage, new_context
     from pipeline.stage import Check
 
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     context = new_context()
     sections = [
         ("extractor", config.extractor),
@@ -304,6 +309,8 @@ def _marks() -> tuple[str, str]:
 
 
 def _cmd_stages(args: argparse.Namespace) -> int:
+    from pipeline import registry
+
     infos = registry.describe()
     for kind in registry.GROUPS:
         print(f"{kind}s ({registry.GROUPS[kind]}):")
@@ -316,7 +323,7 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
     # Imported by the command that needs it, so --help and `stages` never load pandas (test_cli_startup).
     from pipeline.ddl import ddl_for_config
 
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     sys.stdout.write(
         ddl_for_config(
             config,
@@ -333,7 +340,7 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     from pipeline.history import history, render_json, render_table  # pandas: see _cmd_ddl
 
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
     sys.stdout.write(render_json(found) if args.format == "json" else render_table(found))
     return 0
@@ -342,7 +349,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_repair(args: argparse.Namespace) -> int:
     from pipeline.repair import repair  # pandas: see _cmd_ddl
 
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     report = _run_async(repair(config, check=args.check))
     where = report.lake
     for line in report.actions:
@@ -362,10 +369,17 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 def _cmd_reprocess(args: argparse.Namespace) -> int:
     from pipeline.reprocess import reprocess  # pandas: see _cmd_ddl
 
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))
     print(summary.describe())
     return 1 if summary.failed else 0
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    """The ``--config`` file with its ``--set`` overrides."""
+    from pipeline.config import load_config
+
+    return load_config(args.config, args.overrides)
 
 
 def _print_result(result: RunResult, out: TextIO) -> None:

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from pipeline import schema
-from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
 
 logger = logging.getLogger(__name__)
 

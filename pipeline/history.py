@@ -16,12 +16,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
-from pipeline.stage import Feed, LakeReader
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from pipeline.config import PipelineConfig
+    from pipeline.stage import Feed, LakeReader
 
 logger = logging.getLogger(__name__)
 

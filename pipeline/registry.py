@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StageLoadError, UnknownStageError
-from pipeline.stage import Extractor, Loader, Reporter, Stage, Transformer
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+
+    from pipeline.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +28,6 @@ GROUPS: dict[str, str] = {
     "transformer": "pipeline.transformers",
     "loader": "pipeline.loaders",
     "reporter": "pipeline.reporters",
-}
-BASES: dict[str, type[Stage[Any]]] = {
-    "extractor": Extractor,
-    "transformer": Transformer,
-    "loader": Loader,
-    "reporter": Reporter,
 }
 
 
@@ -84,7 +79,7 @@ def load(kind: str, name: str, eps: Iterable[EntryPoint] | None = None) -> type[
         obj = ep.load()
     except Exception as exc:
         raise StageLoadError(kind, name, _distribution(ep), exc) from exc
-    base = BASES[kind]
+    base = _bases()[kind]
     if not (isinstance(obj, type) and issubclass(obj, base)):
         cause = TypeError(f"{ep.value} is not a subclass of pipeline.{base.__name__}")
         raise StageLoadError(kind, name, _distribution(ep), cause)
@@ -95,3 +90,10 @@ def load(kind: str, name: str, eps: Iterable[EntryPoint] | None = None) -> type[
 def _distribution(ep: EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     return f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"
+
+
+def _bases() -> dict[str, type[Stage[Any]]]:
+    """The base class each kind must subclass (``pipeline.stage`` loads pydantic: only ``load`` needs it)."""
+    from pipeline.stage import Extractor, Loader, Reporter, Transformer
+
+    return {"extractor": Extractor, "transformer": Transformer, "loader": Loader, "reporter": Reporter}

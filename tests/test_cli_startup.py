@@ -82,3 +82,11 @@ def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
 
     assert code == 0, out
     assert "pandas" in loaded
+
+
+def test_every_public_name_of_the_package_resolves() -> None:
+    import pipeline
+
+    assert sorted(pipeline.__all__) == sorted(pipeline._WHERE)
+    for name in pipeline.__all__:
+        assert getattr(pipeline, name) is not None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import sys
+import json
+import textwrap
 from importlib.metadata import EntryPoint
+from typing import Any
 
 import pytest
 
 from pipeline import registry
 from pipeline.errors import StageLoadError, UnknownStageError
 from stages.local import LocalLoader
+from tests.support.cli import run_python
 
 
 def ep(name: str, value: str, group: str = "pipeline.loaders") -> EntryPoint:
@@ -45,11 +48,49 @@ def test_an_object_of_the_wrong_kind_is_refused() -> None:
         registry.load("loader", "odd", [ep("odd", "stages.local:LocalOptions")])
 
 
+def in_fresh_interpreter(code: str) -> Any:
+    """Run ``code`` where no stage is imported yet (this process imported them all long ago); its last line is JSON."""
+    done = run_python("-c", textwrap.dedent(code), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def test_only_the_named_stage_is_imported() -> None:
-    sys.modules.pop("tests.never_imported_stage", None)
-    eps = [ep("local", "stages.local:LocalLoader"), ep("lazy", "tests.never_imported_stage:Nope")]
-    registry.load("loader", "local", eps)
-    assert "tests.never_imported_stage" not in sys.modules
+    imported = in_fresh_interpreter(
+        """
+        import json, sys
+        from importlib.metadata import EntryPoint
+        from pipeline import registry
+        eps = [
+            EntryPoint("local", "stages.local:LocalLoader", "pipeline.loaders"),
+            EntryPoint("s3", "stages.s3:S3Loader", "pipeline.loaders"),
+        ]
+        registry.load("loader", "local", eps)
+        print(json.dumps({name: name in sys.modules for name in ("stages.local", "stages.s3")}))
+        """
+    )
+    assert imported == {"stages.local": True, "stages.s3": False}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param("from pipeline import registry; registry.describe()", id="registry.describe"),
+        pytest.param("import pipeline.cli; pipeline.cli.main(['stages'])", id="pipeline-stages"),
+    ],
+)
+def test_listing_stages_imports_no_stage_module(call: str) -> None:
+    seen = in_fresh_interpreter(
+        f"""
+        import json, sys
+        {call}
+        from pipeline import registry
+        modules = {{info.name: info.target.partition(":")[0] for info in registry.describe()}}
+        print(json.dumps({{"modules": modules, "imported": sorted(m for m in modules.values() if m in sys.modules)}}))
+        """
+    )
+    assert {"s3", "tmdb-trending", "local"} <= set(seen["modules"]), seen["modules"]
+    assert seen["imported"] == []
 
 
 def test_installed_metadata_registers_the_built_ins_and_the_test_plugin() -> None:

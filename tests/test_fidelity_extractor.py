@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import gc
 import gzip
-import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,31 +24,15 @@ from pipeline.options import OptionError, build_options
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.redact import MASK, redact, register_env_secrets, register_secret
 from pipeline.runner import build_stages
-from pipeline.stage import Batch, RunContext
+from pipeline.stage import RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
 from stages.tmdb_client import DEFAULT_MAX_BODY_BYTES, RetryPolicy, parse_retry_after
 from tests.support.cli import ROOT, run_subprocess
 from tests.support.fixtures_tmdb import today_context
+from tests.support.tmdb import CONFIGURATION, GENRES, TRENDING, Sleeps, build_extractor, collect
 
-BASE = "https://tmdb.test"
-TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
-CONFIGURATION = re.compile(r"^https://tmdb\.test/3/configuration(\?.*)?$")
-GENRES = re.compile(r"^https://tmdb\.test/3/genre/movie/list(\?.*)?$")
 TOKEN = "tok-fidelity-0123456789abcdef"
 PAGE = {"page": 1, "results": [{"id": 1, "title": "A", "popularity": 1.0}], "total_pages": 1, "total_results": 1}
-
-
-class Sleeps:
-    """Injected retry sleep: records the waits; ``block`` makes every wait last until cancelled."""
-
-    def __init__(self, block: bool = False) -> None:
-        self.waits: list[float] = []
-        self.block = block
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        if self.block:
-            await asyncio.Event().wait()
 
 
 def make(
@@ -60,22 +43,10 @@ def make(
     clock: Callable[[], dt.datetime] | None = None,
     **options: Any,
 ) -> TmdbTrendingExtractor:
-    raw = {"base_url": BASE, "rate_limit": 1000, "backoff": 0.5, "max_backoff": 30, **options}
-    kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    return TmdbTrendingExtractor(
-        build_options(TmdbOptions, raw, "extractor.options"),
-        context or today_context(),
-        name="tmdb-trending",
-        sleep=sleep or Sleeps(),
-        session=session,
-        env={"TMDB_ACCESS_TOKEN": TOKEN},
-        **kwargs,
+    raw = {"backoff": 0.5, "max_backoff": 30, **options}
+    return build_extractor(
+        context or today_context(), raw, token=TOKEN, sleep=sleep or Sleeps(), session=session, clock=clock
     )
-
-
-async def collect(ex: TmdbTrendingExtractor) -> list[Batch]:
-    async with ex:
-        return [batch async for batch in ex.batches()]
 
 
 @pytest.fixture

@@ -8,25 +8,16 @@ import re
 import pytest
 
 from pipeline.ratelimit import AdaptiveRateLimiter
+from tests.support.tmdb import FakeClock
 
 
-class Clock:
-    """A fake clock that records every sleep and advances by it."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
+async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
 
 async def test_a_cut_pushes_the_next_slot_back_to_the_new_spacing() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = AdaptiveRateLimiter(10, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
     await limiter.acquire()  # slot at 100.0; the next would have been at 100.1
     assert limiter.throttled() is True  # now 5 req/s
@@ -35,7 +26,7 @@ async def test_a_cut_pushes_the_next_slot_back_to_the_new_spacing() -> None:
 
 
 async def test_a_cut_while_idle_delays_the_next_request() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = AdaptiveRateLimiter(4, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
     limiter.throttled(2.0)  # a 429 before any slot was taken: 2 req/s from now on
     await limiter.acquire()
@@ -43,7 +34,7 @@ async def test_a_cut_while_idle_delays_the_next_request() -> None:
 
 
 async def test_slots_handed_out_before_a_cut_keep_their_times() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = AdaptiveRateLimiter(10, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
     for _ in range(5):  # reserve 100.0 .. 100.4 without waiting
         await limiter.acquire()
@@ -54,7 +45,7 @@ async def test_slots_handed_out_before_a_cut_keep_their_times() -> None:
 
 
 async def test_a_free_slot_does_not_sleep_at_all() -> None:
-    clock = Clock(now=0.0)  # a clock that starts at zero: the first slot is free all the same
+    clock = FakeClock(now=0.0)  # a clock that starts at zero: the first slot is free all the same
     limiter = AdaptiveRateLimiter(10, clock=clock, sleep=clock.sleep)
     await limiter.acquire()
     assert clock.sleeps == []

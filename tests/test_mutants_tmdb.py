@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,22 +19,15 @@ from aioresponses import CallbackResult, aioresponses
 from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError, build_options
 from pipeline.ratelimit import AdaptiveRateLimiter
-from pipeline.stage import Batch, RunContext
+from pipeline.stage import RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor, check_base_url
+from tests.support.tmdb import BASE, CONFIGURATION, GENRES, TRENDING, FakeClock, collect, fast_extractor
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 
-BASE = "https://tmdb.test"
-TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
-CONFIGURATION = re.compile(r"^https://tmdb\.test/3/configuration(\?.*)?$")
-GENRES = re.compile(r"^https://tmdb\.test/3/genre/movie/list(\?.*)?$")
 TOKEN = "tok-mutants-0123456789abcdef"
 CONFIG_DOC = {"images": {"secure_base_url": "https://image.tmdb.org/t/p/", "poster_sizes": ["w500"]}}
 GUARD = 5.0  # seconds; only a regression ever waits this long
-
-
-async def _no_sleep(seconds: float) -> None:
-    """Retry waits return at once."""
 
 
 def page_doc(page: int, total_pages: int) -> dict[str, Any]:
@@ -45,19 +37,7 @@ def page_doc(page: int, total_pages: int) -> dict[str, Any]:
 
 
 def extractor(context: RunContext, **options: Any) -> TmdbTrendingExtractor:
-    raw = {"base_url": BASE, "enrich": False, "rate_limit": 1000, "max_attempts": 2, "backoff": 0, **options}
-    return TmdbTrendingExtractor(
-        build_options(TmdbOptions, raw, "extractor.options"),
-        context,
-        name="tmdb-trending",
-        sleep=_no_sleep,
-        env={"TMDB_ACCESS_TOKEN": TOKEN},
-    )
-
-
-async def collect(ex: TmdbTrendingExtractor) -> list[Batch]:
-    async with asyncio.timeout(GUARD), ex:
-        return [batch async for batch in ex.batches()]
+    return fast_extractor(context, TOKEN, **options)
 
 
 def hanging(answer: Callable[[int], CallbackResult | None]) -> tuple[Callable[..., Any], list[int]]:
@@ -82,19 +62,6 @@ def _tasks() -> list[str]:
     return sorted(t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done())
 
 
-class InstantClock:
-    """The rate limiter's clock and sleep: every slot is free at once, so only the window holds workers back."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 async def _until_idle(count: Callable[[], int]) -> int:
     """Yield to the loop until ``count()`` has not moved for a while (the workers are all blocked)."""
     last, still = -1, 0
@@ -112,7 +79,7 @@ async def _until_idle(count: Callable[[], int]) -> int:
 async def test_a_slow_consumer_holds_the_workers_to_the_reorder_window(
     live_context: RunContext, concurrency: int, window: int
 ) -> None:
-    clock = InstantClock()
+    clock = FakeClock(0.0)
     with aioresponses() as mocked:
         mocked.get(
             TRENDING,
@@ -142,7 +109,7 @@ async def test_the_window_does_not_stop_a_consumer_that_keeps_up(live_context: R
             callback=lambda url, **kw: CallbackResult(payload=page_doc(int(kw["params"]["page"]), 80)),
             repeat=True,
         )
-        batches = await collect(extractor(live_context, pages=80, concurrency=1))
+        batches = await collect(extractor(live_context, pages=80, concurrency=1), GUARD)
     assert [b.page for b in batches] == list(range(1, 81))
 
 
@@ -158,7 +125,7 @@ async def test_page_one_failing_cancels_the_lookups_still_running(live_context: 
         mocked.get(CONFIGURATION, callback=stuck, repeat=True)
         mocked.get(GENRES, callback=stuck, repeat=True)
         with pytest.raises(ExtractError, match="page 1: HTTP 404"):
-            await collect(extractor(live_context, enrich=True))
+            await collect(extractor(live_context, enrich=True), GUARD)
         assert _tasks() == []
 
 
@@ -175,7 +142,7 @@ async def test_a_failed_lookup_cancels_the_other_lookup_and_page_one(live_contex
         mocked.get(CONFIGURATION, callback=stuck, repeat=True)
         mocked.get(GENRES, status=401, payload={"status_code": 7, "status_message": "Invalid API key"})
         with pytest.raises(ExtractError, match="movie genre lookup: HTTP 401"):
-            await collect(extractor(live_context, enrich=True))
+            await collect(extractor(live_context, enrich=True), GUARD)
         assert _tasks() == []
     assert asked == [1]
 
@@ -192,7 +159,7 @@ async def test_a_failing_page_stops_the_workers_waiting_on_hung_pages(live_conte
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=callback, repeat=True)
         with pytest.raises(ExtractError, match="page 4: HTTP 400"):
-            await collect(extractor(live_context, pages=6, concurrency=3))
+            await collect(extractor(live_context, pages=6, concurrency=3), GUARD)
         assert _tasks() == []
     assert sorted(asked) == [1, 2, 3, 4]  # three workers took 2-4; 5 and 6 were never started
 
@@ -276,8 +243,8 @@ async def test_an_owned_session_sends_json_headers_and_is_made_anew_after_closin
     await server.start_server()
     try:
         ex = extractor(live_context, base_url=f"http://127.0.0.1:{server.port}")
-        first = await collect(ex)
-        second = await collect(ex)  # the closed session is not reused
+        first = await collect(ex, GUARD)
+        second = await collect(ex, GUARD)  # the closed session is not reused
     finally:
         await server.close()
     assert [b.page for b in first + second] == [1, 1]
@@ -289,7 +256,7 @@ async def test_a_failed_run_is_logged_as_stopped(live_context: RunContext, caplo
     with aioresponses() as mocked:
         mocked.get(TRENDING, status=404, payload={"status_code": 34, "status_message": "gone"})
         with pytest.raises(ExtractError):
-            await collect(extractor(live_context))
+            await collect(extractor(live_context), GUARD)
     [summary] = [r.getMessage() for r in caplog.records if "results," in r.getMessage()]
     assert summary.startswith("tmdb-trending: stopped: 0/0 pages, 0 results, 1 requests")
 
@@ -299,7 +266,7 @@ async def test_rate_cuts_and_the_request_rate_are_reported(live_context: RunCont
         mocked.get(TRENDING, status=429, headers={"Retry-After": "0"})
         mocked.get(TRENDING, callback=lambda url, **kw: CallbackResult(payload=page_doc(1, 1)), repeat=True)
         ex = extractor(live_context)
-        await collect(ex)
+        await collect(ex, GUARD)
     counters = ex.counters
     assert (counters["requests"], counters["http_429"], counters["rate_cuts"]) == (2, 1, 1)
     wall, rate = float(counters["wall_seconds"]), float(counters["requests_per_second"])
@@ -312,7 +279,7 @@ async def test_lookups_ask_for_genres_in_the_configured_language(live_context: R
         mocked.get(TRENDING, callback=lambda url, **kw: CallbackResult(payload=page_doc(1, 1)), repeat=True)
         mocked.get(CONFIGURATION, payload=CONFIG_DOC)
         mocked.get(GENRES, payload={"genres": [{"id": 28, "name": "Acción"}]})
-        [batch] = await collect(extractor(live_context, enrich=True, language="es-ES"))
+        [batch] = await collect(extractor(live_context, enrich=True, language="es-ES"), GUARD)
         asked = {
             str(url).split("?")[0]: call.kwargs["params"]
             for (_m, url), calls in mocked.requests.items()
@@ -333,7 +300,7 @@ async def test_a_finished_run_is_logged_as_done_with_its_page_count(
             callback=lambda url, **kw: CallbackResult(payload=page_doc(int(kw["params"]["page"]), 3)),
             repeat=True,
         )
-        batches = await collect(extractor(live_context, pages=3))
+        batches = await collect(extractor(live_context, pages=3), GUARD)
     assert [b.page for b in batches] == [1, 2, 3]
     messages = [r.getMessage() for r in caplog.records]
     [summary] = [m for m in messages if "results," in m]

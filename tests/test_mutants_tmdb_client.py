@@ -24,12 +24,11 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from pipeline import redact as redact_module
 from pipeline.errors import ConfigError, ExtractError
-from pipeline.options import build_options
 from pipeline.progress import Progress
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.redact import MASK, redact
 from pipeline.stage import RunContext
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+from stages.tmdb import TmdbTrendingExtractor
 from stages.tmdb_client import (
     DEFAULT_MAX_BODY_BYTES,
     Credentials,
@@ -39,11 +38,10 @@ from stages.tmdb_client import (
     TmdbClient,
     parse_retry_after,
 )
+from tests.support.tmdb import BASE, TRENDING, FakeClock, Sleeps, fast_extractor
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 
-BASE = "https://tmdb.test"
-TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
 TOKEN = "tok-client-0123456789abcdef"
 KEY = "key-client-fedcba9876543210"
 
@@ -55,19 +53,8 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-async def _no_sleep(seconds: float) -> None:
-    """Retry waits return at once."""
-
-
 def extractor(context: RunContext, **options: Any) -> TmdbTrendingExtractor:
-    raw = {"base_url": BASE, "enrich": False, "rate_limit": 1000, "max_attempts": 2, "backoff": 0, **options}
-    return TmdbTrendingExtractor(
-        build_options(TmdbOptions, raw, "extractor.options"),
-        context,
-        name="tmdb-trending",
-        sleep=_no_sleep,
-        env={"TMDB_ACCESS_TOKEN": TOKEN},
-    )
+    return fast_extractor(context, TOKEN, **options)
 
 
 async def failure(context: RunContext, **response: Any) -> ExtractError:
@@ -166,31 +153,6 @@ async def test_a_single_attempt_gives_up_at_once_and_says_attempt(live_context: 
 PAGE_PATH = "/3/trending/movie/day"
 
 
-class Clock:
-    """A fake clock for the rate limiter and the progress display; sleeping advances it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-class RetrySleeps:
-    """The retry sleep: records the waits, returns at once."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
 def make_client(
     session: aiohttp.ClientSession,
     *,
@@ -198,11 +160,11 @@ def make_client(
     policy: RetryPolicy | None = None,
     limiter: AdaptiveRateLimiter | None = None,
     progress: Progress | None = None,
-    sleep: RetrySleeps | None = None,
+    sleep: Sleeps | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     timeout: float = 30.0,
 ) -> TmdbClient:
-    clock = Clock()
+    clock = FakeClock()
     return TmdbClient(
         session,
         base_url=base_url,
@@ -214,7 +176,7 @@ def make_client(
         stage="tmdb-trending",
         counters=Counter(),
         progress=progress,
-        sleep=sleep or RetrySleeps(),
+        sleep=sleep or Sleeps(),
         max_body_bytes=max_body_bytes,
     )
 
@@ -260,7 +222,7 @@ async def test_a_short_timeout_and_a_trailing_slash_are_fine() -> None:
 
 
 async def test_every_request_waits_for_its_rate_limiter_slot_and_counts_towards_the_rate() -> None:
-    clock = Clock()
+    clock = FakeClock()
     progress = Progress("tmdb", stream=io.StringIO(), clock=clock)
     async with aiohttp.ClientSession() as session:
         client = make_client(
@@ -278,8 +240,8 @@ async def test_a_retry_is_logged_with_its_reason_and_wait_and_shown_in_the_progr
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="stages.tmdb_client")
-    progress = Progress("tmdb", stream=io.StringIO(), clock=Clock())
-    sleeps = RetrySleeps()
+    progress = Progress("tmdb", stream=io.StringIO(), clock=FakeClock())
+    sleeps = Sleeps()
     async with aiohttp.ClientSession() as session:
         client = make_client(session, progress=progress, sleep=sleeps, policy=RetryPolicy(3, 5.0, 30.0))
         with aioresponses() as mocked:

@@ -14,12 +14,11 @@ from aioresponses import CallbackResult, aioresponses
 
 from pipeline.errors import ConfigError, ExtractError, TransientError
 from pipeline.options import build_options
-from pipeline.stage import Batch, RunContext
+from pipeline.stage import RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
 from stages.tmdb_client import parse_retry_after
+from tests.support.tmdb import BASE, TRENDING, Sleeps, build_extractor, collect
 
-BASE = "https://tmdb.test"
-TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
 TOKEN = "tok-unit-0123456789abcdef"
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 KEY = "key-unit-fedcba9876543210"
@@ -50,16 +49,6 @@ def paged(total_pages: int = 3) -> Callable[..., CallbackResult]:
     return answer
 
 
-class Sleeps:
-    """Injected retry sleep: records the waits, returns at once."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
 def extractor(
     context: RunContext,
     *,
@@ -67,20 +56,8 @@ def extractor(
     sleep: Sleeps | None = None,
     **options: Any,
 ) -> TmdbTrendingExtractor:
-    raw = {"base_url": BASE, "enrich": False, "rate_limit": 1000, "backoff": 0.5, "max_backoff": 30, **options}
-    opts = build_options(TmdbOptions, raw, "extractor.options")
-    return TmdbTrendingExtractor(
-        opts,
-        context,
-        name="tmdb-trending",
-        sleep=sleep or Sleeps(),
-        env={"TMDB_ACCESS_TOKEN": TOKEN} if env is None else env,
-    )
-
-
-async def collect(ex: TmdbTrendingExtractor) -> list[Batch]:
-    async with ex:
-        return [batch async for batch in ex.batches()]
+    raw = {"enrich": False, "backoff": 0.5, "max_backoff": 30, **options}
+    return build_extractor(context, raw, token=TOKEN, sleep=sleep or Sleeps(), env=env)
 
 
 def sent(mocked: aioresponses) -> list[tuple[str, dict[str, Any]]]:

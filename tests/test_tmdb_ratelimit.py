@@ -9,18 +9,10 @@ import pytest
 
 from pipeline.progress import Progress
 from pipeline.ratelimit import AdaptiveRateLimiter
+from tests.support.tmdb import FakeClock
 
 
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
+async def sleep(self, seconds: float) -> None:
         self.now += seconds
 
 

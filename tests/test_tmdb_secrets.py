@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import re
 import traceback
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from pipeline.errors import PipelineError
 from pipeline.runner import run_pipeline
+from tests.support.tmdb import BASE, CONFIGURATION, GENRES, TRENDING
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 
-BASE = "https://tmdb.test"
-TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")
-CONFIGURATION = re.compile(r"^https://tmdb\.test/3/configuration(\?.*)?$")
-GENRES = re.compile(r"^https://tmdb\.test/3/genre/movie/list(\?.*)?$")
 SECRET = "S3cr3t-tmdb-key-0f1e2d3c4b5a"
 LEAKY_URL = f"{BASE}/3/trending/movie/day?page=1&api_key={SECRET}"
 

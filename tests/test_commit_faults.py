@@ -37,6 +37,7 @@ from pipeline.lake import ObjectLakeLoader
 from pipeline.runner import build_stage, build_stages, new_context, run_stages
 from pipeline.stage import Feed
 from stages.s3 import S3Loader, S3Options
+from tests.support.cli import error_lines
 from tests.support.faults import ChildResult, FsFaults, proxy_for, run_child
 from tests.support.fixtures_s3 import REGION
 
@@ -171,10 +172,6 @@ class S3Lake(Lake):
 
 
 SESSION = aioboto3.Session(region_name=REGION)
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 class Harness:

@@ -27,6 +27,7 @@ from pipeline.runner import new_context, run_pipeline
 from pipeline.stage import Feed
 from stages.local import LocalLoader, LocalOptions
 from stages.s3 import S3Loader, S3Options
+from tests.support.cli import error_lines
 from tests.support.faults import Child
 from tests.support.fixtures_s3 import object_keys, open_uploads
 from tests.support.fixtures_tmdb import StandinFactory
@@ -70,8 +71,22 @@ def write(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
+def commit_the_sample_day(tmp_path: Path) -> tuple[Path, Path]:
+    """Run the sample's 2026-11-25 through the command line into ``tmp_path/lake``; returns the lake and the config."""
+    lake = tmp_path / "lake"
+    config = write(tmp_path / "c.yml", replay("2026-11-25", local_section(lake)))
+    assert main(["run", "--config", str(config), "--date", "2026-11-25", "-q"]) == 0
+    return lake, config
+
+
+def replaying_one_page(tmp_path: Path, name: str, lake: Path, page: dict[str, Any]) -> Path:
+    """A config writing to ``lake`` that replays ``page`` alone (from ``tmp_path/name``) for 2026-11-25."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "page-001.json").write_text(json.dumps(page))
+    config = write(tmp_path / f"{name}.yml", replay("2026-11-25", local_section(lake)))
+    config.write_text(config.read_text().replace(str(SAMPLE / "2026-11-25"), str(folder)))
+    return config
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str, limit: float = 20.0) -> None:
@@ -322,15 +337,9 @@ async def test_a_manifest_that_is_not_json_is_a_load_error(tmp_path: Path) -> No
 def test_the_regression_guard_refuses_an_empty_day_changes_nothing_and_force_overrides(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lake = tmp_path / "lake"
-    good = write(tmp_path / "good.yml", replay("2026-11-25", local_section(lake)))
-    assert main(["run", "--config", str(good), "--date", "2026-11-25", "-q"]) == 0
+    lake, _ = commit_the_sample_day(tmp_path)
     before = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / "page-001.json").write_text(json.dumps({"page": 1, "results": [], "total_pages": 1}))
-    bad = write(tmp_path / "bad.yml", replay("2026-11-25", local_section(lake)))
-    bad.write_text(bad.read_text().replace(str(SAMPLE / "2026-11-25"), str(empty)))
+    bad = replaying_one_page(tmp_path, "empty", lake, {"page": 1, "results": [], "total_pages": 1})
     capsys.readouterr()
 
     assert main(["run", "--config", str(bad), "--date", "2026-11-25", "-q"]) == 1
@@ -347,16 +356,10 @@ def test_the_regression_guard_refuses_an_empty_day_changes_nothing_and_force_ove
 
 
 def test_a_much_smaller_day_is_refused_with_the_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lake = tmp_path / "lake"
-    full = write(tmp_path / "full.yml", replay("2026-11-25", local_section(lake)))
-    assert main(["run", "--config", str(full), "--date", "2026-11-25", "-q"]) == 0
-    short = tmp_path / "short"
-    short.mkdir()
+    lake, _ = commit_the_sample_day(tmp_path)
     page = json.loads((SAMPLE / "2026-11-25/page-001.json").read_text())
     page["results"] = page["results"][:5]
-    (short / "page-001.json").write_text(json.dumps(page))
-    small = write(tmp_path / "small.yml", replay("2026-11-25", local_section(lake)))
-    small.write_text(small.read_text().replace(str(SAMPLE / "2026-11-25"), str(short)))
+    small = replaying_one_page(tmp_path, "short", lake, page)
     capsys.readouterr()
 
     assert main(["run", "--config", str(small), "--date", "2026-11-25", "-q"]) == 1
@@ -369,9 +372,7 @@ def test_a_much_smaller_day_is_refused_with_the_numbers(tmp_path: Path, capsys: 
 def test_repair_check_reports_and_repair_heals_through_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lake = tmp_path / "lake"
-    config = write(tmp_path / "c.yml", replay("2026-11-25", local_section(lake)))
-    assert main(["run", "--config", str(config), "--date", "2026-11-25", "-q"]) == 0
+    lake, config = commit_the_sample_day(tmp_path)
     capsys.readouterr()
     assert main(["repair", "--config", str(config), "--check"]) == 0
     assert capsys.readouterr().out == f"{lake}: healthy (1 days checked)\n"

@@ -81,15 +81,20 @@ COLUMN_LIST = ", ".join(schema.COLUMN_NAMES)
 ORDER = "ORDER BY trend_date, media_type, time_window, rank"
 
 
+def assert_reads_back(written: pd.DataFrame, fmt: str, source: str, columns: str) -> None:
+    """DuckDB reads every written row from ``source``, in order, with the schema's names and types."""
+    names, types, got = query(f"SELECT {columns} FROM {source} {ORDER}")
+    assert names == list(schema.COLUMN_NAMES)
+    assert types == [DUCKDB_TYPES[c.kind] for c in schema.COLUMNS]
+    assert got == expected_rows(written, fmt)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 async def test_duckdb_reads_a_hive_lake_with_hive_partitioning(tmp_path: Path, fmt: str) -> None:
     written = await build_lake(tmp_path, fmt, "hive")
     source = f"{READERS[fmt]}('{tmp_path}/cleaned_data/**/*.{fmt}', hive_partitioning = true)"
 
-    names, types, got = query(f"SELECT {COLUMN_LIST} FROM {source} {ORDER}")
-    assert names == list(schema.COLUMN_NAMES)
-    assert types == [DUCKDB_TYPES[c.kind] for c in schema.COLUMNS]
-    assert got == expected_rows(written, fmt)
+    assert_reads_back(written, fmt, source, COLUMN_LIST)
 
     _, _, partitions = query(
         f"SELECT DISTINCT media_type, time_window, year, month, day, trend_date FROM {source} ORDER BY ALL"
@@ -106,7 +111,4 @@ async def test_duckdb_reads_a_monthly_lake_with_a_glob(tmp_path: Path, fmt: str)
     written = await build_lake(tmp_path, fmt, "monthly")
     source = f"{READERS[fmt]}('{tmp_path}/cleaned_data/*/*/*.{fmt}')"
 
-    names, types, got = query(f"SELECT * FROM {source} {ORDER}")
-    assert names == list(schema.COLUMN_NAMES)
-    assert types == [DUCKDB_TYPES[c.kind] for c in schema.COLUMNS]
-    assert got == expected_rows(written, fmt)
+    assert_reads_back(written, fmt, source, "*")

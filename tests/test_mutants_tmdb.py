@@ -21,7 +21,7 @@ from pipeline.options import OptionError, build_options
 from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor, check_base_url
-from tests.support.tmdb import BASE, CONFIGURATION, GENRES, TRENDING, FakeClock, collect, fast_extractor
+from tests.support.tmdb import BASE, CONFIGURATION, GENRES, TRENDING, FakeClock, collect, fast_extractor, hanging
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 
@@ -38,23 +38,6 @@ def page_doc(page: int, total_pages: int) -> dict[str, Any]:
 
 def extractor(context: RunContext, **options: Any) -> TmdbTrendingExtractor:
     return fast_extractor(context, TOKEN, **options)
-
-
-def hanging(answer: Callable[[int], CallbackResult | None]) -> tuple[Callable[..., Any], list[int]]:
-    """A trending callback: ``answer(page)`` or, where it returns None, a request that never ends. Records pages."""
-    never = asyncio.Event()
-    asked: list[int] = []
-
-    async def callback(url: Any, **kwargs: Any) -> CallbackResult:
-        page = int(kwargs["params"]["page"])
-        asked.append(page)
-        result = answer(page)
-        if result is None:
-            await never.wait()
-        assert result is not None
-        return result
-
-    return callback, asked
 
 
 def _tasks() -> list[str]:

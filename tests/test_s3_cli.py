@@ -14,7 +14,7 @@ from pipeline.errors import ConfigError
 from pipeline.lake import Layout
 from pipeline.stage import Feed
 from stages.s3 import MiB
-from tests.support.cli import ROOT, run_subprocess
+from tests.support.cli import ROOT, error_lines, run_subprocess
 from tests.support.fakes import TREND_DATE, YESTERDAY, page
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 from tests.support.lake import context_for
@@ -30,11 +30,6 @@ def s3_config(path: Path, pages: Path, bucket: str, **options: Any) -> Path:
     }
     path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
     return path
-
-
-def error_lines(stderr: str) -> list[str]:
-    """The lines the CLI printed as its error (log lines have a timestamp first)."""
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_lake(

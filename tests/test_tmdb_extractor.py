@@ -17,7 +17,7 @@ from pipeline.options import build_options
 from pipeline.stage import RunContext
 from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
 from stages.tmdb_client import parse_retry_after
-from tests.support.tmdb import BASE, TRENDING, Sleeps, build_extractor, collect
+from tests.support.tmdb import BASE, TRENDING, Sleeps, build_extractor, collect, hanging
 
 TOKEN = "tok-unit-0123456789abcdef"
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
@@ -329,16 +329,10 @@ def _workers() -> list[asyncio.Task[Any]]:
 
 
 async def test_stopping_early_cancels_and_awaits_the_workers(context: RunContext) -> None:
-    never = asyncio.Event()
-
-    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
-        page = int(kwargs["params"]["page"])
-        if page > 2:
-            await never.wait()
-        return CallbackResult(payload=page_doc(page, 50))
+    callback, _ = hanging(lambda page: CallbackResult(payload=page_doc(page, 50)) if page <= 2 else None)
 
     with aioresponses() as mocked:
-        mocked.get(TRENDING, callback=answer, repeat=True)
+        mocked.get(TRENDING, callback=callback, repeat=True)
         ex = extractor(context, pages=50, concurrency=4)
         async with ex:
             stream = ex.batches()
@@ -350,18 +344,14 @@ async def test_stopping_early_cancels_and_awaits_the_workers(context: RunContext
 
 
 async def test_a_failing_page_cancels_the_other_workers(context: RunContext) -> None:
-    never = asyncio.Event()
-
-    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
-        page = int(kwargs["params"]["page"])
+    def answer(page: int) -> CallbackResult | None:
         if page == 3:
             return CallbackResult(status=404, payload={"status_code": 34, "status_message": "gone"})
-        if page > 3:
-            await never.wait()
-        return CallbackResult(payload=page_doc(page, 50))
+        return None if page > 3 else CallbackResult(payload=page_doc(page, 50))
 
+    callback, _ = hanging(answer)
     with aioresponses() as mocked:
-        mocked.get(TRENDING, callback=answer, repeat=True)
+        mocked.get(TRENDING, callback=callback, repeat=True)
         ex = extractor(context, pages=50, concurrency=4)
         with pytest.raises(ExtractError, match="page 3: HTTP 404"):
             await collect(ex)

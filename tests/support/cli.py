@@ -55,3 +55,8 @@ def run_subprocess(
     status, what a fresh process imports or a ``PYTHONPATH`` plugin is what the test is about.
     """
     return run_python("-m", "pipeline", *args, env=env, cwd=cwd, timeout=timeout)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines the CLI printed as its error (log lines have a timestamp first)."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
+from aioresponses import CallbackResult
 
 from pipeline.options import build_options
 from pipeline.stage import Batch, RunContext
@@ -50,6 +51,23 @@ class Sleeps:
 
 async def no_sleep(seconds: float) -> None:
     """Retry waits return at once."""
+
+
+def hanging(answer: Callable[[int], CallbackResult | None]) -> tuple[Callable[..., Any], list[int]]:
+    """A trending callback: ``answer(page)`` or, where it returns None, a request that never ends. Records pages."""
+    never = asyncio.Event()
+    asked: list[int] = []
+
+    async def callback(url: Any, **kwargs: Any) -> CallbackResult:
+        page = int(kwargs["params"]["page"])
+        asked.append(page)
+        result = answer(page)
+        if result is None:
+            await never.wait()
+        assert result is not None
+        return result
+
+    return callback, asked
 
 
 def build_extractor(

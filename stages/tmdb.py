@@ -86,7 +86,8 @@ class TmdbOptions(StageOptions):
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff: float = Field(default=0.5, ge=0, le=60)
     max_backoff: float = Field(default=30.0, ge=0, le=600)
-    base_url: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    """TMDB or a TMDB-compatible server; the configs take it from ``${TMDB_BASE_URL:-...}``."""
     enrich: bool = True
     poster_size: str = "w500"
     progress_interval: float = Field(default=5.0, gt=0, le=3600)
@@ -108,8 +109,8 @@ class TmdbOptions(StageOptions):
 
     @field_validator("base_url")
     @classmethod
-    def _base_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_base_url(value)
+    def _base_url(cls, value: str) -> str:
+        return check_base_url(value)
 
     @model_validator(mode="after")
     def _backoff_within_max(self) -> TmdbOptions:
@@ -157,11 +158,7 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         check_live_date(self.context.trend_date, self._clock())
         env = os.environ if self._env is None else self._env
         credentials = Credentials.from_env(env)
-        base_url = self.options.base_url or env.get("TMDB_BASE_URL") or DEFAULT_BASE_URL
-        try:
-            self.base_url = check_base_url(base_url)
-        except ValueError as exc:
-            raise ConfigError(f"extractor.options.base_url (or $TMDB_BASE_URL): {exc}") from None
+        self.base_url = self.options.base_url
         if urlsplit(self.base_url).scheme == "http" and not _is_loopback(self.base_url):
             logger.warning(
                 "base_url %s is plain http: the TMDB secret would cross the network unencrypted", self.base_url
@@ -217,11 +214,7 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             return [*checks, self.preflight_check("credentials", str(exc), ok=False)]
         source = "TMDB_ACCESS_TOKEN" if credentials.bearer else "TMDB_API_KEY"
         checks.append(self.preflight_check("credentials", f"{source} is set ({credentials.scheme})"))
-        base_url = self.options.base_url or env.get("TMDB_BASE_URL") or DEFAULT_BASE_URL
-        try:
-            base_url = check_base_url(base_url)
-        except ValueError as exc:
-            return [*checks, self.preflight_check("base URL", f"base_url (or $TMDB_BASE_URL): {exc}", ok=False)]
+        base_url = self.options.base_url
         checks.append(self.preflight_check("base URL", base_url))
         if not connect:
             return [*checks, self.preflight_check("TMDB API", "not called; --connect makes one GET /3/configuration")]

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import CallbackResult, aioresponses
 
+from pipeline.config import load_config
 from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError, build_options
 from pipeline.ratelimit import AdaptiveRateLimiter
@@ -182,15 +183,30 @@ async def test_before_open_there_is_nothing_to_fetch_with(live_context: RunConte
         await anext(ex.batches())
 
 
-async def test_the_process_environment_gives_the_secret_and_the_base_url(
+@pytest.mark.parametrize("path", ["config/pipeline.yml", "config/aws.yml"])
+async def test_the_base_url_comes_from_the_config_and_its_tmdb_base_url_interpolation(
+    path: str, live_context: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("S3_BUCKET", "some-bucket")
+    monkeypatch.setenv("TMDB_BASE_URL", "https://tmdb-proxy.test/")
+    section = load_config(path).extractor
+    opts = build_options(TmdbOptions, {**section.options, "enrich": False}, "extractor.options")
+    ex = TmdbTrendingExtractor(opts, live_context, name="tmdb-trending")
+    async with ex:
+        assert ex.base_url == "https://tmdb-proxy.test"
+    monkeypatch.delenv("TMDB_BASE_URL")
+    assert load_config(path).extractor.options["base_url"] == "https://api.themoviedb.org"
+
+
+async def test_the_environment_alone_does_not_move_the_base_url(
     live_context: RunContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
     monkeypatch.setenv("TMDB_BASE_URL", "https://tmdb-proxy.test/")
-    opts = build_options(TmdbOptions, {"enrich": False}, "extractor.options")
-    ex = TmdbTrendingExtractor(opts, live_context, name="tmdb-trending")
+    ex = TmdbTrendingExtractor(build_options(TmdbOptions, {}, "extractor.options"), live_context, name="tmdb-trending")
     async with ex:
-        assert ex.base_url == "https://tmdb-proxy.test"
+        assert ex.base_url == "https://api.themoviedb.org", "one source: the config (and its ${...})"
 
 
 @pytest.mark.parametrize(
@@ -290,11 +306,8 @@ async def test_a_finished_run_is_logged_as_done_with_its_page_count(
     assert summary.startswith("tmdb-trending: done: 3/3 pages, 3 results, 3 requests")
 
 
-async def test_a_bad_base_url_from_the_environment_is_a_config_error(
-    live_context: RunContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
+def test_a_bad_base_url_through_the_interpolation_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMDB_BASE_URL", "ftp://tmdb.test")
-    ex = TmdbTrendingExtractor(build_options(TmdbOptions, {}, "extractor.options"), live_context, name="tmdb-trending")
-    with pytest.raises(ConfigError, match=r"^extractor.options.base_url \(or \$TMDB_BASE_URL\): must be an http"):
-        await ex.open()
+    section = load_config("config/pipeline.yml").extractor
+    with pytest.raises(ConfigError, match=r"^extractor.options.base_url: must be an http"):
+        build_options(TmdbOptions, section.options, "extractor.options")

@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -374,13 +374,23 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         """Genre names (both lists for ``all``) and the poster base URL, fetched once per run."""
         params = {"language": self.options.language} if self.options.language else {}
         kinds = ["movie", "tv"] if self.options.media_type == "all" else [self.options.media_type]
-        config, *genre_lists = await _gather(
-            client.get_json("/3/configuration", {}, what="configuration lookup", valid=_is_configuration),
-            *(
-                client.get_json(f"/3/genre/{kind}/list", params, what=f"{kind} genre lookup", valid=_is_genre_list)
-                for kind in kinds
-            ),
-        )
+        # The first lookup to fail cancels the others, and all are awaited: no stray task, no lost error.
+        try:
+            async with asyncio.TaskGroup() as group:
+                configuration = group.create_task(
+                    client.get_json("/3/configuration", {}, what="configuration lookup", valid=_is_configuration)
+                )
+                genre_tasks = [
+                    group.create_task(
+                        client.get_json(
+                            f"/3/genre/{kind}/list", params, what=f"{kind} genre lookup", valid=_is_genre_list
+                        )
+                    )
+                    for kind in kinds
+                ]
+        except* Exception as failed:
+            raise failed.exceptions[0] from None
+        config, genre_lists = configuration.result(), [task.result() for task in genre_tasks]
         genres: dict[int, str] = {}
         for document in genre_lists:
             for genre in document["genres"]:
@@ -451,17 +461,6 @@ def _is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-async def _gather(*aws: Awaitable[T]) -> list[T]:
-    """Like ``asyncio.gather``, but the first failure cancels (and awaits) the others."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _settle(tasks: list[asyncio.Task[Any]]) -> None:

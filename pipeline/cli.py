@@ -254,12 +254,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     config = _config(args)
     context = new_context()
-    sections = [
-        ("extractor", config.extractor),
-        ("transformer", config.transformer),
-        ("loader", config.loader),
-        *(("reporter", section) for section in config.reporters),
-    ]
+    sections = config.stages()
     built: list[Any] = []
     checks: list[Check] = []
     unbuilt = False

@@ -48,7 +48,6 @@ class PipelineConfig:
     transformer: StageConfig
     loader: StageConfig
     reporters: tuple[StageConfig, ...] = ()
-    source: str = "<mapping>"
 
     def stages(self) -> list[tuple[str, StageConfig]]:
         """``(kind, section)`` for every stage, in run order."""
@@ -157,7 +156,6 @@ def _validate(raw: dict[str, Any], name: str) -> PipelineConfig:
         transformer=_section(raw["transformer"], "transformer"),
         loader=_section(raw["loader"], "loader"),
         reporters=reporters,
-        source=name,
     )
 
 

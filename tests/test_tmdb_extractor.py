@@ -69,7 +69,12 @@ def sent(mocked: aioresponses) -> list[tuple[str, dict[str, Any]]]:
 def test_defaults_are_the_documented_ones() -> None:
     opts = build_options(TmdbOptions, {}, "extractor.options")
     assert (opts.media_type, opts.time_window, opts.pages, opts.rate_limit) == ("movie", "day", 20, 35.0)
-    assert (opts.enrich, opts.poster_size, opts.base_url, opts.language) == (True, "w500", "https://api.themoviedb.org", None)
+    assert (opts.enrich, opts.poster_size, opts.base_url, opts.language) == (
+        True,
+        "w500",
+        "https://api.themoviedb.org",
+        None,
+    )
 
 
 @pytest.mark.parametrize(

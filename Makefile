@@ -42,7 +42,7 @@ lock:
 	$(DEPS) lock
 
 # Mutation testing, module by module, outside `make test` (slow, CPU-heavy): tools/mutate.py, see docs/testing.md.
-# MODULES="pipeline/redact.py stages/tmdb.py" picks modules; MUTATE_ARGS="--jobs 1" passes options.
+# MODULES="pipeline/redact.py stages/extractors/tmdb/extractor.py" picks modules; MUTATE_ARGS="--jobs 1" passes options.
 mutation: $(TEST_STAMP)
 	nice -n 10 $(PY) tools/mutate.py $(MUTATE_ARGS) $(MODULES)
 

@@ -48,7 +48,7 @@ def _get(url: str) -> dict[str, Any]:
 async def _extract(base_url: str, options: dict[str, Any]) -> dict[str, Any]:
     from pipeline.options import build_options
     from pipeline.runner import new_context
-    from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+    from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 
     opts = build_options(TmdbOptions, {"base_url": base_url, **options}, "extractor.options")
     extractor = TmdbTrendingExtractor(opts, new_context(dt.date(2026, 11, 25)), name="tmdb-trending")

@@ -33,13 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aioboto3
 import pandas as pd
 
-from pipeline import schema
-from pipeline.lake import CONTENT_TYPES, Layout
+from pipeline.lake import CONTENT_TYPES, Layout, schema
 from pipeline.options import NoOptions
 from pipeline.runner import Stages, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext
-from stages.s3 import MiB, S3Loader, S3Options
-from stages.standardize import StandardizeOptions, StandardizeTransformer
+from stages.loaders.s3 import MiB, S3Loader, S3Options
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 
 PAGE_SIZE = 20
 TREND_DATE = dt.date(2026, 11, 25)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig, load_config
     from pipeline.errors import PipelineError
-    from pipeline.repair import repair
-    from pipeline.reprocess import reprocess
+    from pipeline.lake.repair import repair
+    from pipeline.query.reprocess import reprocess
     from pipeline.result import RunResult
     from pipeline.runner import run_pipeline
     from pipeline.stage import (
@@ -46,8 +46,8 @@ _WHERE = {
     "PipelineError": "pipeline.errors",
     "RunResult": "pipeline.result",
     "run_pipeline": "pipeline.runner",
-    "repair": "pipeline.repair",
-    "reprocess": "pipeline.reprocess",
+    "repair": "pipeline.lake.repair",
+    "reprocess": "pipeline.query.reprocess",
 }
 
 __all__ = [

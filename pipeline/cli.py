@@ -18,9 +18,9 @@ import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from pipeline.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
 from pipeline.errors import PipelineError
-from pipeline.history import DEFAULT_DAYS, DEFAULT_TOP
+from pipeline.query.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
+from pipeline.query.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
 if TYPE_CHECKING:
@@ -307,16 +307,17 @@ def _cmd_stages(args: argparse.Namespace) -> int:
     from pipeline import registry
 
     infos = registry.describe()
+    width = max((len(info.target) for info in infos), default=0)
     for kind in registry.GROUPS:
         print(f"{kind}s ({registry.GROUPS[kind]}):")
         for info in (i for i in infos if i.kind == kind):
-            print(f"  {info.name:<16} {info.target:<45} [{info.distribution}]")
+            print(f"  {info.name:<16} {info.target:<{width}} [{info.distribution}]")
     return 0
 
 
 def _cmd_ddl(args: argparse.Namespace) -> int:
     # Imported by the command that needs it, so --help and `stages` never load pandas (test_cli_startup).
-    from pipeline.ddl import ddl_for_config
+    from pipeline.query.ddl import ddl_for_config
 
     config = _config(args)
     sys.stdout.write(
@@ -333,7 +334,7 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from pipeline.history import history, render_json, render_table  # pandas: see _cmd_ddl
+    from pipeline.query.history import history, render_json, render_table  # pandas: see _cmd_ddl
 
     config = _config(args)
     found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
@@ -342,7 +343,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
-    from pipeline.repair import repair  # pandas: see _cmd_ddl
+    from pipeline.lake.repair import repair  # pandas: see _cmd_ddl
 
     config = _config(args)
     report = _run_async(repair(config, check=args.check))
@@ -362,7 +363,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 
 def _cmd_reprocess(args: argparse.Namespace) -> int:
-    from pipeline.reprocess import reprocess  # pandas: see _cmd_ddl
+    from pipeline.query.reprocess import reprocess  # pandas: see _cmd_ddl
 
     config = _config(args)
     summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))

@@ -60,7 +60,7 @@ def test_check_resolves_every_stage_without_running(tmp_path: Path, run_cli: Cli
     lake = tmp_path / "lake"
     done = run_cli("check", "--config", str(write_config(tmp_path / "c.yml", lake)))
     assert done.returncode == 0, done.stderr
-    assert "valid" in done.stdout and "stages.replay.ReplayExtractor" in done.stdout
+    assert "valid" in done.stdout and "stages.extractors.replay.ReplayExtractor" in done.stdout
     assert not lake.exists()
 
 

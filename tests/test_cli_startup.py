@@ -49,11 +49,15 @@ def probe(*argv: str, env: dict[str, str] | None = None) -> tuple[int, list[str]
         pytest.param(("ddl", "--help"), "--engine", id="ddl-help"),
         pytest.param(("history", "--help"), "--title", id="history-help"),
         pytest.param(("stages",), "standardize", id="stages"),
-        pytest.param(("check", "--config", "config/demo.yml"), "stages.replay.ReplayExtractor", id="check-demo"),
         pytest.param(
-            ("check", "--config", "config/pipeline.yml"), "stages.tmdb.TmdbTrendingExtractor", id="check-tmdb"
+            ("check", "--config", "config/demo.yml"), "stages.extractors.replay.ReplayExtractor", id="check-demo"
         ),
-        pytest.param(("check", "--config", "config/aws.yml"), "stages.s3.S3Loader", id="check-s3"),
+        pytest.param(
+            ("check", "--config", "config/pipeline.yml"),
+            "stages.extractors.tmdb.extractor.TmdbTrendingExtractor",
+            id="check-tmdb",
+        ),
+        pytest.param(("check", "--config", "config/aws.yml"), "stages.loaders.s3.S3Loader", id="check-s3"),
     ],
 )
 def test_light_commands_import_no_heavy_library(argv: tuple[str, ...], shows: str, tmp_path: Path) -> None:

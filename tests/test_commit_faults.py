@@ -36,7 +36,7 @@ from pipeline.config import load_config
 from pipeline.lake import ObjectLakeLoader
 from pipeline.runner import build_stage, build_stages, new_context, run_stages
 from pipeline.stage import Feed
-from stages.s3 import S3Loader, S3Options
+from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.faults import ChildResult, FsFaults, proxy_for, run_child
 from tests.support.fixtures_s3 import REGION

@@ -25,8 +25,8 @@ from pipeline.errors import LoadError
 from pipeline.lake import Layout, LockRecord, ObjectLakeLoader
 from pipeline.runner import new_context, run_pipeline
 from pipeline.stage import Feed
-from stages.local import LocalLoader, LocalOptions
-from stages.s3 import S3Loader, S3Options
+from stages.loaders.local import LocalLoader, LocalOptions
+from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.faults import Child
 from tests.support.fixtures_s3 import object_keys, open_uploads

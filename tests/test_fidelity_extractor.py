@@ -21,12 +21,12 @@ from aioresponses import aioresponses
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError, build_options
-from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.redact import MASK, redact, register_env_secrets, register_secret
 from pipeline.runner import build_stages
 from pipeline.stage import RunContext
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
-from stages.tmdb_client import DEFAULT_MAX_BODY_BYTES, RetryPolicy, parse_retry_after
+from stages.extractors.tmdb.client import DEFAULT_MAX_BODY_BYTES, RetryPolicy, parse_retry_after
+from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
+from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 from tests.support.cli import ROOT, run_subprocess
 from tests.support.fixtures_tmdb import today_context
 from tests.support.tmdb import CONFIGURATION, GENRES, TRENDING, Sleeps, build_extractor, collect

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import formats, schema
-from pipeline.history import title_histories, top_climbers
+from pipeline.lake import formats, schema
+from pipeline.query.history import title_histories, top_climbers
 from pipeline.stage import Batch, Feed, Lookups, RunContext
-from stages import report_model as rm
-from stages.json_report import entry
-from stages.standardize import INT64_MAX, StandardizeOptions, StandardizeTransformer
+from stages.reporters import report_model as rm
+from stages.reporters.json_report import entry
+from stages.transformers.standardize import INT64_MAX, StandardizeOptions, StandardizeTransformer
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
 ALL = Feed("all", "day")
@@ -127,7 +127,7 @@ def test_history_keeps_a_movie_and_a_show_with_the_same_id_apart() -> None:
 async def test_each_poisoned_record_is_dropped_counted_and_named(
     item: dict[str, Any], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="stages.standardize")
+    caplog.set_level(logging.WARNING, logger="stages.transformers.standardize")
     frame, transformer = await clean([{"page": 4, "results": [movie(1), item]}])
     assert frame["id"].tolist() == [1]
     assert dict(transformer.dropped) == {reason: 1}

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from pipeline import rawzone
 from pipeline.errors import ExtractError
+from pipeline.lake import rawzone
 from pipeline.options import build_options
 from pipeline.runner import run_pipeline
 from pipeline.stage import Batch, Feed, Lookups, RunContext
-from stages.replay import ReplayExtractor, ReplayOptions
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+from stages.extractors.replay import ReplayExtractor, ReplayOptions
+from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 from tests.support.fixtures_tmdb import StandinFactory, today_context
 
 TOKEN = "fidelity-token-0123456789abcdef"

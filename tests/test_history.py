@@ -11,14 +11,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline import schema
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
-from pipeline.history import DayPoint, History, history, render_table
-from pipeline.lake import ObjectLakeLoader
+from pipeline.lake import ObjectLakeLoader, schema
 from pipeline.options import build_options
+from pipeline.query.history import DayPoint, History, history, render_table
 from pipeline.stage import Feed, RunContext
-from stages.local import LocalLoader, LocalOptions
+from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.cli import CliRunner
 from tests.support.fakes import commit_info
 from tests.support.lake import context_for, rows
@@ -241,7 +240,7 @@ async def test_history_on_s3(
     layout: str,
     run_cli: CliRunner,
 ) -> None:
-    from stages.s3 import S3Loader, S3Options
+    from stages.loaders.s3 import S3Loader, S3Options
 
     raw = s3_config(s3_bucket, moto_endpoint, fmt, layout)
     options = build_options(S3Options, raw["loader"]["options"], "loader.options")

@@ -13,12 +13,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import formats, schema
 from pipeline.errors import ConfigError, LoadError
-from pipeline.lake import Layout
+from pipeline.lake import Layout, formats, schema
 from pipeline.options import build_options
 from pipeline.stage import Feed
-from stages.local import LocalOptions
+from stages.loaders.local import LocalOptions
 from tests.support.fakes import commit_info
 from tests.support.lake import loader_for, rows
 

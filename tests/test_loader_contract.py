@@ -19,13 +19,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline import schema
 from pipeline.errors import RegressionRefused
-from pipeline.lake import Layout, ObjectLakeLoader
+from pipeline.lake import Layout, ObjectLakeLoader, schema
 from pipeline.stage import Feed, Lookups, RunContext
-from stages.local import LocalLoader, LocalOptions
-from stages.s3 import S3Loader, S3Options
-from stages.standardize import StandardizeOptions, StandardizeTransformer
+from stages.loaders.local import LocalLoader, LocalOptions
+from stages.loaders.s3 import S3Loader, S3Options
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import object_keys, open_uploads
 

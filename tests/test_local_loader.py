@@ -17,8 +17,8 @@ from pipeline.errors import ConfigError, ExtractError, LoadError
 from pipeline.options import build_options
 from pipeline.runner import Stages, run_stages
 from pipeline.stage import Feed, RunContext
-from stages.local import LocalLoader, LocalOptions
-from stages.standardize import StandardizeOptions, StandardizeTransformer
+from stages.loaders.local import LocalLoader, LocalOptions
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import ListExtractor, batch
 
 DAY = dt.date(2026, 11, 25)

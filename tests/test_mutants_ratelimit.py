@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pipeline.ratelimit import AdaptiveRateLimiter
+from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 from tests.support.tmdb import FakeClock
 
 

@@ -19,9 +19,9 @@ from aioresponses import CallbackResult, aioresponses
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError, build_options
-from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import RunContext
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor, check_base_url
+from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor, check_base_url
+from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 from tests.support.tmdb import BASE, CONFIGURATION, GENRES, TRENDING, FakeClock, collect, fast_extractor, hanging
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
@@ -221,7 +221,7 @@ async def test_the_environment_alone_does_not_move_the_base_url(
 async def test_plain_http_off_this_machine_is_warned_about(
     live_context: RunContext, caplog: pytest.LogCaptureFixture, url: str, warned: bool
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="stages.tmdb")
+    caplog.set_level(logging.WARNING, logger="stages.extractors.tmdb.extractor")
     async with extractor(live_context, base_url=url):
         pass
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -251,7 +251,7 @@ async def test_an_owned_session_sends_json_headers_and_is_made_anew_after_closin
 
 
 async def test_a_failed_run_is_logged_as_stopped(live_context: RunContext, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="stages.tmdb")
+    caplog.set_level(logging.INFO, logger="stages.extractors.tmdb.extractor")
     with aioresponses() as mocked:
         mocked.get(TRENDING, status=404, payload={"status_code": 34, "status_message": "gone"})
         with pytest.raises(ExtractError):
@@ -292,7 +292,7 @@ async def test_lookups_ask_for_genres_in_the_configured_language(live_context: R
 async def test_a_finished_run_is_logged_as_done_with_its_page_count(
     live_context: RunContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="stages.tmdb")
+    caplog.set_level(logging.INFO, logger="stages.extractors.tmdb.extractor")
     with aioresponses() as mocked:
         mocked.get(
             TRENDING,

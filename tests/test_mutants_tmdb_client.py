@@ -24,12 +24,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from pipeline import redact as redact_module
 from pipeline.errors import ConfigError, ExtractError
-from pipeline.progress import Progress
-from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.redact import MASK, redact
 from pipeline.stage import RunContext
-from stages.tmdb import TmdbTrendingExtractor
-from stages.tmdb_client import (
+from stages.extractors.tmdb.client import (
     DEFAULT_MAX_BODY_BYTES,
     Credentials,
     Fetched,
@@ -38,6 +35,9 @@ from stages.tmdb_client import (
     TmdbClient,
     parse_retry_after,
 )
+from stages.extractors.tmdb.extractor import TmdbTrendingExtractor
+from stages.extractors.tmdb.progress import Progress
+from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 from tests.support.tmdb import BASE, TRENDING, FakeClock, Sleeps, fast_extractor
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
@@ -239,7 +239,7 @@ async def test_every_request_waits_for_its_rate_limiter_slot_and_counts_towards_
 async def test_a_retry_is_logged_with_its_reason_and_wait_and_shown_in_the_progress(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="stages.tmdb_client")
+    caplog.set_level(logging.WARNING, logger="stages.extractors.tmdb.client")
     progress = Progress("tmdb", stream=io.StringIO(), clock=FakeClock())
     sleeps = Sleeps()
     async with aiohttp.ClientSession() as session:

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import registry
 from pipeline.errors import StageLoadError, UnknownStageError
-from stages.local import LocalLoader
+from stages.loaders.local import LocalLoader
 from tests.support.cli import run_python
 
 
@@ -20,14 +20,14 @@ def ep(name: str, value: str, group: str = "pipeline.loaders") -> EntryPoint:
 
 
 def test_loads_the_class_registered_under_the_name() -> None:
-    eps = [ep("local", "stages.local:LocalLoader"), ep("other", "stages.local:LocalOptions")]
+    eps = [ep("local", "stages.loaders.local:LocalLoader"), ep("other", "stages.loaders.local:LocalOptions")]
     assert registry.load("loader", "local", eps) is LocalLoader
 
 
 def test_unknown_name_lists_every_registered_name_of_that_kind() -> None:
     eps = [
-        ep("local", "stages.local:LocalLoader"),
-        ep("s3", "stages.s3:S3Loader"),
+        ep("local", "stages.loaders.local:LocalLoader"),
+        ep("s3", "stages.loaders.s3:S3Loader"),
         ep("x", "a:B", "pipeline.reporters"),
     ]
     with pytest.raises(UnknownStageError) as caught:
@@ -45,7 +45,7 @@ def test_import_failure_names_the_entry_point_and_keeps_the_cause() -> None:
 
 def test_an_object_of_the_wrong_kind_is_refused() -> None:
     with pytest.raises(StageLoadError, match=r"not a subclass of pipeline\.Loader"):
-        registry.load("loader", "odd", [ep("odd", "stages.local:LocalOptions")])
+        registry.load("loader", "odd", [ep("odd", "stages.loaders.local:LocalOptions")])
 
 
 def in_fresh_interpreter(code: str) -> Any:
@@ -62,14 +62,14 @@ def test_only_the_named_stage_is_imported() -> None:
         from importlib.metadata import EntryPoint
         from pipeline import registry
         eps = [
-            EntryPoint("local", "stages.local:LocalLoader", "pipeline.loaders"),
-            EntryPoint("s3", "stages.s3:S3Loader", "pipeline.loaders"),
+            EntryPoint("local", "stages.loaders.local:LocalLoader", "pipeline.loaders"),
+            EntryPoint("s3", "stages.loaders.s3:S3Loader", "pipeline.loaders"),
         ]
         registry.load("loader", "local", eps)
-        print(json.dumps({name: name in sys.modules for name in ("stages.local", "stages.s3")}))
+        print(json.dumps({name: name in sys.modules for name in ("stages.loaders.local", "stages.loaders.s3")}))
         """
     )
-    assert imported == {"stages.local": True, "stages.s3": False}
+    assert imported == {"stages.loaders.local": True, "stages.loaders.s3": False}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import ExtractError
 from pipeline.stage import RunContext
-from stages.replay import ReplayExtractor, ReplayOptions
+from stages.extractors.replay import ReplayExtractor, ReplayOptions
 
 SAMPLE = Path(__file__).parent / "data" / "sample" / "2026-11-25"
 

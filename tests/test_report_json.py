@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stages import json_report
+from stages.reporters import json_report
 from tests.support.report_support import DAY1, DAY2, GOLDEN, SAMPLE, normalise, run_day, section, split_row
 
 README = (Path(__file__).resolve().parent.parent / "docs" / "stages.md").read_text(encoding="utf-8")

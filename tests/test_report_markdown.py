@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import schema
-from pipeline.lake import Layout
+from pipeline.lake import Layout, schema
 from pipeline.result import RunResult
 from pipeline.stage import Feed
-from stages import report_model as rm
-from stages.github_summary import ENV_VAR
+from stages.reporters import report_model as rm
+from stages.reporters.github_summary import ENV_VAR
 from tests.support.report_support import (
     DAY1,
     DAY2,
@@ -205,11 +204,11 @@ async def test_summary_does_nothing_outside_actions(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(ENV_VAR, raising=False)
-    caplog.set_level(logging.DEBUG, logger="stages.github_summary")
+    caplog.set_level(logging.DEBUG, logger="stages.reporters.github_summary")
     result = await run_day(DAY1, SAMPLE / DAY1.isoformat(), LAKE, [SUMMARY])
     assert "report:github-summary" not in result.outputs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lake"]
-    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "stages.github_summary"] == [
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "stages.reporters.github_summary"] == [
         (logging.DEBUG, f"${ENV_VAR} is not set: no job summary to write")
     ]
 

@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline import schema
+from pipeline.lake import schema
 from pipeline.result import RunResult
 from pipeline.stage import Feed
-from stages import report_model as rm
+from stages.reporters import report_model as rm
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 from tests.support.report_support import DAY1, DAY2, movie, run_day, section, tables, write_day
 
@@ -160,7 +160,7 @@ async def test_an_empty_day_is_skipped_as_the_previous_day(tmp_path: Path, caplo
     # An empty day needs the regression guard's override to be committed at all.
     empty_ok = {"type": "local", "options": {**lake["options"], "allow_regression": True}}
     await run_day(DAY1, write_day(tmp_path / "d1", []), empty_ok, [])
-    caplog.set_level(logging.DEBUG, logger="stages.report_model")
+    caplog.set_level(logging.DEBUG, logger="stages.reporters.report_model")
     await run_day(DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake, reporters(tmp_path, top=4))
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert document["compared_with"] == "2026-11-23"

@@ -15,14 +15,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline import schema
 from pipeline.errors import ConfigError, LoadError, TransientLoadError
-from pipeline.lake import Layout
+from pipeline.lake import Layout, schema
 from pipeline.options import NoOptions, build_options
 from pipeline.runner import Stages, run_pipeline, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext
-from stages.s3 import MiB, S3Loader, S3Options
-from stages.standardize import StandardizeOptions, StandardizeTransformer
+from stages.loaders.s3 import MiB, S3Loader, S3Options
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 from tests.support.lake import context_for

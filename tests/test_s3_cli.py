@@ -13,7 +13,7 @@ from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.lake import Layout
 from pipeline.stage import Feed
-from stages.s3 import MiB
+from stages.loaders.s3 import MiB
 from tests.support.cli import ROOT, error_lines, run_subprocess
 from tests.support.fakes import TREND_DATE, YESTERDAY, page
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads

@@ -17,7 +17,7 @@ import pytest
 from pipeline.errors import LoadError
 from pipeline.lake import Layout
 from pipeline.stage import Feed, RunContext
-from stages.s3 import MiB, S3Loader, S3Options
+from stages.loaders.s3 import MiB, S3Loader, S3Options
 from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import REGION, moto_checks_auth, object_keys, open_uploads
 from tests.support.lake import context_for

@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline import schema
 from pipeline.errors import TransformError
+from pipeline.lake import schema
 from pipeline.stage import Batch, Feed, Lookups, RunContext
-from stages.standardize import StandardizeOptions, StandardizeTransformer
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 
 SAMPLE = Path(__file__).parent / "data" / "sample" / "2026-11-25"
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)

@@ -15,8 +15,8 @@ from aioresponses import CallbackResult, aioresponses
 from pipeline.errors import ConfigError, ExtractError, TransientError
 from pipeline.options import build_options
 from pipeline.stage import RunContext
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
-from stages.tmdb_client import parse_retry_after
+from stages.extractors.tmdb.client import parse_retry_after
+from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 from tests.support.tmdb import BASE, TRENDING, Sleeps, build_extractor, collect, hanging
 
 TOKEN = "tok-unit-0123456789abcdef"

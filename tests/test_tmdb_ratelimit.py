@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from pipeline.progress import Progress
-from pipeline.ratelimit import AdaptiveRateLimiter
+from stages.extractors.tmdb.progress import Progress
+from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 from tests.support.tmdb import FakeClock
 
 
@@ -72,7 +72,7 @@ async def test_a_cut_spaces_the_following_slots_for_every_caller() -> None:
 
 
 def test_progress_off_a_tty_logs_at_most_every_interval(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="pipeline.progress")
+    caplog.set_level(logging.INFO, logger="stages.extractors.tmdb.progress")
     clock = FakeClock()
     progress = Progress("tmdb", stream=io.StringIO(), interval=5.0, clock=clock)
     progress.set_total(100)

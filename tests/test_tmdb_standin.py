@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pipeline import schema
 from pipeline.errors import ExtractError
+from pipeline.lake import schema
 from pipeline.options import build_options
 from pipeline.runner import run_pipeline
 from pipeline.stage import Batch, Feed, RunContext
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 from tests.support.fixtures_tmdb import StandinFactory
 from tests.support.tmdb_standin import TmdbStandin
 
@@ -152,7 +152,7 @@ async def test_progress_bar_on_a_tty(context: RunContext, tmdb_standin: StandinF
 async def test_off_a_tty_one_summary_line(
     context: RunContext, tmdb_standin: StandinFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="stages.tmdb")
+    caplog.set_level(logging.INFO, logger="stages.extractors.tmdb.extractor")
     standin = await tmdb_standin(token=TOKEN, total_pages=5)
     ex = make(context, standin, pages=5)
     ex._progress_stream = io.StringIO()  # not a TTY

@@ -71,13 +71,13 @@ WARM = (
 TESTS: dict[str, tuple[str, ...]] = {
     "pipeline/redact.py": ("tests/test_tmdb_secrets.py", "tests/test_runner.py", "tests/test_fidelity_extractor.py"),
     "pipeline/config.py": ("tests/test_config.py",),
-    "pipeline/ratelimit.py": ("tests/test_tmdb_ratelimit.py", "tests/test_tmdb_extractor.py"),
-    "stages/tmdb_client.py": (
+    "stages/extractors/tmdb/ratelimit.py": ("tests/test_tmdb_ratelimit.py", "tests/test_tmdb_extractor.py"),
+    "stages/extractors/tmdb/client.py": (
         "tests/test_tmdb_extractor.py",
         "tests/test_tmdb_secrets.py",
         "tests/test_fidelity_extractor.py",
     ),
-    "stages/tmdb.py": ("tests/test_tmdb_extractor.py", "tests/test_fidelity_extractor.py"),
+    "stages/extractors/tmdb/extractor.py": ("tests/test_tmdb_extractor.py", "tests/test_fidelity_extractor.py"),
 }
 _LOGGERS = {"logger", "logging", "log", "_log"}
 _SHORT_STRING = re.compile(r"^[\w.:/%*+-]{0,40}$")

@@ -76,7 +76,7 @@ async def s3_client(aws_env: dict[str, str], moto_endpoint: str) -> AsyncIterato
     """An aioboto3 S3 client on the moto server, for a test's own checks."""
     from aiobotocore.session import get_session
 
-    from stages.s3 import _service_models
+    from stages.loaders.s3 import _service_models
 
     # The loader's shared model cache: parsing S3's service model anew costs 0.1-0.4 s per test.
     core = get_session()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import schema
+from pipeline.lake import schema
 from pipeline.options import build_options
 from pipeline.stage import RunContext
-from stages.local import LocalLoader, LocalOptions
+from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.fakes import NOW, TREND_DATE
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from pipeline.options import build_options
 from pipeline.runner import Stages, run_stages
 from pipeline.stage import Batch, Feed, RunContext
-from stages.s3 import S3Loader, S3Options
-from stages.standardize import StandardizeOptions, StandardizeTransformer
+from stages.loaders.s3 import S3Loader, S3Options
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import NOW, ListExtractor, batch, page
 
 

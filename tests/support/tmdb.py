@@ -13,7 +13,7 @@ from aioresponses import CallbackResult
 
 from pipeline.options import build_options
 from pipeline.stage import Batch, RunContext
-from stages.tmdb import TmdbOptions, TmdbTrendingExtractor
+from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 
 BASE = "https://tmdb.test"
 TRENDING = re.compile(r"^https://tmdb\.test/3/trending/movie/day(\?.*)?$")

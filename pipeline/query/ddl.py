@@ -24,8 +24,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from pipeline import schema
 from pipeline.errors import ConfigError
+from pipeline.lake import schema
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig

@@ -27,10 +27,10 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError, StageOptions
-from pipeline.progress import Progress
-from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
-from stages.tmdb_client import CAUSES, DEFAULT_MAX_BODY_BYTES, Credentials, RetryPolicy, Sleep, TmdbClient
+from stages.extractors.tmdb.client import CAUSES, DEFAULT_MAX_BODY_BYTES, Credentials, RetryPolicy, Sleep, TmdbClient
+from stages.extractors.tmdb.progress import Progress
+from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 
 if TYPE_CHECKING:
     import aiohttp  # imported in open(), so that `check` builds this stage without it

@@ -1,28 +1,17 @@
-"""Lake semantics shared by every object-store loader (local folder, S3, ...).
+"""``ObjectLakeLoader``: the commit protocol every object-store loader (local folder, S3, ...) shares.
 
-A committed day is a manifest plus the immutable, run-scoped objects it names. With the
-default ``monthly`` layout::
+A committed day is a manifest plus the immutable, run-scoped objects it names
+(``pipeline.lake.layout``). The protocol (``docs/lake-protocol.md`` has the state table):
+take the day's lock, stream the run's version and raw objects, write the manifest
+conditionally (the commit point), publish the version to the cleaned key by copy, delete the
+superseded version, release the lock. Readers go through the manifest and verify the
+SHA-256 of what they read, so they see the old day or the new one, never a mix. A run that
+dies leaves its lock behind; the next run of any day heals it, rolling forward if the
+manifest names that run and back otherwise.
 
-    _manifests/YYYY/MM/YYYY-MM-DD_<feed>.json                  the commit point: names the objects below
-    _versions/YYYY/MM/YYYY-MM-DD_<feed>.run-<run_id>.csv       the day's cleaned file, never overwritten
-    raw_data/YYYY/MM/YYYY-MM-DD_<feed>.run-<run_id>.jsonl.gz   every raw page of that run (append-only zone)
-    cleaned_data/YYYY/MM/YYYY-MM-DD_<feed>.csv                 a published copy of the version, for direct readers
-    _locks/YYYY-MM-DD_<feed>.json                              while a run writes the day: who, and what it may leave
-
-and with the ``hive`` layout the same objects sit in ``media_type=…/time_window=…/year=…/month=…/day=…``
-partitions (``part-0.csv``, ``part-0.run-<run_id>.jsonl.gz``, ``manifest.json``).
-
-The commit protocol (``docs/lake-protocol.md`` has the state table): take the day's lock,
-stream the run's version and raw objects, write the manifest conditionally (the commit
-point), publish the version to the cleaned key by copy, delete the superseded version,
-release the lock. Readers go through the manifest and verify the SHA-256 of what they
-read, so they see the old day or the new one, never a mix. A run that dies leaves its
-lock behind; the next run of any day heals it, rolling forward if the manifest names that
-run and back otherwise.
-
-Concrete loaders implement a handful of store primitives (sinks, get, conditional put,
-copy, delete, list) and the day lock (an advisory file lock locally, a conditional write
-on S3).
+Concrete loaders implement a handful of store primitives (``pipeline.lake.store``: sinks,
+get, conditional put, copy, delete, list) and the day lock (an advisory file lock locally,
+a conditional write on S3).
 """
 
 from __future__ import annotations
@@ -34,17 +23,18 @@ import hashlib
 import json
 import logging
 import os
-import re
 import socket
 import zlib
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from pipeline import formats, rawzone, schema
 from pipeline.config import PipelineConfig
 from pipeline.errors import CommitConflict, ConfigError, LoadError, PipelineError, RegressionRefused
-from pipeline.options import OptionError, StageOptions
+from pipeline.lake import formats, rawzone, schema
+from pipeline.lake.layout import Layout, LayoutStyle, run_of
+from pipeline.lake.store import Leftover, LockClaim, LockRecord, ObjectSink, StoredObject
+from pipeline.options import StageOptions
 from pipeline.stage import Batch, CommitInfo, Feed, Loader, OptionsT
 
 if TYPE_CHECKING:
@@ -52,48 +42,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LayoutStyle = Literal["monthly", "hive"]
-LAYOUTS: tuple[LayoutStyle, ...] = ("monthly", "hive")
-ZONE_FOLDERS: dict[str, str] = {
-    "cleaned": "cleaned_data",
-    "raw": "raw_data",
-    "manifest": "_manifests",
-    "version": "_versions",
-    "lock": "_locks",
-}
 PROTOCOL = 2
 """Manifests written by this protocol carry ``"protocol": 2``; older ones have no version object."""
 ENCODE_ROWS = 2000
 """At most this many rows are queued before the loader encodes and streams them (a TMDB page is 20)."""
 ENCODE_BYTES = 1 << 20
 """Rows are also encoded once their in-memory size nears this, so wide rows never pile up."""
-RAW_SUFFIX = ".jsonl.gz"
 RAW_CONTENT_TYPE = "application/gzip"
 JSON_CONTENT_TYPE = "application/json"
-
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_RUN_TAG = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})\.")
-
-
-def validate_prefix(prefix: str, key: str = "prefix") -> str:
-    """Check a lake prefix: no leading ``/``, no ``..``, no empty segments. Returns it without a trailing ``/``."""
-    if not prefix:
-        return ""
-    if prefix.startswith("/"):
-        raise OptionError(key, f"must not start with '/': {prefix!r}")
-    trimmed = prefix[:-1] if prefix.endswith("/") else prefix
-    segments = trimmed.split("/")
-    if any(s == "" for s in segments):
-        raise OptionError(key, f"must not contain empty segments: {prefix!r}")
-    if any(s in (".", "..") for s in segments):
-        raise OptionError(key, f"must not contain '.' or '..' segments: {prefix!r}")
-    return trimmed
-
-
-def run_of(key: str) -> str | None:
-    """The run id in a run-scoped key (``….run-<id>.…``), or ``None``."""
-    match = _RUN_TAG.search(key.rsplit("/", 1)[-1])
-    return match.group(1) if match else None
 
 
 class LakeFormatOptions(StageOptions):
@@ -117,157 +73,6 @@ class LakeFormatOptions(StageOptions):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return value
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """Maps a day and feed to the keys of its objects."""
-
-    prefix: str = ""
-    style: LayoutStyle = "monthly"
-    format: formats.Format = "csv"
-
-    @classmethod
-    def for_options(cls, options: object) -> Layout:
-        """The layout a loader's options ask for (``prefix``, and ``format``/``layout`` if it has them)."""
-        prefix = getattr(options, "prefix", "") or ""
-        if isinstance(options, LakeFormatOptions):
-            return cls(prefix, options.layout, options.format)
-        return cls(prefix)
-
-    def root(self, zone: str) -> str:
-        """The folder key that holds every object of ``zone``, without a trailing ``/``."""
-        folder = ZONE_FOLDERS[zone]
-        return f"{self.prefix}/{folder}" if self.prefix else folder
-
-    def key(self, zone: str, day: dt.date, feed: Feed) -> str:
-        """The key of ``zone`` (``cleaned``, ``manifest``, or the pre-protocol ``raw``) for ``day`` and ``feed``."""
-        suffix = {"cleaned": formats.EXTENSIONS[self.format], "raw": RAW_SUFFIX, "manifest": ".json"}[zone]
-        if self.style == "hive":
-            partition = (
-                f"media_type={feed.media_type}/time_window={feed.time_window}/year={day:%Y}/month={day:%m}/day={day:%d}"
-            )
-            name = "manifest.json" if zone == "manifest" else f"part-0{suffix}"
-            return f"{self.root(zone)}/{partition}/{name}"
-        return f"{self.root(zone)}/{day:%Y}/{day:%m}/{day.isoformat()}_{feed.slug}{suffix}"
-
-    def run_key(self, zone: Literal["raw", "version"], day: dt.date, feed: Feed, run_id: str) -> str:
-        """The immutable key of one run's ``raw`` pages or cleaned ``version``."""
-        if not _RUN_ID.match(run_id):
-            raise LoadError(f"run id {run_id!r} cannot be part of a key (letters, digits, '-' and '_' only)")
-        if zone == "raw":
-            base, suffix = self.key("raw", day, feed), RAW_SUFFIX
-        else:
-            cleaned, suffix = self.key("cleaned", day, feed), formats.EXTENSIONS[self.format]
-            base = self.root("version") + cleaned[len(self.root("cleaned")) :]
-        return f"{base[: -len(suffix)]}.run-{run_id}{suffix}"
-
-    def lock_key(self, day: dt.date, feed: Feed) -> str:
-        """The key of the day's lock record."""
-        return f"{self.root('lock')}/{day.isoformat()}_{feed.media_type}_{feed.time_window}.json"
-
-    def keys(self, day: dt.date, feed: Feed, run_id: str | None = None) -> dict[str, str]:
-        """What a reader meets: the cleaned key, the raw key (the run's, if given) and the manifest."""
-        raw = self.run_key("raw", day, feed, run_id) if run_id else self.key("raw", day, feed)
-        return {"cleaned": self.key("cleaned", day, feed), "raw": raw, "manifest": self.key("manifest", day, feed)}
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredObject:
-    """An object's bytes and the store's version token for conditional writes."""
-
-    data: bytes
-    etag: str
-
-
-@dataclasses.dataclass(frozen=True)
-class LockRecord:
-    """What a run writing a day leaves in its lock: enough for anyone to finish or undo it."""
-
-    run_id: str
-    trend_date: dt.date
-    feed: Feed
-    host: str
-    pid: int
-    started_at: dt.datetime
-    objects: tuple[str, ...]
-    previous_version: str | None = None
-
-    def to_bytes(self) -> bytes:
-        """The record as JSON."""
-        document = {
-            "run_id": self.run_id,
-            "trend_date": self.trend_date.isoformat(),
-            "feed": {"media_type": self.feed.media_type, "time_window": self.feed.time_window},
-            "host": self.host,
-            "pid": self.pid,
-            "started_at": self.started_at.isoformat(),
-            "objects": list(self.objects),
-            "previous_version": self.previous_version,
-        }
-        return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> LockRecord | None:
-        """The record, or ``None`` when ``data`` is not one (a write cut short)."""
-        try:
-            document = json.loads(data)
-            feed = document["feed"]
-            return cls(
-                run_id=str(document["run_id"]),
-                trend_date=dt.date.fromisoformat(document["trend_date"]),
-                feed=Feed(feed["media_type"], feed["time_window"]),
-                host=str(document["host"]),
-                pid=int(document["pid"]),
-                started_at=dt.datetime.fromisoformat(document["started_at"]),
-                objects=tuple(str(k) for k in document["objects"]),
-                previous_version=document.get("previous_version"),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    def describe(self) -> str:
-        """``run <id> on <host> (pid <n>) since <time>``."""
-        return f"run {self.run_id} on {self.host} (pid {self.pid}) since {self.started_at:%Y-%m-%d %H:%M:%S}Z"
-
-
-@dataclasses.dataclass(frozen=True)
-class Leftover:
-    """Something an unfinished write left: a temp file, an open multipart upload."""
-
-    handle: str
-    """What the store needs to remove it."""
-    label: str
-    """What a human reads: ``the temp file lake/…`` or ``the upload of s3://…``."""
-    run_id: str | None
-    old: bool
-    """Old enough to remove even when no lock says whose it is."""
-
-
-@dataclasses.dataclass
-class LockClaim:
-    """A day lock this process holds, plus the dead run's record it found there (if any)."""
-
-    key: str
-    token: Any
-    stale: LockRecord | None = None
-    stale_unreadable: bool = False
-
-
-class ObjectSink(abc.ABC):
-    """One object being written; invisible to readers until ``commit``."""
-
-    @abc.abstractmethod
-    async def write(self, data: bytes) -> None:
-        """Append bytes."""
-
-    @abc.abstractmethod
-    async def commit(self) -> None:
-        """Make the object visible atomically, replacing any previous version."""
-
-    @abc.abstractmethod
-    async def abort(self) -> None:
-        """Discard what was written; the previous version stays intact."""
 
 
 class _Tracked:
@@ -874,25 +679,6 @@ class ObjectLakeLoader(Loader[OptionsT]):
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def lock_is_live(record: LockRecord, timeout: float, *, now: dt.datetime | None = None) -> bool:
-    """Whether the run that wrote ``record`` may still be running.
-
-    On this host the process table answers; elsewhere, a lock older than ``timeout`` seconds is dead.
-    """
-    age = ((now or dt.datetime.now(dt.UTC)) - record.started_at).total_seconds()
-    if age > timeout:
-        return False
-    if record.host != socket.gethostname():
-        return True
-    try:
-        os.kill(record.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _bytes_per_row(frame: pd.DataFrame) -> float:

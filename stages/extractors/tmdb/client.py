@@ -28,9 +28,9 @@ from urllib.parse import urlencode
 import tenacity
 
 from pipeline.errors import ConfigError, ExtractError, TransientError, TransientExtractError
-from pipeline.progress import Progress
-from pipeline.ratelimit import AdaptiveRateLimiter
 from pipeline.redact import redact, register_secret
+from stages.extractors.tmdb.progress import Progress
+from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 
 if TYPE_CHECKING:
     import aiohttp  # imported where used, so that `check` builds the extractor without it

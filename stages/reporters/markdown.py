@@ -11,10 +11,10 @@ import asyncio
 import logging
 from pathlib import Path
 
-from pipeline.files import write_text_atomic
+from pipeline.lake.files import write_text_atomic
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader, Reporter
-from stages import report_model as rm
+from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)
 

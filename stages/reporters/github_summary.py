@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader, Reporter
-from stages import report_model as rm
+from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)
 

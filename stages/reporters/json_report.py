@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.files import write_text_atomic
+from pipeline.lake.files import write_text_atomic
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader, Reporter
-from stages import report_model as rm
+from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from typing import IO
 from pydantic import field_validator
 
 from pipeline.errors import CommitConflict, LoadError
-from pipeline.files import TEMP_SUFFIX, fsync_folder, temp_beside, write_bytes_atomic
 from pipeline.lake import (
     ZONE_FOLDERS,
     LakeFormatOptions,
@@ -35,6 +34,7 @@ from pipeline.lake import (
     StoredObject,
     validate_prefix,
 )
+from pipeline.lake.files import TEMP_SUFFIX, fsync_folder, temp_beside, write_bytes_atomic
 from pipeline.stage import Check
 
 _RUN_TAGS = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})(?=\.)")

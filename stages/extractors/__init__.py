@@ -1,0 +1,1 @@
+"""Extractors: where pages come from (``tmdb-trending``, ``replay``)."""

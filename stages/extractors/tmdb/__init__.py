@@ -1,0 +1,1 @@
+"""``tmdb-trending``: the extractor, its HTTP client, the shared rate limiter and progress."""

@@ -1,0 +1,1 @@
+"""Loaders: where cleaned days are committed (``local``, ``s3``)."""

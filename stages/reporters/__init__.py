@@ -1,0 +1,1 @@
+"""Reporters: what a committed day is told as (``markdown``, ``github-summary``, ``json``)."""

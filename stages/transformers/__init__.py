@@ -1,0 +1,1 @@
+"""Transformers: raw pages into the cleaned schema (``standardize``)."""

@@ -16,6 +16,20 @@ from tests.support.fakes import NOW, TREND_DATE
 pytest_plugins = ["tests.support.fixtures_s3", "tests.support.fixtures_tmdb"]
 
 
+@pytest.fixture(autouse=True)
+def _logging_and_secrets_put_back(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets back the logging set-up and registered secrets it found (``cli.main`` changes both)."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_levels = {name: logging.getLogger(name).level for name in ("pipeline", "stages")}
+    monkeypatch.setattr(redact, "_secrets", set(redact._secrets))
+    yield
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+    for name, level in saved_levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
 @pytest.fixture
 def context() -> RunContext:
     """A run context for a fixed trend date."""
@@ -32,15 +46,11 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
 
     Far cheaper than a subprocess (no interpreter, no pandas import). The environment holds no
     ``TMDB_``/``AWS_``/``S3_`` variable but ``env``'s, the working folder is the repository, and the
-    logging set-up and registered secrets the CLI changes are put back. Call it from a sync test, or
+    logging set-up and registered secrets the CLI changes are put back (for every test). Call it from a sync test, or
     through ``asyncio.to_thread`` while a server runs on the test's own loop.
     """
     from pipeline import cli
 
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    saved_levels = {name: logging.getLogger(name).level for name in ("pipeline", "stages")}
-    monkeypatch.setattr(redact, "_secrets", set(redact._secrets))
     monkeypatch.chdir(ROOT)
 
     def run(*args: str, env: dict[str, str] | None = None) -> CliResult:
@@ -55,7 +65,3 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         return CliResult(code, out, err)
 
     yield run
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
-    for name, level in saved_levels.items():
-        logging.getLogger(name).setLevel(level)

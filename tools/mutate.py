@@ -69,15 +69,25 @@ WARM = (
 # The tests of a module, where grepping for its imports would pull in slow end-to-end files (CLI, S3) that add
 # time but no kills. Unlisted modules get every test file importing them; ``test_mutants_<stem>*.py`` always.
 TESTS: dict[str, tuple[str, ...]] = {
-    "pipeline/redact.py": ("tests/test_tmdb_secrets.py", "tests/test_runner.py", "tests/test_fidelity_extractor.py"),
-    "pipeline/config.py": ("tests/test_config.py",),
-    "stages/extractors/tmdb/ratelimit.py": ("tests/test_tmdb_ratelimit.py", "tests/test_tmdb_extractor.py"),
-    "stages/extractors/tmdb/client.py": (
-        "tests/test_tmdb_extractor.py",
-        "tests/test_tmdb_secrets.py",
-        "tests/test_fidelity_extractor.py",
+    "pipeline/redact.py": (
+        "tests/stages/extractors/test_tmdb_secrets.py",
+        "tests/pipeline/test_runner.py",
+        "tests/stages/extractors/test_fidelity_extractor.py",
     ),
-    "stages/extractors/tmdb/extractor.py": ("tests/test_tmdb_extractor.py", "tests/test_fidelity_extractor.py"),
+    "pipeline/config.py": ("tests/pipeline/test_config.py",),
+    "stages/extractors/tmdb/ratelimit.py": (
+        "tests/stages/extractors/test_tmdb_ratelimit.py",
+        "tests/stages/extractors/test_tmdb_extractor.py",
+    ),
+    "stages/extractors/tmdb/client.py": (
+        "tests/stages/extractors/test_tmdb_extractor.py",
+        "tests/stages/extractors/test_tmdb_secrets.py",
+        "tests/stages/extractors/test_fidelity_extractor.py",
+    ),
+    "stages/extractors/tmdb/extractor.py": (
+        "tests/stages/extractors/test_tmdb_extractor.py",
+        "tests/stages/extractors/test_fidelity_extractor.py",
+    ),
 }
 _LOGGERS = {"logger", "logging", "log", "_log"}
 _SHORT_STRING = re.compile(r"^[\w.:/%*+-]{0,40}$")
@@ -510,11 +520,11 @@ def tests_for(module: str) -> list[str]:
     if not found:
         dotted = module.removesuffix(".py").replace("/", ".")
         pattern = re.compile(rf"(from|import)\s+{re.escape(dotted)}\b")
-        for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for path in sorted((ROOT / "tests").rglob("test_*.py")):
             if pattern.search(path.read_text(encoding="utf-8")):
                 found.add(str(path.relative_to(ROOT)))
     stem = Path(module).stem
-    found.update(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob(f"test_mutants_{stem}*.py"))
+    found.update(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob(f"test_mutants_{stem}*.py"))
     return sorted(found) or ["tests"]
 
 
@@ -545,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     modules = args.modules or sorted(
-        str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).glob("*.py") if p.name != "__main__.py"
+        str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if p.name not in ("__main__.py", "__init__.py")
     )
     if args.list:
         for module in modules:

@@ -32,7 +32,7 @@ from tests.support.faults import Child
 from tests.support.fixtures_s3 import object_keys, open_uploads
 from tests.support.fixtures_tmdb import StandinFactory
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
 FEED = Feed()
 TOKEN = "standin-token-for-protocol-tests"

@@ -15,7 +15,7 @@ from pipeline.query.ddl import athena_ddl, ddl_for_config
 from pipeline.stage import Feed
 from tests.support.cli import CliRunner
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 LOCATION = "s3://tmdb-lake/daily"
 
 # The documented schema's types in Athena, written out here rather than derived, so a drift shows.

@@ -41,7 +41,7 @@ from tests.support.cli import error_lines
 from tests.support.faults import ChildResult, FsFaults, proxy_for, run_child
 from tests.support.fixtures_s3 import REGION
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
 DAY = dt.date(2026, 11, 25)
 OTHER_DAY = DAY - dt.timedelta(days=1)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.cli import CliRunner
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "sample"
 
 

@@ -15,7 +15,7 @@ from pipeline.lake import schema
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 
-SAMPLE = Path(__file__).parent / "data" / "sample" / "2026-11-25"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "2026-11-25"
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
 DEFAULT_FEED = Feed()
 NO_LOOKUPS = Lookups()

@@ -18,7 +18,7 @@ from pipeline.runner import project_version, run_pipeline
 from pipeline.stage import Feed
 from tests.support.fixtures_s3 import get_object, object_keys
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
 FEED = Feed()
 LAYOUT = Layout()

@@ -12,7 +12,7 @@ from pipeline.errors import ExtractError
 from pipeline.stage import RunContext
 from stages.extractors.replay import ReplayExtractor, ReplayOptions
 
-SAMPLE = Path(__file__).parent / "data" / "sample" / "2026-11-25"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "2026-11-25"
 
 
 async def collect(context: RunContext, path: Path) -> list[tuple[int, int, int]]:

@@ -22,7 +22,7 @@ from tests.support.cli import CliRunner
 from tests.support.fakes import commit_info
 from tests.support.lake import context_for, rows
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 FIRST, MISSING, LAST = dt.date(2026, 11, 23), dt.date(2026, 11, 24), dt.date(2026, 11, 25)
 MOVIES = Feed("movie", "day")
 

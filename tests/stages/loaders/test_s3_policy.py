@@ -23,7 +23,7 @@ from tests.support.fixtures_s3 import REGION, moto_checks_auth, object_keys, ope
 from tests.support.lake import context_for
 from tests.support.s3 import big_batch, standardize
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "aws"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "aws"
 PREFIX = "tmdb-trending"
 FEED = Feed()
 

@@ -10,7 +10,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.registry import describe
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests/data/sample"
 
 

@@ -251,7 +251,7 @@ def test_lake_location_never_shows_credentials() -> None:
 
 
 def test_readme_excerpt_is_the_real_demo_report() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "docs" / "stages.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "stages.md").read_text(encoding="utf-8")
     part = readme.split("<!-- section: report -->", 1)[1].split("<!-- /section: report -->", 1)[0]
     excerpt = re.search(r"```markdown\n(.*?)```\n", part, re.S)
     assert excerpt is not None

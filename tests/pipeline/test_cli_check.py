@@ -13,7 +13,7 @@ from tests.support.cli import CliResult, CliRunner
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, object_keys
 from tests.support.fixtures_tmdb import StandinFactory
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "sample" / "2026-11-25"
 TOKEN = "check-test-token-0123456789abcdef"
 

@@ -554,8 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="only list each module's mutants")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
+    skip = ("__main__.py", "__init__.py")
     modules = args.modules or sorted(
-        str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if p.name not in ("__main__.py", "__init__.py")
+        str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if p.name not in skip
     )
     if args.list:
         for module in modules:

@@ -33,7 +33,7 @@ typecheck: $(TEST_STAMP)
 	$(PY) -m mypy
 
 pytest: $(TEST_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 test: lint typecheck pytest
 

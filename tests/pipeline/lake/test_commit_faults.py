@@ -24,6 +24,7 @@ import functools
 import json
 import re
 import shutil
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,6 +45,15 @@ from tests.support.fixtures_s3 import REGION, aws_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
+
+
+@functools.cache
+def pages(day: str) -> Path:
+    """The first page (and lookups) of a sample day: what the protocol does is the same for one page or many."""
+    folder = Path(tempfile.mkdtemp(prefix=f"faults-{day}-"))
+    for name in ("_lookups.json", "page-001.json"):
+        shutil.copy(SAMPLE / day / name, folder / name)
+    return folder
 DAY = dt.date(2026, 11, 25)
 OTHER_DAY = DAY - dt.timedelta(days=1)
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -64,7 +74,7 @@ def config(loader: dict[str, Any], pages: Path) -> dict[str, Any]:
 
 
 def write_config(path: Path, loader: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(config(loader, SAMPLE / "2026-11-25")), encoding="utf-8")  # JSON is YAML
+    path.write_text(json.dumps(config(loader, pages("2026-11-25"))), encoding="utf-8")  # JSON is YAML
     return path
 
 
@@ -88,10 +98,10 @@ class Lake:
     async def leftovers(self, where: str) -> list[str]:
         raise NotImplementedError
 
-    async def commit(self, where: str, day: dt.date, pages: str) -> None:
+    async def commit(self, where: str, day: dt.date, day_pages: str) -> None:
         """One successful run, in this process."""
         context = new_context(day)
-        stages = build_stages(load_config(config(self.section(where), SAMPLE / pages)), context)
+        stages = build_stages(load_config(config(self.section(where), pages(day_pages))), context)
         await run_stages(dataclasses.replace(stages, loader=self.loader(where, day)), context)
 
     async def view(self, where: str, *, decode: bool = True) -> tuple[bytes | None, bytes | None, bytes | None]:

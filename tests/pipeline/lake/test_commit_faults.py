@@ -125,11 +125,12 @@ class Lake:
 class LocalLake(Lake):
     kind = "local"
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, **options: str) -> None:
         self.base = base
+        self.options = options  # format, layout
 
     def section(self, where: str) -> dict[str, Any]:
-        return {"type": "local", "options": {"root": where}}
+        return {"type": "local", "options": {"root": where, **self.options}}
 
     async def copy(self, source: str) -> str:
         target = self.base / f"lake-{uuid.uuid4().hex[:8]}"
@@ -270,13 +271,11 @@ def _commit_step(steps: list[str], pattern: str) -> int:
     return index
 
 
-@pytest.fixture(scope="module")
-def local_probe(tmp_path_factory: pytest.TempPathFactory) -> Probe:
-    """The template lake, and a counting run over a copy of it."""
-    base = tmp_path_factory.mktemp("local-faults")
+def _local_probe(base: Path, **options: str) -> Probe:
+    """A template lake in ``options``' format and layout, and a counting run over a copy of it."""
 
     async def probe() -> Probe:
-        lake = LocalLake(base)
+        lake = LocalLake(base, **options)
         template = str(base / "template")
         old, other = await setup_lake(lake, template)
         where = await lake.copy(template)
@@ -293,6 +292,18 @@ def local_probe(tmp_path_factory: pytest.TempPathFactory) -> Probe:
     return found
 
 
+@pytest.fixture(scope="module")
+def local_probe(tmp_path_factory: pytest.TempPathFactory) -> Probe:
+    """The default lake: CSV, monthly layout."""
+    return _local_probe(tmp_path_factory.mktemp("local-faults"))
+
+
+@pytest.fixture(scope="module")
+def local_parquet_hive_probe(tmp_path_factory: pytest.TempPathFactory) -> Probe:
+    """The other format and the other layout: Parquet in hive partitions."""
+    return _local_probe(tmp_path_factory.mktemp("local-faults-parquet"), format="parquet", layout="hive")
+
+
 @pytest.mark.parametrize("shard", range(SHARDS))
 @pytest.mark.parametrize("mode", ["fail", "kill"])
 async def test_local_commit_survives_a_failure_or_a_kill_at_every_file_system_step(
@@ -306,6 +317,21 @@ async def test_local_commit_survives_a_failure_or_a_kill_at_every_file_system_st
             return run_child(argv(write_config(path, lake.section(where))), tmp_path, fs=FsFaults(mode, at))
 
         await harness.point(mode, at, run, probe.expected(mode, at))
+    assert sum(harness.tally.values()) == len(probe.points(shard))
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+async def test_a_parquet_hive_lake_survives_a_kill_at_every_file_system_step(
+    local_parquet_hive_probe: Probe, shard: int, tmp_path: Path
+) -> None:
+    probe, lake = local_parquet_hive_probe, local_parquet_hive_probe.lake
+    harness = Harness(lake, probe.template, probe.old, probe.new, probe.other, tmp_path)
+    for at in probe.points(shard):
+
+        def run(where: str, path: Path, at: int = at) -> ChildResult:
+            return run_child(argv(write_config(path, lake.section(where))), tmp_path, fs=FsFaults("kill", at))
+
+        await harness.point("kill", at, run, probe.expected("kill", at))
     assert sum(harness.tally.values()) == len(probe.points(shard))
 
 

@@ -6,8 +6,9 @@ Names are imported on first use, so ``from pipeline.lake import schema`` stays l
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pipeline._lazy import exports
 
 if TYPE_CHECKING:
     from pipeline.lake.layout import LAYOUTS, ZONE_FOLDERS, Layout, LayoutStyle, run_of, validate_prefix
@@ -67,11 +68,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module the first time it is asked for."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, globals(), _WHERE)

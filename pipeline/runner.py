@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from pipeline import registry
@@ -85,7 +84,7 @@ async def run_pipeline(
     ``config`` is a ``PipelineConfig``, a mapping shaped like the YAML, or a path to it.
     """
     if not isinstance(config, PipelineConfig):
-        config = load_config(config if isinstance(config, Mapping) else Path(config))
+        config = load_config(config)
     context = new_context(trend_date, dry_run=dry_run, force=force)
     return await run_stages(build_stages(config, context), context)
 
@@ -138,7 +137,6 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
                 async with _blame(reporter, timings, "report"):
                     result.outputs.update(await reporter.report(result, lake))
         _finish(result, extractor, transformer, timings)
-    result.timings = dict(timings)
     logger.info(
         "run %s done: %d rows, %d pages, %.2fs, dropped %s",
         context.run_id,

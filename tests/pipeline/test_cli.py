@@ -6,25 +6,14 @@ Most cases call ``pipeline.cli.main`` in-process (the ``run_cli`` fixture); a fe
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import CliRunner
+from tests.support.cli import CliRunner, run_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "sample"
-
-
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_", "S3_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
-    )
 
 
 def write_config(path: Path, lake: Path, reporter: str = "") -> Path:
@@ -38,7 +27,8 @@ def write_config(path: Path, lake: Path, reporter: str = "") -> Path:
 
 
 def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path) -> None:
-    done = cli("run", "--config", "config/demo.yml", "--date", "2026-11-25", env={"LAKE_ROOT": str(tmp_path)})
+    env = {"LAKE_ROOT": str(tmp_path)}
+    done = run_subprocess("run", "--config", "config/demo.yml", "--date", "2026-11-25", env=env)
     assert done.returncode == 0, done.stderr
     csv = tmp_path / "cleaned_data/2026/11/2026-11-25_movies.csv"
     assert csv.exists() and (tmp_path / "LATEST_UPDATE.md").exists()
@@ -118,11 +108,11 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], message: str, run_cl
 def test_a_failed_run_exits_1_with_one_line_and_a_traceback_only_with_verbose(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.yml", tmp_path / "lake")
     config.write_text(config.read_text().replace(str(SAMPLE / "2026-11-25"), str(tmp_path / "missing")))
-    quiet = cli("run", "--config", str(config))
+    quiet = run_subprocess("run", "--config", str(config))
     assert quiet.returncode == 1
     assert "error: extractor 'replay': replay path not found" in quiet.stderr
     assert "Traceback" not in quiet.stderr
-    loud = cli("run", "--config", str(config), "-v")
+    loud = run_subprocess("run", "--config", str(config), "-v")
     assert loud.returncode == 1 and "Traceback" in loud.stderr
 
 

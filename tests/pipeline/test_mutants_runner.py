@@ -184,3 +184,13 @@ async def test_a_dry_run_reports_where_the_loader_would_write(context: RunContex
     assert loader.summary is None and result.rows == 5
     assert result.finished_at is not None and result.counters == {"pages": 3}
     assert set(result.timings) == {"open", "extract", "transform"}
+
+
+async def test_a_loader_with_nothing_to_say_leaves_the_error_without_an_outcome(context: RunContext) -> None:
+    class Failing(WriteOnlyLoader):
+        async def write(self, chunk: pd.DataFrame) -> None:
+            raise OSError("disk full")
+
+    with pytest.raises(LoadError, match="disk full") as caught:
+        await run_stages(make(context, loader=Failing(context)), context)
+    assert caught.value.outcome is None

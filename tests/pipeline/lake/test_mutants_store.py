@@ -100,9 +100,10 @@ def test_a_young_lock_from_another_host_is_live() -> None:
     assert lock_is_live(RECORD, 60, now=STARTED + dt.timedelta(seconds=1)) is True
 
 
-def test_without_now_the_age_is_measured_from_the_clock() -> None:
+def test_without_now_the_age_is_measured_from_the_clock(hangups: list[int]) -> None:
     fresh = _mine(os.getpid(), dt.datetime.now(dt.UTC))
     assert lock_is_live(fresh, 3600) is True
+    assert hangups == []
     assert lock_is_live(_mine(os.getpid(), STARTED), 60) is False
 
 

@@ -116,7 +116,7 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
 
     def describe(self) -> str:
         """The lake's folder."""
-        return str(self.options.root / self.options.prefix) if self.options.prefix else str(self.options.root)
+        return str(self.options.root / self.options.prefix)  # an empty prefix adds nothing to the path
 
     async def preflight(self, connect: bool) -> list[Check]:
         """Options valid, and the lake folder writable (or creatable: the first run makes it); creates nothing."""
@@ -259,7 +259,7 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
     async def leftovers(self) -> list[Leftover]:
         """Temp files in the lake's zones, with their run's id; old ones are older than ``lock_timeout``."""
         root = self.options.root
-        base = root / self.options.prefix if self.options.prefix else root
+        base = root / self.options.prefix
         cutoff = time.time() - self.options.lock_timeout
         found = []
         for folder in ZONE_FOLDERS.values():

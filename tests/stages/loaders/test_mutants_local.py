@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import gc
 import hashlib
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -428,3 +430,50 @@ def test_a_lock_timeout_decides_which_temp_files_are_old(tmp_path: Path) -> None
         loader_on(tmp_path, lock_timeout=0)
     assert loader_on(tmp_path, lock_timeout=5).options.lock_timeout == 5
     assert dt.timedelta(seconds=loader_on(tmp_path).options.lock_timeout) == dt.timedelta(hours=1)
+
+
+async def test_a_sink_closes_its_file_on_commit_and_on_abort(tmp_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        committed = _FileSink(tmp_path / "a.csv", "r1", tmp_path)
+        await committed.write(b"x")
+        await committed.commit()
+        aborted = _FileSink(tmp_path / "b.csv", "r1", tmp_path)
+        await aborted.write(b"x")
+        await aborted.abort()
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+async def test_removing_what_is_already_gone_is_fine(tmp_path: Path) -> None:
+    """Two healers may race for the same leftover, and a lock file may be gone before its release."""
+    loader = loader_on(tmp_path)
+    temp = _temp(tmp_path, "_versions/.a.csv.run-r1.x.tmp", age=7200)
+    (leftover,) = await loader.leftovers()
+    temp.unlink()
+    await loader.remove_leftover(leftover)
+    claim = await loader.claim_lock(LOCK)
+    (tmp_path / LOCK.replace(".json", ".lock")).unlink()
+    await loader.release_lock(claim)
+    assert files(tmp_path) == []
+
+
+async def test_the_lock_file_is_readable_by_others(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    claim = await loader_on(tmp_path).claim_lock(LOCK)
+    assert (tmp_path / LOCK.replace(".json", ".lock")).stat().st_mode & 0o777 == 0o644 & ~mask
+    os.close(claim.token)
+
+
+async def test_a_temp_file_exactly_lock_timeout_old_is_not_yet_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loader = loader_on(tmp_path, lock_timeout=60)
+    boundary = _temp(tmp_path, "_versions/.a.csv.run-r1.x.tmp")
+    older = _temp(tmp_path, "_versions/.b.csv.run-r2.x.tmp")
+    os.utime(boundary, (999_940, 999_940))
+    os.utime(older, (999_939, 999_939))
+    monkeypatch.setattr(time, "time", lambda: 1_000_000.0)
+    found = {leftover.run_id: leftover.old for leftover in await loader.leftovers()}
+    assert found == {"r1": False, "r2": True}

@@ -251,3 +251,38 @@ def test_describe_and_locate(s3_bucket: str) -> None:
     assert plain.describe() == f"s3://{s3_bucket}"
     assert plain.locate("a/b") == f"s3://{s3_bucket}/a/b"
     assert s3_loader(context_for(TREND_DATE), s3_bucket, None, prefix="p/q/").describe() == f"s3://{s3_bucket}/p/q"
+
+
+async def test_an_s3_error_without_a_hint_carries_s3s_message_and_is_not_transient(
+    loader: S3Loader, s3_bucket: str
+) -> None:
+    with pytest.raises(LoadError) as caught:
+        await loader.copy_object("v/missing.csv", "c/a.csv")
+    assert type(caught.value) is LoadError
+    assert str(caught.value).endswith(f"s3://{s3_bucket}/c/a.csv: NoSuchKey: The specified key does not exist.")
+
+
+async def test_exactly_one_part_of_data_goes_up_as_a_multipart_upload(
+    loader: S3Loader, s3_client: Any, s3_bucket: str
+) -> None:
+    sink = _MultipartSink(loader, "v/one-part.csv", "text/csv")
+    data = b"x" * loader.options.part_size
+    await sink.write(data)
+    await sink.commit()
+    assert dict(loader.requests) == {"create_multipart_upload": 1, "upload_part": 1, "complete_multipart_upload": 1}
+    assert await get_object(s3_client, s3_bucket, "v/one-part.csv") == data
+
+
+async def test_a_small_object_is_one_put_and_its_failure_names_the_key(
+    loader: S3Loader, s3_client: Any, s3_bucket: str
+) -> None:
+    sink = _MultipartSink(loader, "v/small.csv", "text/csv")
+    await sink.write(b"abc")
+    await sink.commit()
+    assert dict(loader.requests) == {"put_object": 1}
+    failing = _MultipartSink(loader, "v/other.csv", "text/csv")
+    await failing.write(b"abc")
+    await s3_client.delete_object(Bucket=s3_bucket, Key="v/small.csv")
+    await s3_client.delete_bucket(Bucket=s3_bucket)
+    with pytest.raises(LoadError, match=rf"^.*cannot upload s3://{s3_bucket}/v/other\.csv: NoSuchBucket"):
+        await failing.commit()

@@ -14,10 +14,12 @@ import logging
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.errors import CommitConflict, LoadError
 from pipeline.lake import Layout, LockRecord, Manifest
+from pipeline.lake.loader import ENCODE_BYTES
 from pipeline.stage import Feed, Lookups
 from stages.loaders.local import LocalLoader
 from tests.support.fakes import NOW, TREND_DATE, batch, commit_info
@@ -293,3 +295,40 @@ async def test_a_manifest_without_a_seed_key_is_read_from_the_layouts_key(tmp_pa
     (tmp_path / MANIFEST).write_text(json.dumps(document))
     day = await loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r2").read_day(TREND_DATE, FEED)
     assert day is not None and len(day) == 40
+
+
+def _per_row(frame: pd.DataFrame) -> float:
+    return float(frame.memory_usage(deep=True, index=False).sum()) / len(frame)
+
+
+def _streamed(root: Path) -> int:
+    """Bytes of the run's cleaned version on disk so far (its temp file)."""
+    return sum(p.stat().st_size for p in (root / "_versions").rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("first", "rest", "first_batch"),
+    [(100_000, 100_000, None), (1_200_000, 1_200_000, 1), (200_000, 100_000, 5)],
+    ids=["even", "rows-over-a-mebibyte", "a-wide-first-row"],
+)
+async def test_rows_stream_to_the_lake_once_about_a_mebibyte_is_queued(
+    tmp_path: Path, first: int, rest: int, first_batch: int | None
+) -> None:
+    """The first row's size sets the first batch; each batch's own rows set the next one."""
+    head = rows(TREND_DATE, range(1, 2), title="T" * first + " {id}")
+    day = pd.concat([head, rows(TREND_DATE, range(2, 31), title="T" * rest + " {id}")], ignore_index=True)
+    one_by_one = [day.iloc[[i]] for i in range(len(day))]
+    n1 = max(1, int(ENCODE_BYTES / _per_row(one_by_one[0])))
+    assert n1 == (first_batch or n1) and n1 < 15
+    n2 = max(1, int(ENCODE_BYTES / _per_row(day.iloc[:n1])))
+    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
+    await loader.begin(FEED)
+    sizes = []
+    for chunk in one_by_one[: n1 + n2]:
+        await loader.write(chunk)
+        sizes.append(_streamed(tmp_path))
+    assert sizes[: n1 - 1] == [0] * (n1 - 1), "nothing is encoded before a batch is full"
+    assert sizes[n1 - 1] > 0
+    assert len(set(sizes[n1 - 1 : n1 + n2 - 1])) == 1, "the second batch waits for its own size"
+    assert sizes[n1 + n2 - 1] > sizes[n1 - 1]
+    await loader.abort()

@@ -123,8 +123,10 @@ async def test_a_dead_runs_temp_files_go_with_its_lock(tmp_path: Path) -> None:
     temp.write_bytes(b"half")
     other.write_bytes(b"someone else's, young")
     dead_lock(tmp_path, "r2", (version("r2"),), version("r1"))
+    seed = (tmp_path / SEED).stat().st_ino
     await loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r3").recover()
     assert not temp.exists() and other.exists()
+    assert (tmp_path / SEED).stat().st_ino == seed, "a seed that matches its manifest is not copied again"
 
 
 async def test_the_next_run_heals_first_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -196,6 +198,8 @@ async def test_a_day_whose_lock_is_held_is_refused_and_nothing_changes(tmp_path:
         CommitConflict, match=r"another run is committing this day \(2026-11-25 trending movies, today\)"
     ):
         await loser.begin(FEED)
+    assert loser.outcome() == "nothing was committed; 2026-11-25 keeps its previous data"
+    await loser.abort()  # what the runner does next: nothing left to undo
     assert loser.outcome() == "nothing was committed; 2026-11-25 keeps its previous data"
     await holder.release_lock(claim)
     assert files(tmp_path) == before

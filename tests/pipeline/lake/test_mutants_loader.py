@@ -336,3 +336,16 @@ async def test_rows_stream_to_the_lake_once_about_a_mebibyte_is_queued(
     assert len(set(sizes[n1 - 1 : n1 + n2 - 1])) == 1, "the second batch waits for its own size"
     assert sizes[n1 + n2 - 1] > sizes[n1 - 1]
     await loader.abort()
+
+
+async def test_repair_of_a_manifest_from_before_versions(tmp_path: Path) -> None:
+    await commit(tmp_path, "r1")
+    document = json.loads((tmp_path / MANIFEST).read_bytes())
+    del document["objects"]["cleaned"]["version_key"]
+    (tmp_path / MANIFEST).write_text(json.dumps(document))
+    (tmp_path / version("r1")).unlink()
+    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r2")
+    assert (await loader.repair(check=True)).healthy
+    (tmp_path / SEED).write_bytes(b"damaged")
+    report = await loader.repair()
+    assert report.problems == [f"{tmp_path / SEED}: does not match {tmp_path / MANIFEST} and no copy does"]

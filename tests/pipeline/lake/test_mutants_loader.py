@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,8 +23,11 @@ from pipeline.lake import Layout, LockRecord, Manifest
 from pipeline.lake.loader import ENCODE_BYTES
 from pipeline.stage import Feed, Lookups
 from stages.loaders.local import LocalLoader
+from stages.loaders.s3 import S3Loader, S3Options
+from tests.stages.loaders.test_s3_policy import iam_user
 from tests.support.fakes import NOW, TREND_DATE, batch, commit_info
-from tests.support.lake import loader_for, rows
+from tests.support.fixtures_s3 import moto_checks_auth, object_keys
+from tests.support.lake import context_for, loader_for, rows
 
 FEED = Feed()
 LAYOUT = Layout()
@@ -349,3 +353,39 @@ async def test_repair_of_a_manifest_from_before_versions(tmp_path: Path) -> None
     (tmp_path / SEED).write_bytes(b"damaged")
     report = await loader.repair()
     assert report.problems == [f"{tmp_path / SEED}: does not match {tmp_path / MANIFEST} and no copy does"]
+
+
+async def test_a_publish_denied_past_the_commit_point_says_the_day_was_committed(
+    s3_client: Any, s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everything = {"Effect": "Allow", "Action": ["s3:*"], "Resource": ["*"]}
+    no_seed = {"Effect": "Deny", "Action": ["s3:PutObject"], "Resource": [f"arn:aws:s3:::{s3_bucket}/cleaned_data/*"]}
+    user = await iam_user(moto_endpoint, {"Version": "2012-10-17", "Statement": [everything, no_seed]})
+    for name, value in user.items():
+        monkeypatch.setenv(name, value)
+    context = dataclasses.replace(context_for(TREND_DATE), run_id="r1")
+    s3 = S3Loader(S3Options(bucket=s3_bucket, endpoint_url=moto_endpoint), context, name="s3")
+    with moto_checks_auth(moto_endpoint):
+        async with s3:
+            await s3.begin(FEED)
+            await s3.write(rows(TREND_DATE, range(1, 41)))
+            with pytest.raises(LoadError, match="AccessDenied") as caught:
+                await s3.commit(commit_info(s3))
+            await s3.abort()
+    assert caught.value.outcome == (
+        f"2026-11-25 was committed by run r1, but s3://{s3_bucket}/{SEED} may still hold the previous file; "
+        "the next run (or `python -m pipeline repair`) finishes the commit"
+    )
+    assert await object_keys(s3_client, s3_bucket) == sorted([LOCK, MANIFEST, version("r1"), raw("r1")])
+
+
+async def test_an_empty_chunk_first_is_fine(tmp_path: Path) -> None:
+    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
+    day = rows(TREND_DATE, range(1, 41))
+    async with loader:
+        await loader.begin(FEED)
+        await loader.write(day.iloc[:0])
+        await loader.write(day)
+        await loader.commit(commit_info(loader))
+        back = await loader.read_day(TREND_DATE, FEED)
+    assert back is not None and list(back["id"]) == list(range(1, 41))

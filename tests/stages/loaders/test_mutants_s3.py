@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import CommitConflict, LoadError
+from pipeline.errors import CommitConflict, LoadError, TransientLoadError
 from pipeline.lake import Leftover, LockClaim, LockRecord
 from pipeline.stage import Feed
 from stages.loaders.s3 import S3Loader, _MultipartSink
+from tests.stages.loaders.test_s3_policy import iam_user
 from tests.support.fakes import NOW, TREND_DATE
-from tests.support.fixtures_s3 import get_object, object_keys, open_uploads
+from tests.support.fixtures_s3 import get_object, moto_checks_auth, object_keys, open_uploads
 from tests.support.lake import context_for
 from tests.support.s3 import s3_loader
 
@@ -222,12 +223,14 @@ async def test_a_sink_refuses_writes_and_commits_once_finished(
 
 
 async def test_an_aborted_multipart_sink_leaves_no_upload_and_no_object(
-    loader: S3Loader, s3_client: Any, s3_bucket: str
+    loader: S3Loader, s3_client: Any, s3_bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink = _MultipartSink(loader, "v/big.csv", "text/csv")
     part = bytes(range(256)) * (loader.options.part_size // 256)
     await sink.write(part + b"tail")
-    await sink.abort()
+    with caplog.at_level(logging.INFO, logger="stages.loaders.s3"):
+        await sink.abort()
+    assert "aborted the upload of" in caplog.text and "landed after the abort" not in caplog.text
     assert await open_uploads(s3_client, s3_bucket) == []
     assert await object_keys(s3_client, s3_bucket) == []
     assert loader.requests["abort_multipart_upload"] == 1
@@ -286,3 +289,37 @@ async def test_a_small_object_is_one_put_and_its_failure_names_the_key(
     await s3_client.delete_bucket(Bucket=s3_bucket)
     with pytest.raises(LoadError, match=rf"^.*cannot upload s3://{s3_bucket}/v/other\.csv: NoSuchBucket"):
         await failing.commit()
+
+
+async def test_an_unreachable_endpoint_on_read_or_abort_is_a_transient_error_naming_the_key(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    async with s3_loader(context_for(TREND_DATE), "some-bucket", endpoint) as loader:
+        with pytest.raises(TransientLoadError, match=rf"cannot read s3://some-bucket/{LOCK}: cannot reach"):
+            await loader.get_object(LOCK)
+        with pytest.raises(TransientLoadError, match=r"cannot abort the upload of s3://some-bucket/a\.csv: cannot"):
+            await loader.remove_leftover(Leftover("a.csv\nsome-upload", "the upload", None, True))
+
+
+async def test_an_abort_that_is_denied_fails_naming_the_upload(
+    loader: S3Loader, s3_client: Any, s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everything = {"Effect": "Allow", "Action": ["s3:*"], "Resource": ["*"]}
+    no_abort = {"Effect": "Deny", "Action": ["s3:AbortMultipartUpload"], "Resource": ["*"]}
+    user = await iam_user(moto_endpoint, {"Version": "2012-10-17", "Statement": [everything, no_abort]})
+    for name, value in user.items():
+        monkeypatch.setenv(name, value)
+    built = s3_loader(context_for(TREND_DATE, "run-a"), s3_bucket, moto_endpoint)
+    with moto_checks_auth(moto_endpoint):
+        async with built:
+            sink = _MultipartSink(built, "v/big.csv", "text/csv")
+            await sink.write(b"x" * (built.options.part_size + 1))
+            with pytest.raises(
+                LoadError, match=rf"cannot abort the upload of s3://{s3_bucket}/v/big\.csv: AccessDenied"
+            ):
+                await sink.abort()
+    assert await open_uploads(s3_client, s3_bucket) == ["v/big.csv"]
+    (upload,) = (await s3_client.list_multipart_uploads(Bucket=s3_bucket))["Uploads"]
+    await s3_client.abort_multipart_upload(Bucket=s3_bucket, Key="v/big.csv", UploadId=upload["UploadId"])

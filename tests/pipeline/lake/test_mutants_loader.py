@@ -12,6 +12,7 @@ import gzip
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -389,3 +390,31 @@ async def test_an_empty_chunk_first_is_fine(tmp_path: Path) -> None:
         await loader.commit(commit_info(loader))
         back = await loader.read_day(TREND_DATE, FEED)
     assert back is not None and list(back["id"]) == list(range(1, 41))
+
+
+async def test_a_parquet_day_read_without_pyarrow_is_a_load_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loader = loader_for(tmp_path, "parquet", "monthly", TREND_DATE, "r1")
+    async with loader:
+        await loader.begin(FEED)
+        await loader.write(rows(TREND_DATE, range(1, 41)))
+        await loader.commit(commit_info(loader))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(LoadError, match="format 'parquet' needs pyarrow"):
+        await loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r2").read_day(TREND_DATE, FEED)
+
+
+async def test_an_abort_that_cannot_remove_its_files_says_the_next_run_will(tmp_path: Path) -> None:
+    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
+    await loader.begin(FEED)
+    await loader.write(rows(TREND_DATE, range(1, 41)))
+    (temp,) = (tmp_path / "_versions").rglob(".*.tmp")
+    temp.unlink()
+    (temp / "in-the-way").mkdir(parents=True)  # the temp file's name now holds a folder that unlink refuses
+    await loader.abort()
+    assert loader.outcome() == (
+        "nothing was committed; 2026-11-25 keeps its previous data, and the next run removes what this one left"
+    )
+    record = LockRecord.from_bytes((tmp_path / LOCK).read_bytes())
+    assert record is not None and record.run_id == "r1", "the record stays, so the next run knows whose files they are"

@@ -323,3 +323,26 @@ async def test_an_abort_that_is_denied_fails_naming_the_upload(
     assert await open_uploads(s3_client, s3_bucket) == ["v/big.csv"]
     (upload,) = (await s3_client.list_multipart_uploads(Bucket=s3_bucket))["Uploads"]
     await s3_client.abort_multipart_upload(Bucket=s3_bucket, Key="v/big.csv", UploadId=upload["UploadId"])
+
+
+@pytest.mark.parametrize(
+    ("denied", "what", "detail"),
+    [
+        ("s3:PutObject", "write probe", "cannot write and delete s3://{bucket}/_preflight/"),
+    ],
+)
+async def test_a_connected_preflight_names_the_step_that_was_denied(
+    s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, denied: str, what: str, detail: str
+) -> None:
+    everything = {"Effect": "Allow", "Action": ["s3:*"], "Resource": ["*"]}
+    deny = {"Effect": "Deny", "Action": [denied], "Resource": ["*"]}
+    user = await iam_user(moto_endpoint, {"Version": "2012-10-17", "Statement": [everything, deny]})
+    for name, value in user.items():
+        monkeypatch.setenv(name, value)
+    loader = s3_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint)
+    with moto_checks_auth(moto_endpoint):
+        checks = await loader.preflight(True)
+    failed = [check for check in checks if not check.ok]
+    assert [check.what for check in failed] == [what]
+    assert failed[0].detail.startswith(detail.format(bucket=s3_bucket))
+    assert loader._client is None, "the client opened for the check is closed again"

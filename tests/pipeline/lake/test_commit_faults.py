@@ -371,6 +371,12 @@ def s3_probe(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> It
             commit = _commit_step(steps, r" PUT /lake-\w+/_manifests/")
             return Probe(lake, template, old, new, other, steps, commit)
 
+        async def warm() -> None:
+            # Parse botocore's S3 model once here: every forked run below inherits it instead of reading it again.
+            async with S3Loader(S3Options(bucket="warm-up", endpoint_url=moto_endpoint), new_context(DAY)):
+                pass
+
+        asyncio.run(warm())
         found = asyncio.run(probe())
         assert len(found.steps) >= 10, found.steps
         assert f"{len(found.steps)} S3 requests" in DOC.read_text(encoding="utf-8"), "docs must say the count"

@@ -478,7 +478,9 @@ def run_module(module: str, tests: Sequence[str], jobs: int, timeout: float, har
         code = os.waitstatus_to_exitcode(status)
         if mutant.status != "timeout":
             # pytest: 0 all passed, 1 a test failed (a --timeout too), 2 interrupted, 3 internal error
-            mutant.status = {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(code, f"error {code}")
+            # 4: pytest found nothing to collect, because the mutant broke a test module's import: killed too
+            outcomes = {0: "survived", 1: "killed", 2: "killed", 3: "killed", 4: "killed"}
+            mutant.status = outcomes.get(code, f"error {code}")
         done += 1
         if done % 25 == 0:
             say(f"  {done}/{len(mutants)} done")
@@ -550,7 +552,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-test timeout in seconds (default 10)")
     parser.add_argument("--hard-limit", type=float, default=120.0, help="kill a mutant's run after this many seconds")
-    parser.add_argument("--tests", nargs="+", help="test paths to use instead of the per-module selection")
+    parser.add_argument(
+        "--tests",
+        action="append",
+        default=None,
+        help="a test path to use instead of the per-module selection (repeat it; put modules before it)",
+    )
     parser.add_argument("--list", action="store_true", help="only list each module's mutants")
     args = parser.parse_args(argv)
     os.chdir(ROOT)

@@ -199,7 +199,9 @@ def _stored_from(row: dict[str, Any], source: dict[str, Any]) -> bool:
     return bool(row["popularity"] == float(source["popularity"]))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same 80 examples on every machine, so CI is reproducible. To explore further, run it
+# with derandomize=False and a larger max_examples (500 random examples passed when this was set).
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(_records, min_size=1, max_size=6), feed=st.sampled_from([Feed(), Feed("tv"), ALL]))
 async def test_no_record_can_fail_a_page_or_be_stored_wrong(records: list[Any], feed: Feed) -> None:
     frame, transformer = await clean([{"page": 2, "results": records}], feed)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aioboto3
 import pandas as pd
 
-from pipeline.lake import CONTENT_TYPES, Layout, schema
+from pipeline.datalake import CONTENT_TYPES, Layout, schema
 from pipeline.options import NoOptions
 from pipeline.runner import Stages, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext

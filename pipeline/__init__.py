@@ -13,8 +13,8 @@ from pipeline._lazy import exports
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig, load_config
+    from pipeline.datalake.repair import repair
     from pipeline.errors import PipelineError
-    from pipeline.lake.repair import repair
     from pipeline.query.reprocess import reprocess
     from pipeline.result import RunResult
     from pipeline.runner import run_pipeline
@@ -47,7 +47,7 @@ _WHERE = {
     "PipelineError": "pipeline.errors",
     "RunResult": "pipeline.result",
     "run_pipeline": "pipeline.runner",
-    "repair": "pipeline.lake.repair",
+    "repair": "pipeline.datalake.repair",
     "reprocess": "pipeline.query.reprocess",
 }
 

@@ -343,7 +343,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
-    from pipeline.lake.repair import repair  # pandas: see _cmd_ddl
+    from pipeline.datalake.repair import repair  # pandas: see _cmd_ddl
 
     config = _config(args)
     report = _run_async(repair(config, check=args.check))

@@ -74,7 +74,7 @@ class Batch:
     ``page`` is the page that was requested (ranks derive from it, not from the body's own
     ``page``) and ``extracted_at`` is when it was fetched. ``body``, ``status`` and
     ``request`` are the response bytes, HTTP status and credential-free path and query
-    when the page came over HTTP; the raw zone archives them verbatim (``pipeline.lake.rawzone``).
+    when the page came over HTTP; the raw zone archives them verbatim (``pipeline.datalake.rawzone``).
     """
 
     page: int

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.lake import Layout
+from pipeline.datalake import Layout
 from pipeline.stage import Feed
 from tests.support.fakes import TREND_DATE
 

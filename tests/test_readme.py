@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lake.schema import markdown_table
+from pipeline.datalake.schema import markdown_table
 from tests.support.cli import ROOT, run_python
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -24,8 +24,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from pipeline.datalake import schema
 from pipeline.errors import ConfigError
-from pipeline.lake import schema
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -112,7 +112,7 @@ def athena_ddl(
         raise ConfigError(f"table name {table!r}: use lower-case letters, digits and underscores")
     if not 1970 <= first_year <= last_year <= 9999:
         raise ConfigError(f"year range {first_year}-{last_year}: expected 1970 <= first <= last <= 9999")
-    from pipeline.lake import Layout  # pandas: the CLI's parser reads this module's defaults
+    from pipeline.datalake import Layout  # pandas: the CLI's parser reads this module's defaults
 
     cleaned_root = f"{location.rstrip('/')}/{Layout().root('cleaned')}"
     columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout))
@@ -154,7 +154,7 @@ def ddl_for_config(
     """The DDL for the configured loader's lake; ``location`` replaces where the loader writes."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
-    from pipeline.lake import lake_reader  # see athena_ddl
+    from pipeline.datalake import lake_reader  # see athena_ddl
 
     section = config.loader
     loader = lake_reader(config)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig, StageConfig
+from pipeline.datalake import Manifest, ObjectLakeLoader, configured_feed
 from pipeline.errors import ConfigError, LoadError, PipelineError
-from pipeline.lake import Manifest, ObjectLakeLoader, configured_feed
 from pipeline.redact import redact
 from pipeline.runner import Stages, build_stage, new_context, run_stages
 from pipeline.stage import Feed

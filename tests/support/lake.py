@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.lake import schema
+from pipeline.datalake import schema
 from pipeline.options import build_options
 from pipeline.stage import RunContext
 from stages.loaders.local import LocalLoader, LocalOptions

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
+from pipeline.datalake import Layout, schema
 from pipeline.errors import ConfigError
-from pipeline.lake import Layout, schema
 from pipeline.query.ddl import athena_ddl, ddl_for_config
 from pipeline.stage import Feed
 from tests.support.cli import CliRunner

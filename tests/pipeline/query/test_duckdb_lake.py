@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.lake import schema
+from pipeline.datalake import schema
 from pipeline.stage import Feed
 from tests.support.fakes import commit_info
 from tests.support.lake import loader_for, rows

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_config
+from pipeline.datalake import ObjectLakeLoader, schema
 from pipeline.errors import ConfigError
-from pipeline.lake import ObjectLakeLoader, schema
 from pipeline.options import build_options
 from pipeline.query.history import DayPoint, History, history, render_table
 from pipeline.stage import Feed, RunContext

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.lake import Layout
+from pipeline.datalake import Layout
 from pipeline.query.reprocess import reprocess
 from pipeline.runner import project_version, run_pipeline
 from pipeline.stage import Feed

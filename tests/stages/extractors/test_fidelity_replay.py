@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
+from pipeline.datalake import rawzone
 from pipeline.errors import ExtractError
-from pipeline.lake import rawzone
 from pipeline.options import build_options
 from pipeline.runner import run_pipeline
 from pipeline.stage import Batch, Feed, Lookups, RunContext

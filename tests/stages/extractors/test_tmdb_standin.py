@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from pipeline.datalake import schema
 from pipeline.errors import ExtractError
-from pipeline.lake import schema
 from pipeline.options import build_options
 from pipeline.runner import run_pipeline
 from pipeline.stage import Batch, Feed, RunContext

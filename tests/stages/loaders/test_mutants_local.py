@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.datalake import Leftover, LockRecord
 from pipeline.errors import CommitConflict, ConfigError, LoadError
-from pipeline.lake import Leftover, LockRecord
 from pipeline.options import build_options
 from pipeline.stage import Check, Feed, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions, _FileSink, _prune, _temp_run

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.datalake import Leftover, LockClaim, LockRecord
 from pipeline.errors import CommitConflict, LoadError, TransientLoadError
-from pipeline.lake import Leftover, LockClaim, LockRecord
 from pipeline.stage import Feed
 from stages.loaders.s3 import S3Loader, _MultipartSink
 from tests.stages.loaders.test_s3_policy import iam_user

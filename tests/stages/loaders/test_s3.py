@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipeline.datalake import Layout, schema
 from pipeline.errors import ConfigError, LoadError, TransientLoadError
-from pipeline.lake import Layout, schema
 from pipeline.options import NoOptions, build_options
 from pipeline.runner import Stages, run_pipeline, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from pipeline.config import load_config
+from pipeline.datalake import Layout
 from pipeline.errors import ConfigError
-from pipeline.lake import Layout
 from pipeline.stage import Feed
 from stages.loaders.s3 import MiB
 from tests.support.cli import ROOT, error_lines, run_subprocess

@@ -14,8 +14,8 @@ from typing import Any
 import aioboto3
 import pytest
 
+from pipeline.datalake import Layout
 from pipeline.errors import LoadError
-from pipeline.lake import Layout
 from pipeline.stage import Feed, RunContext
 from stages.loaders.s3 import MiB, S3Loader, S3Options
 from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lake import Layout, schema
+from pipeline.datalake import Layout, schema
 from pipeline.result import RunResult
 from pipeline.stage import Feed
 from stages.reporters import report_model as rm

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.lake import schema
+from pipeline.datalake import schema
 from pipeline.result import RunResult
 from pipeline.stage import Feed
 from stages.reporters import report_model as rm

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.lake import formats, schema
+from pipeline.datalake import formats, schema
 from pipeline.query.history import title_histories, top_climbers
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.reporters import report_model as rm

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipeline.datalake import schema
 from pipeline.errors import TransformError
-from pipeline.lake import schema
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 

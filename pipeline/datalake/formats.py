@@ -16,8 +16,8 @@ import datetime as dt
 import io
 from typing import TYPE_CHECKING, Any, Literal
 
+from pipeline.datalake import schema
 from pipeline.errors import ConfigError
-from pipeline.lake import schema
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.lake.store import LockRecord, lock_is_live
+from pipeline.datalake.store import LockRecord, lock_is_live
 from pipeline.stage import Feed
 
 STARTED = dt.datetime(2026, 11, 25, 12, 0, 5, tzinfo=dt.UTC)

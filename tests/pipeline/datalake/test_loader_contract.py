@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipeline.datalake import Layout, ObjectLakeLoader, schema
 from pipeline.errors import RegressionRefused
-from pipeline.lake import Layout, ObjectLakeLoader, schema
 from pipeline.stage import Feed, Lookups, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from stages.loaders.s3 import S3Loader, S3Options

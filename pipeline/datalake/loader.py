@@ -1,7 +1,7 @@
 """``ObjectLakeLoader``: the commit protocol every object-store loader (local folder, S3, ...) shares.
 
 A committed day is a manifest plus the immutable, run-scoped objects it names
-(``pipeline.lake.layout``). The protocol (``docs/lake-protocol.md`` has the state table):
+(``pipeline.datalake.layout``). The protocol (``docs/lake-protocol.md`` has the state table):
 take the day's lock, stream the run's version and raw objects, write the manifest
 conditionally (the commit point), publish the version to the cleaned key by copy, delete the
 superseded version, release the lock. Readers go through the manifest and verify the
@@ -9,7 +9,7 @@ SHA-256 of what they read, so they see the old day or the new one, never a mix. 
 dies leaves its lock behind; the next run of any day heals it, rolling forward if the
 manifest names that run and back otherwise.
 
-Concrete loaders implement a handful of store primitives (``pipeline.lake.store``: sinks,
+Concrete loaders implement a handful of store primitives (``pipeline.datalake.store``: sinks,
 get, conditional put, copy, delete, list) and the day lock (an advisory file lock locally,
 a conditional write on S3).
 """
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from pipeline.config import PipelineConfig
+from pipeline.datalake import formats, rawzone, schema
+from pipeline.datalake.layout import Layout, LayoutStyle, run_of
+from pipeline.datalake.store import Leftover, LockClaim, LockRecord, ObjectSink, StoredObject
 from pipeline.errors import CommitConflict, ConfigError, LoadError, PipelineError, RegressionRefused
-from pipeline.lake import formats, rawzone, schema
-from pipeline.lake.layout import Layout, LayoutStyle, run_of
-from pipeline.lake.store import Leftover, LockClaim, LockRecord, ObjectSink, StoredObject
 from pipeline.options import StageOptions
 from pipeline.stage import Batch, CommitInfo, Feed, Loader, OptionsT
 

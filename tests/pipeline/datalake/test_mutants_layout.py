@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from pipeline.datalake.layout import Layout, run_of, validate_prefix
 from pipeline.errors import LoadError
-from pipeline.lake.layout import Layout, run_of, validate_prefix
 from pipeline.options import OptionError
 from pipeline.stage import Feed
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.datalake import Layout, formats, schema
 from pipeline.errors import ConfigError, LoadError
-from pipeline.lake import Layout, formats, schema
 from pipeline.options import build_options
 from pipeline.stage import Feed
 from stages.loaders.local import LocalOptions

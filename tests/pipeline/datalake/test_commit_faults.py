@@ -35,7 +35,7 @@ import aioboto3
 import pytest
 
 from pipeline.config import load_config
-from pipeline.lake import ObjectLakeLoader
+from pipeline.datalake import ObjectLakeLoader
 from pipeline.runner import build_stage, build_stages, new_context, run_stages
 from pipeline.stage import Feed
 from stages.loaders.s3 import S3Loader, S3Options

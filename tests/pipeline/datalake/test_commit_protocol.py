@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
+from pipeline.datalake import Layout, LockRecord, ObjectLakeLoader
 from pipeline.errors import LoadError
-from pipeline.lake import Layout, LockRecord, ObjectLakeLoader
 from pipeline.runner import new_context, run_pipeline
 from pipeline.stage import Feed
 from stages.loaders.local import LocalLoader, LocalOptions

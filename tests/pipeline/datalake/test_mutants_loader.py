@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipeline.datalake import Layout, LockRecord, Manifest
+from pipeline.datalake.loader import ENCODE_BYTES
 from pipeline.errors import CommitConflict, LoadError
-from pipeline.lake import Layout, LockRecord, Manifest
-from pipeline.lake.loader import ENCODE_BYTES
 from pipeline.stage import Feed, Lookups
 from stages.loaders.local import LocalLoader
 from stages.loaders.s3 import S3Loader, S3Options
@@ -137,7 +137,7 @@ async def test_a_dead_runs_temp_files_go_with_its_lock(tmp_path: Path) -> None:
 async def test_the_next_run_heals_first_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     await commit(tmp_path, "r1")
     dead_lock(tmp_path, "r2", (version("r2"),), version("r1"))
-    with caplog.at_level(logging.WARNING, logger="pipeline.lake.loader"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.datalake.loader"):
         await commit(tmp_path, "r3", range(201, 241))
     assert "recovered: 2026-11-25 movies: rolled back run r2, which died before its commit" in caplog.text
     assert files(tmp_path) == sorted([SEED, MANIFEST, version("r3"), raw("r1"), raw("r3")])

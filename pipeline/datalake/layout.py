@@ -19,8 +19,8 @@ import datetime as dt
 import re
 from typing import Literal
 
+from pipeline.datalake import formats
 from pipeline.errors import LoadError
-from pipeline.lake import formats
 from pipeline.options import OptionError
 from pipeline.stage import Feed
 

@@ -5,7 +5,7 @@ file-name order; an optional ``_lookups.json`` sorts first) or a raw-zone
 file (``.jsonl.gz`` or ``.jsonl``: an optional ``{"lookups": ...}`` line, then one page
 per line), so any archived day can be rebuilt without the network.
 
-A raw-zone response record (``pipeline.lake.rawzone``) replays with the page that was
+A raw-zone response record (``pipeline.datalake.rawzone``) replays with the page that was
 requested and the time it was fetched, so the cleaned file comes out byte-identical to
 the live run's. A legacy line (a bare page document) has neither: its body's own
 ``page`` is used, and ``extracted_at`` (default: when the replay started).
@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import field_validator
 
+from pipeline.datalake import rawzone
 from pipeline.errors import ExtractError
-from pipeline.lake import rawzone
 from pipeline.options import StageOptions
 from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, TimeWindow
 

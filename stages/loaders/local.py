@@ -22,8 +22,7 @@ from typing import IO
 
 from pydantic import field_validator
 
-from pipeline.errors import CommitConflict, LoadError
-from pipeline.lake import (
+from pipeline.datalake import (
     ZONE_FOLDERS,
     LakeFormatOptions,
     Leftover,
@@ -34,7 +33,8 @@ from pipeline.lake import (
     StoredObject,
     validate_prefix,
 )
-from pipeline.lake.files import TEMP_SUFFIX, fsync_folder, temp_beside, write_bytes_atomic
+from pipeline.datalake.files import TEMP_SUFFIX, fsync_folder, temp_beside, write_bytes_atomic
+from pipeline.errors import CommitConflict, LoadError
 from pipeline.stage import Check
 
 _RUN_TAGS = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})(?=\.)")

@@ -36,8 +36,7 @@ from botocore.exceptions import (
 )
 from pydantic import Field, field_validator
 
-from pipeline.errors import CommitConflict, LoadError, TransientLoadError
-from pipeline.lake import (
+from pipeline.datalake import (
     ZONE_FOLDERS,
     LakeFormatOptions,
     Leftover,
@@ -50,6 +49,7 @@ from pipeline.lake import (
     run_of,
     validate_prefix,
 )
+from pipeline.errors import CommitConflict, LoadError, TransientLoadError
 from pipeline.redact import redact
 from pipeline.stage import Check, RunContext
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from pipeline.lake.files import write_text_atomic
+from pipeline.datalake.files import write_text_atomic
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader, Reporter
 from stages.reporters import report_model as rm

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from pipeline.datalake import schema
 from pipeline.errors import TransformError
-from pipeline.lake import schema
 from pipeline.options import StageOptions
 from pipeline.stage import Batch, Lookups, Transformer
 
@@ -46,7 +46,7 @@ class StandardizeOptions(StageOptions):
 
 
 class StandardizeTransformer(Transformer[StandardizeOptions]):
-    """Cleans TMDB trending pages into the schema of ``pipeline.lake.schema``."""
+    """Cleans TMDB trending pages into the schema of ``pipeline.datalake.schema``."""
 
     Options = StandardizeOptions
 

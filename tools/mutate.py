@@ -428,13 +428,20 @@ def baseline(
     return {int(k): v for k, v in data["lines"].items()}, data["durations"], time.monotonic() - started
 
 
-def run_module(module: str, tests: Sequence[str], jobs: int, timeout: float, hard_limit: float) -> list[Mutant]:
-    """Every mutant of ``module`` against the tests that execute its lines."""
+def run_module(
+    module: str,
+    tests: Sequence[str],
+    jobs: int,
+    timeout: float,
+    hard_limit: float,
+    only: set[int] | None = None,
+) -> list[Mutant]:
+    """Every mutant of ``module`` (or those numbered in ``only``) against the tests that execute its lines."""
     import pytest
 
     source = (ROOT / module).read_text(encoding="utf-8")
     name = module.removesuffix(".py").replace("/", ".")
-    mutants = list_mutants(source)
+    mutants = [m for m in list_mutants(source) if only is None or m.index in only]
     work = Path(tempfile.mkdtemp(prefix="mutate-"))
     by_line, durations, seconds = baseline(module, tests, timeout, work)
     say(f"{module}: {len(mutants)} mutants; baseline {seconds:.1f}s over {len(tests)} test files")
@@ -486,7 +493,7 @@ def run_module(module: str, tests: Sequence[str], jobs: int, timeout: float, har
             say(f"  {done}/{len(mutants)} done")
         if mutant.status == "survived":
             say(f"  survived #{mutant.index} line {mutant.line}: {mutant.description}")
-    _report(module, source, mutants)
+    _report(module, source, mutants, suffix=".only" if only is not None else "")
     shutil.rmtree(work, ignore_errors=True)
     return mutants
 
@@ -497,9 +504,10 @@ def say(text: str) -> None:
     sys.stdout.flush()
 
 
-def _report(module: str, source: str, mutants: list[Mutant]) -> None:
+def _report(module: str, source: str, mutants: list[Mutant], suffix: str = "") -> None:
+    """``mutants/<module>.json`` and ``.txt`` (``<module>.only.*`` for a ``--only`` run, so a full report stays)."""
     OUT.mkdir(exist_ok=True)
-    slug = module.removesuffix(".py").replace("/", ".")
+    slug = module.removesuffix(".py").replace("/", ".") + suffix
     (OUT / f"{slug}.json").write_text(json.dumps([dataclasses.asdict(m) for m in mutants], indent=1))
     killed = sum(m.status in ("killed", "timeout") for m in mutants)
     lines = [f"{module}: {killed}/{len(mutants)} killed", ""]
@@ -545,6 +553,15 @@ def _ensure_coverage() -> None:
     subprocess.run([*uv, "pip", "install", "-q", "--python", sys.executable, "coverage"], check=True)
 
 
+def _numbers(text: str) -> set[int]:
+    """``"3,11,20-40"`` as a set of numbers."""
+    found: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        found.update(range(int(first), int(last or first) + 1))
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     """Mutate the named modules (default: all of pipeline/ and stages/), one at a time."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -559,7 +576,15 @@ def main(argv: list[str] | None = None) -> int:
         help="a test path to use instead of the per-module selection (repeat it; put modules before it)",
     )
     parser.add_argument("--list", action="store_true", help="only list each module's mutants")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="run only these mutant numbers, e.g. 3,11,20-40 (one module; the report covers just them)",
+    )
     args = parser.parse_args(argv)
+    only = _numbers(args.only) if args.only else None
+    if only is not None and len(args.modules) != 1:
+        parser.error("--only needs exactly one module")
     os.chdir(ROOT)
     skip = ("__main__.py", "__init__.py")
     modules = args.modules or sorted(
@@ -578,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the project was imported before forking: mutants would not be loaded")
     totals = []
     for module in modules:
-        mutants = run_module(module, args.tests or tests_for(module), args.jobs, args.timeout, args.hard_limit)
+        mutants = run_module(module, args.tests or tests_for(module), args.jobs, args.timeout, args.hard_limit, only)
         totals.append((module, sum(m.status in ("killed", "timeout") for m in mutants), len(mutants)))
     say("\nmodule: killed/total")
     for module, killed, total in totals:

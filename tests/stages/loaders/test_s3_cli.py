@@ -1,7 +1,12 @@
-"""The ``s3`` loader through the command line (a real subprocess) and ``config/aws.yml``."""
+"""The ``s3`` loader through the command line (``pipeline.cli.main`` in this process) and ``config/aws.yml``.
+
+That ``python -m pipeline`` itself exits with these codes is shown once, for the local lake, in
+``tests/pipeline/test_cli.py``; here a subprocess would add an interpreter start and nothing else.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -14,7 +19,7 @@ from pipeline.datalake import Layout
 from pipeline.errors import ConfigError
 from pipeline.stage import Feed
 from stages.loaders.s3 import MiB
-from tests.support.cli import ROOT, error_lines, run_subprocess
+from tests.support.cli import ROOT, CliRunner, error_lines
 from tests.support.fakes import TREND_DATE, YESTERDAY, page
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 from tests.support.lake import context_for
@@ -33,7 +38,7 @@ def s3_config(path: Path, pages: Path, bucket: str, **options: Any) -> Path:
 
 
 async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_lake(
-    tmp_path: Path, aws_env: dict[str, str], s3_client: Any, s3_bucket: str, moto_endpoint: str
+    tmp_path: Path, aws_env: dict[str, str], s3_client: Any, s3_bucket: str, moto_endpoint: str, run_cli: CliRunner
 ) -> None:
     await commit_small_day(context_for(YESTERDAY, "yesterday001"), s3_bucket, moto_endpoint)
     await commit_small_day(context_for(TREND_DATE, "earlier00001"), s3_bucket, moto_endpoint, first_id=500)
@@ -48,14 +53,9 @@ async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_
     (pages / "page-017.json").write_text("{not json", encoding="utf-8")
     config = s3_config(tmp_path / "s3.yml", pages, s3_bucket, part_size=5 * MiB)
 
-    done = run_subprocess(
-        "run",
-        "--config",
-        str(config),
-        "--date",
-        TREND_DATE.isoformat(),
-        env={**aws_env, "AWS_ENDPOINT_URL": moto_endpoint},
-    )
+    argv = ("run", "--config", str(config), "--date", TREND_DATE.isoformat())
+    # The CLI runs its own event loop: off this test's loop, in a thread.
+    done = await asyncio.to_thread(run_cli, *argv, env={**aws_env, "AWS_ENDPOINT_URL": moto_endpoint})
 
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -99,11 +99,12 @@ def test_s3_errors_exit_1_with_one_line_and_no_credentials(
     aws_env: dict[str, str],
     moto_endpoint: str,
     closed_port: int,
+    run_cli: CliRunner,
 ) -> None:
     url = moto_endpoint if endpoint == "moto" else f"http://127.0.0.1:{closed_port}"
     config = s3_config(tmp_path / "s3.yml", ROOT / "tests/data/sample/2026-11-25", bucket, endpoint_url=url)
 
-    done = run_subprocess(
+    done = run_cli(
         "run", "--config", str(config), "--date", TREND_DATE.isoformat(), env={**aws_env, "AWS_MAX_ATTEMPTS": "1"}
     )
 
@@ -135,8 +136,8 @@ def test_aws_config_reads_tmdb_into_s3_and_writes_the_markdown_report() -> None:
     ]
 
 
-def test_cli_check_of_the_aws_config_without_s3_bucket_exits_2_naming_the_variable() -> None:
-    done = run_subprocess("check", "--config", "config/aws.yml", env={})
+def test_cli_check_of_the_aws_config_without_s3_bucket_exits_2_naming_the_variable(run_cli: CliRunner) -> None:
+    done = run_cli("check", "--config", "config/aws.yml", env={})
     assert done.returncode == 2
     assert error_lines(done.stderr) == [
         "error: loader.options.bucket: environment variable S3_BUCKET is not set (used as ${S3_BUCKET})"

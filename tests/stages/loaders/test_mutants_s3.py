@@ -12,7 +12,7 @@ import pytest
 from pipeline.datalake import Leftover, LockClaim, LockRecord
 from pipeline.errors import CommitConflict, LoadError, TransientLoadError
 from pipeline.stage import Feed
-from stages.loaders.s3 import S3Loader, _MultipartSink
+from stages.loaders.s3 import MIN_PART_SIZE, S3Loader, S3Options, _MultipartSink
 from tests.stages.loaders.test_s3_policy import iam_user
 from tests.support.fakes import NOW, TREND_DATE
 from tests.support.fixtures_s3 import get_object, moto_checks_auth, object_keys, open_uploads
@@ -291,16 +291,34 @@ async def test_a_small_object_is_one_put_and_its_failure_names_the_key(
         await failing.commit()
 
 
-async def test_an_unreachable_endpoint_on_read_or_abort_is_a_transient_error_naming_the_key(
+async def test_an_unreachable_endpoint_is_a_transient_error_naming_the_key_and_the_endpoint(
     aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, closed_port: int
 ) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     endpoint = f"http://127.0.0.1:{closed_port}"
     async with s3_loader(context_for(TREND_DATE), "some-bucket", endpoint) as loader:
-        with pytest.raises(TransientLoadError, match=rf"cannot read s3://some-bucket/{LOCK}: cannot reach"):
-            await loader.get_object(LOCK)
-        with pytest.raises(TransientLoadError, match=r"cannot abort the upload of s3://some-bucket/a\.csv: cannot"):
-            await loader.remove_leftover(Leftover("a.csv\nsome-upload", "the upload", None, True))
+        failures = {
+            rf"cannot read s3://some-bucket/{LOCK}: cannot reach {endpoint} ": loader.get_object(LOCK),
+            r"cannot abort the upload of s3://some-bucket/a\.csv: cannot": loader.remove_leftover(
+                Leftover("a.csv\nsome-upload", "the upload", None, True)
+            ),
+            r"cannot upload s3://some-bucket/a\.csv: cannot reach": loader.put_object("a.csv", b"x", "text/csv"),
+            r"cannot delete s3://some-bucket/a\.csv: cannot reach": loader.delete_object("a.csv"),
+            rf"cannot delete s3://some-bucket/{LOCK}: cannot reach": loader.release_lock(LockClaim(LOCK, '"e"')),
+        }
+        for message, call in failures.items():
+            with pytest.raises(TransientLoadError, match=message):
+                await call
+        # An injected client: the message names its endpoint, which the options do not know.
+        shared = S3Loader(
+            s3_loader(context_for(TREND_DATE), "some-bucket", None).options,
+            loader.context,
+            name="s3",
+            client=loader.client,
+        )
+        with pytest.raises(TransientLoadError, match=rf"cannot reach {endpoint} \(EndpointConnectionError\)"):
+            await shared.get_object(LOCK)
+    assert not loader.requests
 
 
 async def test_an_abort_that_is_denied_fails_naming_the_upload(
@@ -346,3 +364,92 @@ async def test_a_connected_preflight_names_the_step_that_was_denied(
     assert [check.what for check in failed] == [what]
     assert failed[0].detail.startswith(detail.format(bucket=s3_bucket))
     assert loader._client is None, "the client opened for the check is closed again"
+
+
+# -- options, the client, and the offline preflight ------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "accepted"),
+    [
+        ({"bucket": "my.bucket"}, True),
+        ({"bucket": "my..bucket"}, False),
+        ({"bucket": "b-1", "endpoint_url": "https://s3.example.com"}, True),
+        ({"bucket": "b-1", "endpoint_url": "http://127.0.0.1:9000"}, True),
+        ({"bucket": "b-1", "endpoint_url": "s3.example.com"}, False),
+    ],
+)
+def test_bucket_names_and_endpoints_are_checked(options: dict[str, str], accepted: bool) -> None:
+    if accepted:
+        assert S3Options.model_validate(options).bucket == options["bucket"]
+    else:
+        with pytest.raises(ValueError, match=r"is not an S3 bucket name|must start with http"):
+            S3Options.model_validate(options)
+
+
+async def test_a_loader_that_is_not_open_says_so(s3_bucket: str) -> None:
+    loader = s3_loader(context_for(TREND_DATE), s3_bucket, None)
+    with pytest.raises(LoadError, match=rf"the S3 client of s3://{s3_bucket} is not open"):
+        await loader.get_object("a.json")
+
+
+async def test_a_client_that_cannot_be_created_is_an_error_and_a_failed_check(
+    aws_env: dict[str, str], s3_bucket: str, moto_endpoint: str
+) -> None:
+    loader = s3_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, region="not a region")
+    message = rf"cannot open a client for s3://{s3_bucket}: InvalidRegionError: Provided region_name 'not a region'"
+    with pytest.raises(LoadError, match=message):
+        await loader.open()
+    checks = await loader.preflight(True)
+    assert [(check.what, check.ok) for check in checks][-2:] == [("credentials", True), ("S3 API", False)]
+    assert checks[-1].detail.startswith(f"cannot open a client for s3://{s3_bucket}: InvalidRegionError")
+
+
+async def test_an_offline_preflight_names_the_probe_under_the_prefix(aws_env: dict[str, str], s3_bucket: str) -> None:
+    checks = await s3_loader(context_for(TREND_DATE), s3_bucket, None, prefix="Xlake").preflight(False)
+    assert checks[-1].what == "S3 API" and checks[-1].ok
+    assert f"one small object under s3://{s3_bucket}/Xlake/_preflight/" in checks[-1].detail
+
+
+async def test_a_profile_that_does_not_exist_is_a_failed_credentials_check(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, s3_bucket: str
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nowhere")
+    checks = await s3_loader(context_for(TREND_DATE), s3_bucket, None).preflight(False)
+    assert (checks[-1].what, checks[-1].ok) == ("credentials", False)
+    assert checks[-1].detail == "ProfileNotFound: The config profile (nowhere) could not be found"
+
+
+async def test_a_request_botocore_refuses_is_an_error_naming_its_type(loader: S3Loader, s3_bucket: str) -> None:
+    with pytest.raises(LoadError, match=rf"cannot read s3://{s3_bucket}: ParamValidationError: Parameter validation"):
+        await loader.get_object("")
+
+
+# -- more of the store -------------------------------------------------------------------------
+async def test_deleting_in_a_deleted_bucket_is_an_error(loader: S3Loader, s3_client: Any, s3_bucket: str) -> None:
+    await s3_client.delete_bucket(Bucket=s3_bucket)
+    with pytest.raises(LoadError, match=rf"cannot delete s3://{s3_bucket}/v/a\.csv: NoSuchBucket"):
+        await loader.delete_object("v/a.csv")
+    assert loader.requests["delete_object"] == 0
+
+
+async def test_the_lock_object_is_json(loader: S3Loader, s3_client: Any, s3_bucket: str) -> None:
+    await loader.write_lock(await loader.claim_lock(LOCK), _record("run-a"))
+    head = await s3_client.head_object(Bucket=s3_bucket, Key=LOCK)
+    assert head["ContentType"] == "application/json"
+
+
+async def test_an_upload_has_at_most_max_parts_numbered_from_one(
+    s3_client: Any, s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("stages.loaders.s3.MAX_PARTS", 2)  # S3's 10 000, scaled down
+    built = s3_loader(context_for(TREND_DATE, "run-a"), s3_bucket, moto_endpoint, part_size=MIN_PART_SIZE)
+    loader = S3Loader(built.options, built.context, name="s3", client=s3_client)
+    two_parts = _MultipartSink(loader, "v/two.csv", "text/csv")
+    await two_parts.write(b"a" * (2 * MIN_PART_SIZE))
+    await two_parts.commit()
+    assert (await s3_client.head_object(Bucket=s3_bucket, Key="v/two.csv", PartNumber=2))["PartsCount"] == 2
+    three_parts = _MultipartSink(loader, "v/three.csv", "text/csv")
+    await three_parts.write(b"b" * (2 * MIN_PART_SIZE + 1))
+    with pytest.raises(LoadError, match=r"cannot upload s3://.*/v/three\.csv: more than 2 parts; raise part_size"):
+        await three_parts.commit()
+    await three_parts.abort()
+    assert await open_uploads(s3_client, s3_bucket) == []

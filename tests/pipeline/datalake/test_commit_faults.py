@@ -154,17 +154,20 @@ class S3Lake(Lake):
 
     kind = "s3"
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, **options: str) -> None:
         self.endpoint = endpoint
-        self.via: str | None = None
+        self.options = options  # format, layout
         self.client: Any = None
 
-    def section(self, where: str) -> dict[str, Any]:
-        return {"type": "s3", "options": {"bucket": where, "endpoint_url": self.via or self.endpoint}}
+    def section(self, where: str, endpoint: str | None = None) -> dict[str, Any]:
+        """The run's loader section: through ``endpoint`` (the proxy) if given."""
+        url = endpoint or self.endpoint
+        return {"type": "s3", "options": {"bucket": where, "endpoint_url": url, **self.options}}
 
     def loader(self, where: str, day: dt.date = DAY) -> ObjectLakeLoader[Any]:
         assert self.client is not None, "S3 checks run inside S3Lake.connected()"
-        return S3Loader(S3Options(bucket=where, endpoint_url=self.endpoint), new_context(day), client=self.client)
+        options = S3Options(bucket=where, endpoint_url=self.endpoint, **self.options)  # type: ignore[arg-type]
+        return S3Loader(options, new_context(day), client=self.client)
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
@@ -344,26 +347,23 @@ async def test_a_parquet_hive_lake_survives_a_kill_at_every_file_system_step(
     assert sum(harness.tally.values()) == len(probe.points(shard))
 
 
-@pytest.fixture(scope="module")
-def s3_probe(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[tuple[Probe, FaultProxy]]:
-    """The template bucket, a fault proxy in front of moto, and a run through it that counts requests."""
-    base = tmp_path_factory.mktemp("s3-faults")
+@contextlib.contextmanager
+def _s3_probe(base: Path, moto_endpoint: str, **options: str) -> Iterator[tuple[Probe, FaultProxy]]:
+    """A template bucket in ``options``' format and layout, a fault proxy in front of moto, and a counting run."""
     with pytest.MonkeyPatch.context() as env, proxy_for(moto_endpoint) as proxy:
         for name, value in aws_environment(base).items():
             env.setenv(name, value)
         env.setenv("AWS_MAX_ATTEMPTS", "1")  # an outage fails at once instead of after botocore's backoff
 
         async def probe() -> Probe:
-            lake = S3Lake(moto_endpoint)
+            lake = S3Lake(moto_endpoint, **options)
             template = f"template-{uuid.uuid4().hex[:8]}"
             async with lake.connected():
                 await lake.client.create_bucket(Bucket=template)
                 old, other = await setup_lake(lake, template)
                 where = await lake.copy(template)
                 proxy.arm()
-                lake.via = proxy.url
-                run = run_child(argv(write_config(base / "probe.yml", lake.section(where))), base)
-                lake.via = None
+                run = run_child(argv(write_config(base / "probe.yml", lake.section(where, proxy.url))), base)
                 assert run.code == 0, run.stderr
                 new = (await lake.view(where))[0]
             assert new is not None and new != old
@@ -383,23 +383,50 @@ def s3_probe(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> It
         yield found, proxy
 
 
+@pytest.fixture(scope="module")
+def s3_probe(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[tuple[Probe, FaultProxy]]:
+    """The default lake on S3: CSV, monthly layout."""
+    with _s3_probe(tmp_path_factory.mktemp("s3-faults"), moto_endpoint) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def s3_parquet_hive_probe(
+    tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str
+) -> Iterator[tuple[Probe, FaultProxy]]:
+    """The other format and the other layout on S3: Parquet in hive partitions."""
+    base = tmp_path_factory.mktemp("s3-faults-parquet")
+    with _s3_probe(base, moto_endpoint, format="parquet", layout="hive") as found:
+        yield found
+
+
+async def _s3_points(probe: Probe, proxy: FaultProxy, mode: str, shard: int, workdir: Path) -> None:
+    """Every point of ``shard``: the run goes through the proxy, armed to fault at its step."""
+    lake = probe.lake
+    assert isinstance(lake, S3Lake)
+    harness = Harness(lake, probe.template, probe.old, probe.new, probe.other, workdir)
+    async with lake.connected():
+        for at in probe.points(shard):
+
+            def run(where: str, path: Path, at: int = at) -> ChildResult:
+                started = functools.partial(proxy.arm, mode, at)
+                return run_child(argv(write_config(path, lake.section(where, proxy.url))), workdir, started=started)
+
+            await harness.point(mode, at, run, probe.expected(mode, at))
+            proxy.arm()
+    assert sum(harness.tally.values()) == len(probe.points(shard))
+
+
 @pytest.mark.parametrize("shard", range(SHARDS))
 @pytest.mark.parametrize("mode", ["outage", "kill"])
 async def test_s3_commit_survives_an_outage_or_a_kill_after_every_request(
     s3_probe: tuple[Probe, FaultProxy], mode: str, shard: int, tmp_path: Path
 ) -> None:
-    probe, proxy = s3_probe
-    lake = probe.lake
-    assert isinstance(lake, S3Lake)
-    harness = Harness(lake, probe.template, probe.old, probe.new, probe.other, tmp_path)
-    async with lake.connected():
-        for at in probe.points(shard):
+    await _s3_points(*s3_probe, mode, shard, tmp_path)
 
-            def run(where: str, path: Path, at: int = at) -> ChildResult:
-                section = {"type": "s3", "options": {"bucket": where, "endpoint_url": proxy.url}}
-                started = functools.partial(proxy.arm, mode, at)
-                return run_child(argv(write_config(path, section)), tmp_path, started=started)
 
-            await harness.point(mode, at, run, probe.expected(mode, at))
-            proxy.arm()
-    assert sum(harness.tally.values()) == len(probe.points(shard))
+@pytest.mark.parametrize("shard", range(SHARDS))
+async def test_a_parquet_hive_lake_on_s3_survives_a_kill_after_every_request(
+    s3_parquet_hive_probe: tuple[Probe, FaultProxy], shard: int, tmp_path: Path
+) -> None:
+    await _s3_points(*s3_parquet_hive_probe, "kill", shard, tmp_path)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -290,6 +291,25 @@ async def test_unreachable_endpoint_names_bucket_key_and_endpoint(
         f"loader 's3': cannot list the multipart uploads of s3://some-bucket: cannot reach {endpoint} "
         "(EndpointConnectionError)"
     )
+
+
+async def test_a_plain_http_endpoint_loads_no_ca_bundle_but_https_is_verified(
+    context: RunContext,
+    aws_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    closed_port: int,
+    s3_bucket: str,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "no-such-bundle.pem"))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    # http:// has no TLS: the (unreadable) bundle is never opened and a day commits.
+    await commit_small_day(context, s3_bucket, moto_endpoint)
+    assert await _read_day(context, s3_bucket, moto_endpoint) is not None
+    # https:// is verified with the configured bundle, so the same bundle stops the first request.
+    with pytest.raises(LoadError, match=r"No such file or directory"):
+        await commit_small_day(context, "some-bucket", f"https://127.0.0.1:{closed_port}")
 
 
 async def _iam_user(client_factory: Any, policy: dict[str, Any]) -> tuple[str, str]:

@@ -6,6 +6,7 @@ The table in the README is generated from ``COLUMNS``; keep descriptions here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import re
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,13 @@ DTYPES: dict[str, str] = {c.name: c.dtype for c in COLUMNS}
 
 
 def empty_frame() -> pd.DataFrame:
-    """A zero-row frame with the schema's columns and dtypes."""
+    """A zero-row frame with the schema's columns and dtypes (a new one each call)."""
+    return _empty_template().copy()
+
+
+@functools.cache
+def _empty_template() -> pd.DataFrame:
+    """Built once: twenty typed Series cost ~4 ms, a copy of the frame a tenth of that."""
     import pandas as pd  # here, not at the top: the CLI's light commands import this module
 
     return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in COLUMNS})

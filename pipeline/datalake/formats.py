@@ -226,7 +226,7 @@ def read_parquet_bytes(data: bytes) -> pd.DataFrame:
         elif column.dtype == "string":
             columns[column.name] = ["" if v is None else v for v in values]
         else:
-            columns[column.name] = pd.Series(values, dtype=column.dtype if column.kind == "float" else None)
+            columns[column.name] = values  # numbers: conform() casts them (a null float is NaN either way)
     if table.num_rows == 0:
         return schema.empty_frame()
     return schema.conform(pd.DataFrame(columns))

@@ -82,15 +82,16 @@ async def test_multipart_upload_streams_parts_before_commit_and_appears_only_at_
 ) -> None:
     part_size = 5 * MiB
     transformer = standardize(context)
-    chunks = [await transformer.transform(big_batch(n, 30_000)) for n in range(1, 25)]
+    # Ten chunks of 1.2 MB of CSV: 12 MB, three parts, the last one short.
+    chunks = [await transformer.transform(big_batch(n, 30_000)) for n in range(1, 11)]
     async with s3_loader(context, s3_bucket, moto_endpoint, part_size=part_size) as loader:
         await loader.begin(FEED)
-        for chunk in chunks[:16]:
+        for chunk in chunks[:9]:
             await loader.write(chunk)
         # More than two parts were buffered, so the first one has been uploaded by now.
         assert await open_uploads(s3_client, s3_bucket) == [VERSION], "the run's own version object streams"
         assert await object_keys(s3_client, s3_bucket) == [LAYOUT.lock_key(TREND_DATE, FEED)], "only the lock"
-        for chunk in chunks[16:]:
+        for chunk in chunks[9:]:
             await loader.write(chunk)
         await loader.commit(commit_info(loader, counters={"pages": len(chunks)}))
 
@@ -107,7 +108,7 @@ async def test_multipart_upload_streams_parts_before_commit_and_appears_only_at_
     assert head["ChecksumSHA256"].split("-")[0] == b64_sha256(digests)
     assert await open_uploads(s3_client, s3_bucket) == []
     read = await _read_day(context, s3_bucket, moto_endpoint)
-    assert read is not None and len(read) == 24 * 20
+    assert read is not None and len(read) == 10 * 20
     pd.testing.assert_frame_equal(read, schema.conform(pd.concat(chunks, ignore_index=True)))
 
 
@@ -184,8 +185,8 @@ class FailAfterFirstPart(Extractor[NoOptions]):
         return FEED
 
     async def batches(self) -> AsyncGenerator[Batch, None]:
-        # 16 pages of ~0.8 MB of CSV each: over two 5 MiB parts, so part 1 has finished uploading.
-        for number in range(1, 17):
+        # 14 pages of ~0.8 MB of CSV each: over two 5 MiB parts, so part 1 has finished uploading.
+        for number in range(1, 15):
             yield big_batch(number, 20_000)
         uploads = (await self.client.list_multipart_uploads(Bucket=self.bucket)).get("Uploads", [])
         for upload in uploads:
@@ -194,10 +195,10 @@ class FailAfterFirstPart(Extractor[NoOptions]):
         if self.mode == "extractor":
             raise RuntimeError("TMDB went away")
         if self.mode == "transformer":
-            yield Batch(page=17, payload={"page": 17, "results": None}, feed=FEED, extracted_at=NOW)
+            yield Batch(page=15, payload={"page": 15, "results": None}, feed=FEED, extracted_at=NOW)
         if self.mode == "loader":
             # A frame without the schema's columns makes the loader's own write fail.
-            yield Batch(page=17, payload={"page": 17, "results": []}, feed=FEED, extracted_at=NOW)
+            yield Batch(page=15, payload={"page": 15, "results": []}, feed=FEED, extracted_at=NOW)
         if self.mode == "cancel":
             self.hanging.set()
             await asyncio.Event().wait()

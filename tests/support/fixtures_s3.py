@@ -95,7 +95,8 @@ async def s3_client(aws_env: dict[str, str], moto_endpoint: str) -> AsyncIterato
     core = get_session()
     core.register_component("data_loader", _service_models())
     session = aioboto3.Session(botocore_session=core, region_name=REGION)
-    async with session.client("s3", endpoint_url=moto_endpoint) as client:
+    # moto speaks plain http: no CA bundle to load (25 ms per client, as the s3 loader itself skips it).
+    async with session.client("s3", endpoint_url=moto_endpoint, verify=False) as client:
         yield client
 
 

@@ -178,7 +178,7 @@ class S3Lake(Lake):
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
-        async with SESSION.client("s3", endpoint_url=self.endpoint) as client:
+        async with SESSION.client("s3", endpoint_url=self.endpoint, verify=False) as client:  # http: no TLS
             self.client = client
             try:
                 yield

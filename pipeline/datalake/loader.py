@@ -523,6 +523,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
                 if record is not None:
                     live.add(record.run_id)
                 continue
+            settled = False
             try:
                 if claim.stale is None and not claim.stale_unreadable:
                     pass  # an empty lock: its run had written nothing yet
@@ -530,8 +531,10 @@ class ObjectLakeLoader(Loader[OptionsT]):
                     report.problems.append(f"{self.locate(key)}: left by a dead run; repair heals it")
                 else:
                     report.actions.append(await self._heal(claim))
+                settled = True
             finally:
-                await self._release_quietly(claim, keep_record=check)
+                # A heal that failed keeps the dead run's record, so that the next run (or repair) can still finish it.
+                await self._release_quietly(claim, keep_record=check or not settled)
         for leftover in candidates:
             if leftover.run_id in live or not leftover.old:
                 continue

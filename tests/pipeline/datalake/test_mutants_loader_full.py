@@ -285,6 +285,20 @@ async def test_a_heal_at_the_claim_that_fails_keeps_the_dead_runs_record(tmp_pat
     assert record is not None and record.run_id == "r2", "kept, so a later run can still undo r2"
 
 
+async def test_a_heal_during_recovery_that_fails_keeps_the_dead_runs_record(tmp_path: Path) -> None:
+    await commit(tmp_path, "r1")
+    dead_lock(tmp_path, "r2", (version("r2"),), version("r1"))
+    (tmp_path / MANIFEST).write_bytes(b"{not json")
+    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r3")
+    with pytest.raises(LoadError, match="is not valid JSON"):
+        await loader.recover()
+    record = LockRecord.from_bytes((tmp_path / LOCK).read_bytes())
+    assert record is not None and record.run_id == "r2", "kept, so a later run can still undo r2"
+    (tmp_path / MANIFEST).unlink()  # once the damage is gone, the next recovery finishes the job
+    await loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r4").recover()
+    assert not (tmp_path / LOCK).exists()
+
+
 async def test_repair_says_which_manifest_vanished_while_it_read_the_lake(tmp_path: Path) -> None:
     await commit(tmp_path, "r1")
     loader = RacingLake(tmp_path, "r2")

@@ -10,6 +10,10 @@ RUN_STAMP := $(VENV)/.deps-run
 TEST_STAMP := $(VENV)/.deps-test
 SAMPLE := tests/data/sample
 export USE_UV
+# Some machines (CI images, sandboxes) set PYTHONDONTWRITEBYTECODE. uv installs no .pyc, so every interpreter
+# would compile pandas, botocore and the rest from source again (about 3 s per process) and pytest would rewrite
+# every test module in every worker on every run. Our own .venv and tree keep their bytecode (git ignores it).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test lint typecheck pytest lock clean mutation
 

@@ -58,9 +58,9 @@ async def test_request_rate_stays_under_rate_limit(context: RunContext, tmdb_sta
     ex = make(context, standin, pages=48, concurrency=8, rate_limit=48, enrich=False)
     await collect(ex)
     assert standin.stats.requests == 48
-    # Evenly spaced slots allow rate * 0.5 s + 1 in any half second; the margin absorbs event-loop jitter.
-    # Unlimited, the 48 requests would all land within a few milliseconds.
-    assert standin.stats.peak_in_window(0.5) <= 24 * 1.25
+    # Evenly spaced slots allow rate * 0.5 s + 1 in any half second; an event loop stalled by a busy machine
+    # can then release at most the 8 workers' reserved slots at once. Unlimited, all 48 land within milliseconds.
+    assert standin.stats.peak_in_window(0.5) <= 24 + 1 + 8
     assert standin.stats.statuses[429] == 0
 
 

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 TEMP_SUFFIX = ".tmp"
+
+T = TypeVar("T")
+
+
+async def in_thread(function: Callable[..., T], /, *args: object) -> T:
+    """``function(*args)`` in a worker thread; a cancellation is raised only once the thread is done.
+
+    A thread cannot be stopped: with a bare ``asyncio.to_thread``, a run cancelled (SIGTERM, Ctrl-C) while a
+    thread writes a file cleans up first, and the thread then puts the file in place behind its back (a lock
+    record, an object) after the cleanup has looked. Here the cleanup sees whatever the thread did.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled again: the thread still has to finish
+                await asyncio.wait({future})
+        raise  # the cancellation is what this call reports (shield() has retrieved any error of the thread's)
 
 
 @functools.cache

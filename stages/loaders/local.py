@@ -9,7 +9,6 @@ have left. Temp files carry their run's id, so leftovers are told apart by the l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -33,7 +32,7 @@ from pipeline.datalake import (
     StoredObject,
     validate_prefix,
 )
-from pipeline.datalake.files import TEMP_SUFFIX, fsync_folder, temp_beside, write_bytes_atomic
+from pipeline.datalake.files import TEMP_SUFFIX, fsync_folder, in_thread, temp_beside, write_bytes_atomic
 from pipeline.errors import CommitConflict, LoadError
 from pipeline.stage import Check
 
@@ -74,7 +73,7 @@ class _FileSink(ObjectSink):
 
     async def commit(self) -> None:
         assert self.file is not None, "commit after commit or abort"
-        await asyncio.to_thread(self._sync_and_replace)
+        await in_thread(self._sync_and_replace)
 
     def _sync_and_replace(self) -> None:
         assert self.file is not None
@@ -166,12 +165,12 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
                 raise CommitConflict(f"{self.locate(key)} appeared", stage=self.name)
             if if_match is not None and (current is None or current.etag != if_match):
                 raise CommitConflict(f"{self.locate(key)} changed", stage=self.name)
-        await asyncio.to_thread(write_bytes_atomic, self._path(key), data, self.context.run_id)
+        await in_thread(write_bytes_atomic, self._path(key), data, self.context.run_id)
         return hashlib.sha256(data).hexdigest()
 
     async def copy_object(self, source: str, target: str) -> None:
         """Copy through a temp file beside ``target``, then rename it into place."""
-        await asyncio.to_thread(self._copy, self._path(source), self._path(target))
+        await in_thread(self._copy, self._path(source), self._path(target))
 
     def _copy(self, source: Path, target: Path) -> None:
         fd, temp = temp_beside(target, self.context.run_id)
@@ -237,7 +236,7 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
 
     async def write_lock(self, claim: LockClaim, record: LockRecord) -> None:
         """Write the record atomically beside the lock file."""
-        await asyncio.to_thread(write_bytes_atomic, self._path(claim.key), record.to_bytes(), record.run_id)
+        await in_thread(write_bytes_atomic, self._path(claim.key), record.to_bytes(), record.run_id)
 
     async def release_lock(self, claim: LockClaim, *, keep_record: bool = False) -> None:
         """Remove the record and the lock file while still holding the lock, then let go."""

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline.datalake.files import fsync_folder, shareable_mode, temp_beside, write_bytes_atomic, write_text_atomic
+from pipeline.datalake.files import (
+    fsync_folder,
+    in_thread,
+    shareable_mode,
+    temp_beside,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 
 
 @pytest.fixture
@@ -128,3 +138,59 @@ def test_a_folder_fsync_closes_what_it_opened_and_skips_a_missing_folder(tmp_pat
         fsync_folder(tmp_path)
     fsync_folder(tmp_path / "missing")
     assert _open_fds() == before
+
+
+# -- a file operation in a thread, and a cancellation --------------------------------------------------------
+async def test_a_cancelled_file_operation_finishes_before_the_cancellation_is_raised(tmp_path: Path) -> None:
+    """What SIGTERM does to a run: the cleanup that follows must see the file the thread was writing."""
+    started, go_on = threading.Event(), threading.Event()
+    target = tmp_path / "record.json"
+
+    def write() -> str:
+        started.set()
+        assert go_on.wait(10)
+        write_bytes_atomic(target, b"written")
+        return "done"
+
+    task = asyncio.ensure_future(in_thread(write))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    task.cancel()  # again, while it waits for the thread, as a second Ctrl-C would
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not task.done(), "the cancellation waits for the thread"
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert target.read_bytes() == b"written"
+
+
+async def test_a_file_operation_in_a_thread_returns_its_result_or_raises_its_error(tmp_path: Path) -> None:
+    assert await in_thread(write_bytes_atomic, tmp_path / "a", b"1") is None
+    assert await in_thread(max, 3, 7) == 7
+    with pytest.raises(FileNotFoundError):
+        await in_thread(os.stat, tmp_path / "missing")
+
+
+async def test_a_thread_that_fails_after_a_cancellation_still_reports_the_cancellation(tmp_path: Path) -> None:
+    started, go_on = threading.Event(), threading.Event()
+
+    def fail() -> None:
+        started.set()
+        assert go_on.wait(10)
+        raise OSError("disk gone")
+
+    reported: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+    task = asyncio.ensure_future(in_thread(fail))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    del task
+    gc.collect()
+    assert reported == [], "the thread's error was retrieved, not left for asyncio to log at garbage collection"

@@ -24,16 +24,16 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+
+from standin_process import standin_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = 20
@@ -70,23 +70,6 @@ class Phases:
                 raise SystemExit(f"{name}: {' '.join(map(str, argv))} failed ({done.returncode})")
         self.times.append((name, time.perf_counter() - start))
         print(f"{name:<32} {self.times[-1][1]:6.1f} s", flush=True)
-
-
-def _standin(python: Path, cwd: Path) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [str(python), "-m", "tests.support.tmdb_standin", "--port", "0"], cwd=cwd, stdout=subprocess.PIPE, text=True
-    )
-    assert server.stdout is not None
-    base_url = f"http://127.0.0.1:{server.stdout.readline().split()[1]}"
-    request = urllib.request.Request(
-        f"{base_url}/_standin/config",
-        data=json.dumps({"latency": 0.08, "total_pages": 500}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-    return server, base_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             ],
             [uv, "pip", "install", "--quiet", "--python", etl_python, "--no-deps", "."],
         )
-        server, base_url = _standin(clone / ".venv" / "bin" / "python", clone)
-        try:
+        standin = {"latency": 0.08, "total_pages": 500}
+        with standin_process(standin, python=clone / ".venv" / "bin" / "python", cwd=clone) as base_url:
             today = dt.datetime.now(dt.UTC).date().isoformat()
             phases.run(
                 f"etl job: run ({PAGES} pages)",
@@ -151,9 +134,6 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 extra_env={"TMDB_BASE_URL": base_url, "TMDB_ACCESS_TOKEN": "benchmark-token"},
             )
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         rows = sum(
             len(list(csv.reader(p.open(encoding="utf-8")))) - 1 for p in clone.glob("lake/cleaned_data/*/*/*.csv")
         )

@@ -28,6 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from standin_process import standin_process
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -104,13 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.tmdb_standin", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        port = server.stdout.readline().split()[1]
-        base_url = f"http://127.0.0.1:{port}"
+    with standin_process() as base_url:
         faults = {"fault_rate": args.fault_rate, "faults": ["500", "html502", "reset", "truncated"]}
         common = {"latency": args.latency, "total_pages": 500, **faults}
         client = {"rate_limit": args.rate, "concurrency": args.concurrency, "enrich": True}
@@ -159,9 +155,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{server_stats['max_in_flight']:>9} {server_stats['peak_per_second']:>6} {outcome['peak_rss_mib']:>7}"
             )
         print("floor = pages / min(server cap, client rate); ratio = wall / floor; in-flight and peak/s server-side")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     return 0
 
 

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from standin_process import standin_process
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.10  # the most pages may cost, as a multiple of the 1-page peak
 
@@ -89,12 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.tmdb_standin", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        base_url = f"http://127.0.0.1:{server.stdout.readline().split()[1]}"
+    with standin_process() as base_url:
         print(
             f"peak RSS of `python -m pipeline run` (tmdb-trending → standardize → local → markdown), "
             f"python {sys.version.split()[0]}"
@@ -113,9 +110,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{pages:>5} {pages * 20:>6} {outcome['wall']:>7.2f} {outcome['peak_rss_mib']:>12.1f} {ratio:>8.3f}"
                 )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     worst = figures[max(figures)] / figures[min(figures)]
     print(f"{max(figures)} pages cost {worst:.3f}x the peak of {min(figures)} (target <= {TARGET:.2f}x)")
     return 0 if worst <= TARGET else 1

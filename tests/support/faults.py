@@ -73,6 +73,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+    upstream: http.client.HTTPConnection | None = None
+    """This client connection's own connection to moto, kept open as the client keeps its own."""
+
+    def finish(self) -> None:
+        super().finish()
+        if self.upstream is not None:
+            self.upstream.close()
+
     def _handle(self) -> None:
         proxy, body = self.proxy, self._body()
         with proxy.lock:
@@ -83,7 +91,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return self._reply(403, _DENIED)
         if plan.mode == "outage" and number >= plan.at:
             return self._reply(503, _OUTAGE)
-        status, headers, data = proxy.forward(self.command, self.path, self.headers, body)
+        if self.upstream is None:
+            self.upstream = proxy.connect()
+        status, headers, data = proxy.forward(self.upstream, self.command, self.path, self.headers, body)
         if plan.mode == "kill" and number == plan.at and plan.victim:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(plan.victim, signal.SIGKILL)
@@ -127,16 +137,20 @@ class FaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def forward(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
-        try:
-            forwarded = {k: v for k, v in headers.items() if k.lower() not in ("expect", "transfer-encoding")}
-            forwarded["Content-Length"] = str(len(body))
-            connection.request(method, path, body=body, headers=forwarded)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
+    def connect(self) -> http.client.HTTPConnection:
+        """A connection to ``upstream`` (opened at the first request)."""
+        return http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
+
+    def forward(
+        self,
+        connection: http.client.HTTPConnection, method: str, path: str, headers: Any, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request on ``connection``: status, headers and body of the answer."""
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in ("expect", "transfer-encoding", "connection")}
+        forwarded["Content-Length"] = str(len(body))
+        connection.request(method, path, body=body, headers=forwarded)
+        response = connection.getresponse()
+        return response.status, response.getheaders(), response.read()
 
     def start(self) -> FaultProxy:
         """Serve in a background thread."""

@@ -1,14 +1,14 @@
 """Fixtures for S3 tests: a moto server on 127.0.0.1 driven by the real aioboto3 client.
 
 ``moto.mock_aws`` does not intercept aiobotocore, so every S3 test talks HTTP to one
-session-wide ``ThreadedMotoServer``; each test gets its own bucket, so tests stay apart.
+session-wide moto server (``KeepAliveMotoServer``: moto's own threaded server, with keep-alive);
+each test gets its own bucket, so tests stay apart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +18,8 @@ from typing import Any
 import aioboto3
 import moto.backends
 import pytest
-from moto.server import ThreadedMotoServer
+
+from tests.support.moto_server import KeepAliveMotoServer
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIAMOTOTESTKEY00001"
@@ -29,17 +30,15 @@ SECRET_ACCESS_KEY = "moto-test-secret-do-not-print-0001"
 def moto_endpoint() -> Iterator[str]:
     """The URL of a moto S3 server for the whole session (port chosen by the OS).
 
-    Two things cut moto's own cost per request by about a third (the S3 tests make thousands): its
-    dispatcher lists moto's package folder on disk for every request (``list_of_moto_modules``), which is
-    served from one listing here; and werkzeug's access log line per request is off. What moto answers
-    is unchanged.
+    The S3 tests make thousands of requests, so moto's cost per request counts. Its dispatcher lists
+    moto's package folder on disk for every request (``list_of_moto_modules``), which is served from one
+    listing here; the server keeps connections open and logs no access line (``KeepAliveMotoServer``).
+    What moto answers is unchanged.
     """
     with pytest.MonkeyPatch.context() as patch:
         modules = tuple(moto.backends.list_of_moto_modules())
         patch.setattr(moto.backends, "list_of_moto_modules", lambda: modules)
-        werkzeug_log = logging.getLogger("werkzeug")
-        patch.setattr(werkzeug_log, "disabled", True)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server = KeepAliveMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import http.client
 import json
 import logging
 import threading
@@ -85,7 +86,9 @@ class S3Front(FaultProxy):
         with self.lock:
             self.queued.extend((method, marker, reply) for reply in replies)
 
-    def forward(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+    def forward(
+        self, connection: http.client.HTTPConnection, method: str, path: str, headers: Any, body: bytes
+    ) -> Answer:
         """The queued reply for this request, or moto's."""
         with self.lock:
             match = next((q for q in self.queued if q[0] == method and q[1] in path), None)
@@ -93,7 +96,7 @@ class S3Front(FaultProxy):
                 self.queued.remove(match)
 
         def upstream() -> Answer:
-            return super(S3Front, self).forward(method, path, headers, body)
+            return super(S3Front, self).forward(connection, method, path, headers, body)
 
         return upstream() if match is None or match[2] is None else match[2](upstream)
 

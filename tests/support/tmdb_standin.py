@@ -68,6 +68,9 @@ class StandinConfig:
     total_pages: int = 500
     latency: float = 0.0
     rate_cap: float | None = None
+    rate_window: float = 1.0
+    """The window ``rate_cap`` counts requests in: one second, as TMDB does. A test may shrink it together with
+    its client's rate, to see the same 429s in a quarter of the time."""
     retry_after: str | None = None
     fault_rate: float = 0.0
     faults: tuple[str, ...] = ("500", "html502", "reset", "truncated")
@@ -191,7 +194,7 @@ class TmdbStandin:
         ):
             return _error(401, 7, "Invalid API key: You must be granted a valid key.")
         if cfg.rate_cap is not None:
-            while self._accepted and now - self._accepted[0] >= 1.0:
+            while self._accepted and now - self._accepted[0] >= cfg.rate_window:
                 self._accepted.popleft()
             if len(self._accepted) >= cfg.rate_cap:
                 response = _error(429, 25, f"Your request count (#) is over the allowed limit of ({cfg.rate_cap:g}).")

@@ -15,11 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aioboto3
-import moto.backends
 import pytest
-
-from tests.support.moto_server import KeepAliveMotoServer
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIAMOTOTESTKEY00001"
@@ -35,6 +31,10 @@ def moto_endpoint() -> Iterator[str]:
     listing here; the server keeps connections open and logs no access line (``KeepAliveMotoServer``).
     What moto answers is unchanged.
     """
+    import moto.backends
+
+    from tests.support.moto_server import KeepAliveMotoServer
+
     with pytest.MonkeyPatch.context() as patch:
         modules = tuple(moto.backends.list_of_moto_modules())
         patch.setattr(moto.backends, "list_of_moto_modules", lambda: modules)
@@ -86,6 +86,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 async def s3_client(aws_env: dict[str, str], moto_endpoint: str) -> AsyncIterator[Any]:
     """An aioboto3 S3 client on the moto server, for a test's own checks."""
+    import aioboto3
     from aiobotocore.session import get_session
 
     from stages.loaders.s3 import _service_models

@@ -6,15 +6,16 @@ import datetime as dt
 import inspect
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
 
 from pipeline.stage import RunContext
-from tests.support.tmdb_standin import StandinConfig, TmdbStandin
 
-StandinFactory = Callable[..., Awaitable[TmdbStandin]]
+if TYPE_CHECKING:
+    from tests.support.tmdb_standin import TmdbStandin
+
+StandinFactory = Callable[..., Awaitable["TmdbStandin"]]
 
 
 def today_context(run_id: str = "liverun00001") -> RunContext:
@@ -32,6 +33,8 @@ def live_context() -> RunContext:
 @pytest.fixture
 async def tmdb_standin() -> AsyncIterator[StandinFactory]:
     """A factory: ``await tmdb_standin(latency=0.01, rate_cap=20, ...)`` starts a stand-in; all stop at teardown."""
+    from tests.support.tmdb_standin import StandinConfig, TmdbStandin
+
     started: list[TmdbStandin] = []
 
     async def start(**config: Any) -> TmdbStandin:
@@ -45,19 +48,19 @@ async def tmdb_standin() -> AsyncIterator[StandinFactory]:
         await standin.stop()
 
 
-class _CompatClientResponse(aiohttp.ClientResponse):
-    """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9 does not pass."""
-
-    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
 @pytest.fixture
 def aioresponses_compat(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Make aioresponses build responses aiohttp 3.14 accepts (pnuckowski/aioresponses#289); a no-op otherwise."""
+    import aiohttp
     import aioresponses.core
 
+    class CompatClientResponse(aiohttp.ClientResponse):
+        """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9 does not pass."""
+
+        def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
+            super().__init__(method, url, **kwargs)
+
     if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
-        monkeypatch.setattr(aioresponses.core, "ClientResponse", _CompatClientResponse)
+        monkeypatch.setattr(aioresponses.core, "ClientResponse", CompatClientResponse)
     yield

@@ -59,7 +59,7 @@ def live(base_url: str, pages: int, loader: dict[str, Any]) -> dict[str, Any]:
     return {
         "extractor": {
             "type": "tmdb-trending",
-            "options": {"base_url": base_url, "pages": pages, "concurrency": 1, "enrich": False},
+            "options": {"base_url": base_url, "pages": pages, "concurrency": 1, "enrich": False, "rate_limit": 1000},
         },
         "transformer": {"type": "standardize"},
         "loader": loader,

@@ -199,6 +199,7 @@ async def test_replaying_a_days_raw_zone_rebuilds_the_cleaned_file_byte_for_byte
             "concurrency": 4,
             "backoff": 0.01,
             "max_backoff": 0.05,
+            "rate_limit": 1000,  # far above this run: no waiting
         },
     }
     live = await run_pipeline(_lake_config(live_lake, fmt, extractor))

@@ -78,8 +78,6 @@ class S3Front(FaultProxy):
     def __init__(self, upstream: str) -> None:
         super().__init__(upstream)
         self.queued: list[tuple[str, str, Reply | None]] = []
-        # A short poll interval: stopping the proxy then takes milliseconds, not half a second.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
 
     def answer(self, method: str, marker: str, *replies: Reply | None) -> None:
         """The next requests of ``method`` whose path holds ``marker`` get ``replies`` (``None``: forward it)."""

@@ -70,9 +70,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
                 rows.append(row)
         if not rows:
             return schema.empty_frame()
-        import pandas as pd  # here, so that `check` can build this stage without pandas
-
-        return schema.conform(pd.DataFrame(rows))
+        return schema.frame_from_rows(rows)
 
     def _row(self, item: Any, rank: int, batch: Batch) -> dict[str, Any] | None:
         if not isinstance(item, Mapping):

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.datalake import schema
 from tests.support.lake import rows
@@ -52,6 +54,29 @@ def test_missing_columns_are_named() -> None:
     frame = rows(DAY, range(1, 3)).drop(columns=["rank", "genres"])
     with pytest.raises(ValueError, match=r"frame lacks schema columns: rank, genres$"):
         schema.conform(frame)
+
+
+_INT64 = st.integers(-(2**63), 2**63 - 1)
+_KINDS = {
+    "string": st.text(),
+    "int64": _INT64,
+    "float64": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False), _INT64),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries({c.name: _KINDS[c.dtype] for c in schema.COLUMNS}, optional={"extra": st.integers()}),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_frame_from_rows_is_the_frame_conform_makes_of_them(records: list[dict[str, object]]) -> None:
+    built, cast = schema.frame_from_rows(records), schema.conform(pd.DataFrame(records))
+    pd.testing.assert_frame_equal(built, cast, check_exact=True)
+    assert schema.conform(built) is built
+    assert schema.to_csv_bytes(built, header=True) == schema.to_csv_bytes(cast, header=True)
 
 
 @pytest.mark.parametrize("header", [True, False], ids=["header", "no-header"])

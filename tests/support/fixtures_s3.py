@@ -83,20 +83,26 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-async def s3_client(aws_env: dict[str, str], moto_endpoint: str) -> AsyncIterator[Any]:
-    """An aioboto3 S3 client on the moto server, for a test's own checks."""
+def aws_session() -> Any:
+    """An aioboto3 session with the s3 loader's shared cache of service models.
+
+    Parsing a service model anew costs 0.1-0.4 s (S3's, IAM's) per session; with the cache, once per process.
+    Open its clients on moto with ``verify=False``: plain http has no CA bundle to load (25 ms a client).
+    """
     import aioboto3
     from aiobotocore.session import get_session
 
     from stages.loaders.s3 import _service_models
 
-    # The loader's shared model cache: parsing S3's service model anew costs 0.1-0.4 s per test.
     core = get_session()
     core.register_component("data_loader", _service_models())
-    session = aioboto3.Session(botocore_session=core, region_name=REGION)
-    # moto speaks plain http: no CA bundle to load (25 ms per client, as the s3 loader itself skips it).
-    async with session.client("s3", endpoint_url=moto_endpoint, verify=False) as client:
+    return aioboto3.Session(botocore_session=core, region_name=REGION)
+
+
+@pytest.fixture
+async def s3_client(aws_env: dict[str, str], moto_endpoint: str) -> AsyncIterator[Any]:
+    """An aioboto3 S3 client on the moto server, for a test's own checks."""
+    async with aws_session().client("s3", endpoint_url=moto_endpoint, verify=False) as client:
         yield client
 
 

@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aioboto3
 import pytest
 
 from pipeline.config import load_config
@@ -43,7 +42,7 @@ from pipeline.stage import Feed
 from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.faults import ChildResult, FaultProxy, FsFaults, proxy_for, run_child
-from tests.support.fixtures_s3 import REGION, aws_environment
+from tests.support.fixtures_s3 import aws_environment, aws_session
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
@@ -178,7 +177,7 @@ class S3Lake(Lake):
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
-        async with SESSION.client("s3", endpoint_url=self.endpoint, verify=False) as client:  # http: no TLS
+        async with aws_session().client("s3", endpoint_url=self.endpoint, verify=False) as client:  # http: no TLS
             self.client = client
             try:
                 yield
@@ -199,7 +198,6 @@ class S3Lake(Lake):
         return [u["Key"] for u in uploads] + [o["Key"] for o in locks]
 
 
-SESSION = aioboto3.Session(region_name=REGION)
 
 
 class Harness:

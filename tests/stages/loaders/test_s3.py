@@ -24,7 +24,14 @@ from pipeline.stage import Batch, Extractor, Feed, RunContext
 from stages.loaders.s3 import MiB, S3Loader, S3Options
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
-from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
+from tests.support.fixtures_s3 import (
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    aws_session,
+    get_object,
+    object_keys,
+    open_uploads,
+)
 from tests.support.lake import context_for
 from tests.support.s3 import big_batch, commit_small_day, s3_loader, standardize
 
@@ -313,9 +320,9 @@ async def test_a_plain_http_endpoint_loads_no_ca_bundle_but_https_is_verified(
         await commit_small_day(context, "some-bucket", f"https://127.0.0.1:{closed_port}")
 
 
-async def _iam_user(client_factory: Any, policy: dict[str, Any]) -> tuple[str, str]:
-    """Create an IAM user with ``policy`` in moto; returns its access key id and secret."""
-    async with client_factory("iam") as iam:
+async def _iam_user(client: Any, policy: dict[str, Any]) -> tuple[str, str]:
+    """Create an IAM user with ``policy`` through ``client`` (not yet open); returns its access key id and secret."""
+    async with client as iam:
         name = f"user-{id(policy)}"
         await iam.create_user(UserName=name)
         await iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
@@ -340,14 +347,13 @@ async def test_denied_or_bad_credentials_fail_with_one_line_and_no_secret(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    import aioboto3
-
-    session = aioboto3.Session(region_name="us-east-1")
+    session = aws_session()
     read_only = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{s3_bucket}/*"}],
     }
-    key_id, secret = await _iam_user(lambda svc: session.client(svc, endpoint_url=moto_endpoint), read_only)
+    iam = session.client("iam", endpoint_url=moto_endpoint, verify=False)
+    key_id, secret = await _iam_user(iam, read_only)
     if credentials == "unknown key id":
         key_id = "AKIAUNKNOWNKEY000000"
     elif credentials == "wrong secret":

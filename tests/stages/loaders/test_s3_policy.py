@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aioboto3
 import pytest
 
 from pipeline.datalake import Layout
@@ -19,7 +18,7 @@ from pipeline.errors import LoadError
 from pipeline.stage import Feed, RunContext
 from stages.loaders.s3 import MiB, S3Loader, S3Options
 from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info
-from tests.support.fixtures_s3 import REGION, moto_checks_auth, object_keys, open_uploads
+from tests.support.fixtures_s3 import aws_session, moto_checks_auth, object_keys, open_uploads
 from tests.support.lake import context_for
 from tests.support.s3 import big_batch, standardize
 
@@ -37,7 +36,7 @@ def doc(name: str, bucket: str) -> dict[str, Any]:
 async def iam_user(endpoint: str, policy: dict[str, Any]) -> dict[str, str]:
     """Environment variables for a new IAM user that has only ``policy``."""
     name = f"etl-{uuid.uuid4().hex[:8]}"
-    async with aioboto3.Session(region_name=REGION).client("iam", endpoint_url=endpoint) as iam:
+    async with aws_session().client("iam", endpoint_url=endpoint, verify=False) as iam:
         await iam.create_user(UserName=name)
         await iam.put_user_policy(UserName=name, PolicyName="lake", PolicyDocument=json.dumps(policy))
         key = (await iam.create_access_key(UserName=name))["AccessKey"]

@@ -6,7 +6,9 @@ ref/version mismatch) are not run here; the structural checks below cover the pi
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -82,8 +84,14 @@ def serious(findings: list[dict[str, Any]]) -> list[str]:
 
 
 def load(path: Path) -> dict[Any, Any]:
-    """A workflow as data (keys are not all strings: see ``triggers``)."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    """A workflow as data (keys are not all strings: see ``triggers``); a copy of its one parse per text."""
+    return copy.deepcopy(_parsed(path, path.read_text(encoding="utf-8")))
+
+
+@functools.cache
+def _parsed(path: Path, text: str) -> dict[Any, Any]:
+    """PyYAML in pure Python takes ~10 ms a workflow, and some forty tests read the same two."""
+    data = yaml.safe_load(text)
     assert isinstance(data, dict), path
     return data
 

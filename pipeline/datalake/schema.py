@@ -68,6 +68,7 @@ COLUMNS: tuple[Column, ...] = (
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 DTYPES: dict[str, str] = {c.name: c.dtype for c in COLUMNS}
+_DTYPE_NAMES: list[str] = [c.dtype for c in COLUMNS]
 
 
 def empty_frame() -> pd.DataFrame:
@@ -98,7 +99,8 @@ def frame_from_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Order the columns as the schema says and cast them to its dtypes."""
     # str(): pandas 3's "str" dtype compares equal to "string" but is not the same dtype
-    if tuple(frame.columns) == COLUMN_NAMES and all(str(frame.dtypes[name]) == dt for name, dt in DTYPES.items()):
+    # frame.dtypes builds a Series: once, not once per column (0.06 ms, against 0.3 ms)
+    if tuple(frame.columns) == COLUMN_NAMES and [str(dtype) for dtype in frame.dtypes] == _DTYPE_NAMES:
         return frame  # already conformed (the standardize output is): skip pandas' copy
     missing = [name for name in COLUMN_NAMES if name not in frame.columns]
     if missing:

@@ -48,6 +48,24 @@ def test_an_object_of_the_wrong_kind_is_refused() -> None:
         registry.load("loader", "odd", [ep("odd", "stages.loaders.local:LocalOptions")])
 
 
+def test_an_unknown_kind_is_a_programming_error_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"^unknown stage kind 'sink'$"):
+        registry.load("sink", "local", [ep("local", "stages.loaders.local:LocalLoader")])
+
+
+def test_describe_lists_the_entry_points_it_is_given_instead_of_the_installed_ones() -> None:
+    eps = [ep("ftp", "somewhere:FtpLoader"), ep("x", "a:B", "pipeline.reporters")]
+    described = [(info.kind, info.name, info.target) for info in registry.describe(eps)]
+    assert described == [("loader", "ftp", "somewhere:FtpLoader"), ("reporter", "x", "a:B")]
+
+
+def test_the_installed_entry_points_of_each_kind_are_found_in_one_scan() -> None:
+    found = {kind: set(registry.find(kind)) for kind in registry.GROUPS}
+    assert {"local", "s3"} <= found["loader"] and "standardize" in found["transformer"]
+    assert registry._installed_stages.cache_info().misses <= 1  # four kinds asked for, metadata read once
+    assert {ep.group for ep in registry._installed_stages()} == set(registry.GROUPS.values())
+
+
 def in_fresh_interpreter(code: str) -> Any:
     """Run ``code`` where no stage is imported yet (this process imported them all long ago); its last line is JSON."""
     done = run_python("-c", textwrap.dedent(code), timeout=60)

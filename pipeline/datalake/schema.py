@@ -139,13 +139,14 @@ def _unencodable(frame: pd.DataFrame) -> str:
     for column in frame.columns:
         if frame[column].dtype == object or str(frame[column].dtype) in ("string", "str"):
             for position, value in enumerate(frame[column].tolist()):
-                if isinstance(value, str) and not _is_utf8(value):
+                if isinstance(value, str) and not is_utf8(value):
                     where = f"id {frame['id'].iloc[position]}" if "id" in frame.columns else f"row {position + 1}"
                     return f"{where}: column {column!r} holds text that is not valid Unicode (a lone surrogate)"
     return "text that is not valid Unicode (a lone surrogate)"
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (it holds no lone surrogate)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -129,7 +129,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             "genres": _genre_names(genre_ids, batch.lookups),
             "poster_url": _poster_url(item.get("poster_path"), batch.lookups),
         }
-        broken = [name for name, value in row.items() if isinstance(value, str) and not _is_unicode(value)]
+        broken = [name for name, value in row.items() if isinstance(value, str) and not schema.is_utf8(value)]
         if broken:
             self._drop("invalid_text", rank, batch, tmdb_id, detail=f"not valid Unicode in {', '.join(broken)}")
             return None
@@ -161,14 +161,6 @@ def _number(value: Any) -> float | None:
     except OverflowError:  # an integer beyond any float
         return None
     return number if math.isfinite(number) else None
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _shown_id(value: Any) -> str:

@@ -36,10 +36,11 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(PY) -m mypy
 
-# xdist's worksteal: a worker that runs out takes half of the other's queue (with `load`, one worker often ran
-# a second or two alone at the end). The tests' scratch files go to tmpfs when it has room (1 GiB free; a run writes about 60 MB): the suite creates,
-# renames, fsyncs and deletes thousands of small files, which cost about 3 s of a 29 s run on this VM's ext4.
-# The code under test does the same either way. Set TEST_TMPDIR= (empty) to keep the default temp folder.
+# Two xdist workers with worksteal: a worker that runs out takes half of the other's queue (with `load`, one
+# worker often ran a second or two alone at the end). The tests' scratch files go to tmpfs when it has room
+# (1 GiB free; a run writes about 60 MB): the suite creates, renames, fsyncs and deletes thousands of small
+# files, which cost about 3 s of a 29 s run on this VM's ext4. The code under test does the same either way.
+# TEST_TMPDIR= (empty) keeps the default temp folder.
 TEST_TMPDIR ?= $(shell test -w /dev/shm && df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $$4 >= 1048576 { print "/dev/shm" }')
 
 pytest: $(TEST_STAMP)

@@ -143,8 +143,7 @@ class FaultProxy:
         return http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
 
     def forward(
-        self,
-        connection: http.client.HTTPConnection, method: str, path: str, headers: Any, body: bytes
+        self, connection: http.client.HTTPConnection, method: str, path: str, headers: Any, body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """One request on ``connection``: status, headers and body of the answer."""
         forwarded = {k: v for k, v in headers.items() if k.lower() not in ("expect", "transfer-encoding", "connection")}

@@ -44,13 +44,8 @@ class StageInfo:
 def find(kind: str, eps: Iterable[EntryPoint] | None = None) -> dict[str, EntryPoint]:
     """All entry points of ``kind`` by name; ``eps`` replaces installed metadata in tests."""
     group = GROUPS[kind]
-    found = eps if eps is not None else _installed(group)
+    found = eps if eps is not None else _installed_stages()
     return {ep.name: ep for ep in found if ep.group == group}
-
-
-def _installed(group: str) -> tuple[EntryPoint, ...]:
-    """The installed entry points of ``group``."""
-    return tuple(ep for ep in _installed_stages() if ep.group == group)
 
 
 @functools.cache

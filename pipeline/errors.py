@@ -14,6 +14,7 @@
         ├── LoadError
         │   ├── TransientLoadError     (+ TransientError)
         │   ├── CommitConflict         another run holds or changed this day
+        │   ├── OutsideLake            a key read back from the lake points outside it: never acted on
         │   └── RegressionRefused      the new day would replace a good one with far fewer rows
         └── ReportError
 
@@ -108,6 +109,9 @@ class LoadError(StageError):
     """The loader failed."""
 
     kind = "loader"
+    applied: bool | None = None
+    """For a failed write: ``False`` when the store certainly did not apply it (it answered the only attempt
+    with an error); ``None`` when nobody can tell (a lost answer, a retry after one)."""
 
 
 class TransientLoadError(LoadError, TransientError):
@@ -116,6 +120,10 @@ class TransientLoadError(LoadError, TransientError):
 
 class CommitConflict(LoadError):
     """Another run is committing the same day and feed, or committed it since this run began."""
+
+
+class OutsideLake(LoadError):
+    """A key or path read back from the lake (a manifest, a lock record) points outside it; never acted on."""
 
 
 class RegressionRefused(LoadError):

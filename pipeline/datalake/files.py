@@ -7,7 +7,7 @@ import contextlib
 import functools
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,14 +23,28 @@ async def in_thread(function: Callable[..., T], /, *args: object) -> T:
     thread writes a file cleans up first, and the thread then puts the file in place behind its back (a lock
     record, an object) after the cleanup has looked. Here the cleanup sees whatever the thread did.
     """
-    future = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    return await uninterrupted(asyncio.to_thread(function, *args))
+
+
+async def uninterrupted(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile; the cancellation is raised after.
+
+    A write whose completion a later step depends on (a manifest, a version, a lock record) must not be split
+    from the record that it happened: a cancelled request may still be applied by the store, and a rollback
+    that runs before it lands would undo objects that the store then says are committed. ``work`` is run as a
+    task of its own, so what it records about itself (``committed = True`` after the write) is recorded
+    whatever happens to the caller. A second cancellation while waiting is absorbed: the work still finishes.
+    """
+    future = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         while not future.done():
-            with contextlib.suppress(asyncio.CancelledError):  # cancelled again: the thread still has to finish
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled again: the work still has to finish
                 await asyncio.wait({future})
-        raise  # the cancellation is what this call reports (shield() has retrieved any error of the thread's)
+        if not future.cancelled():
+            future.exception()  # retrieved: the cancellation is what this call reports
+        raise
 
 
 @functools.cache

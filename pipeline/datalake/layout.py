@@ -20,7 +20,7 @@ import re
 from typing import Literal
 
 from pipeline.datalake import formats
-from pipeline.errors import LoadError
+from pipeline.errors import LoadError, OutsideLake
 from pipeline.options import OptionError
 from pipeline.stage import Feed
 
@@ -36,6 +36,8 @@ ZONE_FOLDERS: dict[str, str] = {
 RAW_SUFFIX = ".jsonl.gz"
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# What the layout itself writes below a zone's root: dates, feed slugs, run tags, ``key=value`` partitions.
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9_.=-]{0,254}$")
 _RUN_TAG = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})\.")
 
 
@@ -78,6 +80,24 @@ class Layout:
         """The folder key that holds every object of ``zone``, without a trailing ``/``."""
         folder = ZONE_FOLDERS[zone]
         return f"{self.prefix}/{folder}" if self.prefix else folder
+
+    def confine(self, key: object, *zones: str) -> str:
+        """``key`` if it lies inside one of ``zones`` of this lake, as this layout writes keys there.
+
+        Keys read back from the lake (a manifest, a lock record) are untrusted: a hand-edited or hostile one
+        could name an absolute path, climb out with ``..``, or point at another zone (a manifest whose version
+        is the published file). Anything but plain segments below the zone's root raises ``OutsideLake``.
+        """
+        text = key if isinstance(key, str) else ""
+        for zone in zones:
+            root = self.root(zone) + "/"
+            if text.startswith(root):
+                segments = text[len(root) :].split("/")
+                if all(_KEY_SEGMENT.match(s) and s not in (".", "..") for s in segments):
+                    return text
+        where = " or ".join(f"{ZONE_FOLDERS[z]}/" for z in zones)
+        shown = key[:200] if isinstance(key, str) else type(key).__name__
+        raise OutsideLake(f"{shown!r} is not a key inside the lake's {where}")
 
     def key(self, zone: str, day: dt.date, feed: Feed) -> str:
         """The key of ``zone`` (``cleaned``, ``manifest``, or the pre-protocol ``raw``) for ``day`` and ``feed``."""

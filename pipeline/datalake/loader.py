@@ -31,9 +31,10 @@ from pydantic import Field, field_validator
 
 from pipeline.config import PipelineConfig
 from pipeline.datalake import formats, rawzone, schema
+from pipeline.datalake.files import uninterrupted
 from pipeline.datalake.layout import Layout, LayoutStyle, run_of
 from pipeline.datalake.store import Leftover, LockClaim, LockRecord, ObjectSink, StoredObject
-from pipeline.errors import CommitConflict, ConfigError, LoadError, PipelineError, RegressionRefused
+from pipeline.errors import CommitConflict, ConfigError, LoadError, OutsideLake, PipelineError, RegressionRefused
 from pipeline.options import StageOptions
 from pipeline.stage import Batch, CommitInfo, Feed, Loader, OptionsT
 
@@ -83,7 +84,15 @@ class _Tracked:
         self.sink = sink
         self.bytes = 0
         self.sha256 = hashlib.sha256()
+        self.committing = False
+        """The sink's commit was started: the object may be in the store even if the commit raised."""
         self.committed = False
+
+    async def commit(self) -> None:
+        """Make the object visible; ``committed`` is recorded even if the caller is cancelled meanwhile."""
+        self.committing = True
+        await self.sink.commit()
+        self.committed = True
 
     async def write(self, data: bytes) -> None:
         if data:
@@ -156,6 +165,8 @@ class ObjectLakeLoader(Loader[OptionsT]):
         self._claim: LockClaim | None = None
         self._previous: Manifest | None = None
         self._committed = False
+        self._manifest_sent = False
+        """The manifest's write was started: until the store is asked, the day may be committed."""
         self._outcome: str | None = None
         self.reuse_raw: dict[str, Any] | None = None
         """Set before ``begin`` to the manifest entry of raw pages already in the lake (``reprocess``):
@@ -262,8 +273,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
                 objects=(version_key, raw_key) if raw_key else (version_key,),
                 previous_version=previous.version_key if previous else None,
             )
-            await self.write_lock(claim, record)
+            await uninterrupted(self.write_lock(claim, record))
             self._claim, self._previous, self._committed, self._outcome = claim, previous, False, None
+            self._manifest_sent = False
             self._feed, self._rows, self._raw_started, self._encoder = feed, 0, False, encoder
             self._pending, self._pending_rows, self._bytes_per_row = [], 0, None
             self._raw_gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
@@ -343,8 +355,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
             await raw.write(self._raw_gzip.flush())
         for tracked in (cleaned, raw):
             if tracked is not None:
-                await tracked.sink.commit()
-                tracked.committed = True
+                await uninterrupted(tracked.commit())
         raw_entry = dict(self.reuse_raw or {})
         if raw is not None:
             raw_entry = {
@@ -382,20 +393,18 @@ class ObjectLakeLoader(Loader[OptionsT]):
         body = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
         previous = self._previous
         try:
-            await self.put_object(
-                manifest_key,
-                body,
-                JSON_CONTENT_TYPE,
-                if_match=previous.etag if previous else None,
-                if_absent=previous is None,
-            )
-        except CommitConflict:
-            raise CommitConflict(
-                f"another run is committing this day ({day} {feed.label}): {self.locate(manifest_key)} changed "
-                "since this run began",
-                stage=self.name,
-            ) from None
-        self._committed = True  # the day is new from here on; what follows only tidies up
+            await uninterrupted(self._write_manifest(manifest_key, body))
+        except PipelineError as exc:
+            # The answer is lost, not necessarily the write: a PUT applied by S3 whose answer never came, then
+            # retried into a 412, or a rename done before its error. What the store holds decides.
+            if not self._manifest_sent or not await self._settled_quietly():
+                if isinstance(exc, CommitConflict):
+                    raise CommitConflict(
+                        f"another run is committing this day ({day} {feed.label}): {self.locate(manifest_key)} "
+                        "changed since this run began",
+                        stage=self.name,
+                    ) from None
+                raise
         self._encoder = None
         try:
             await self.copy_object(cleaned.key, seed_key)
@@ -412,6 +421,44 @@ class ObjectLakeLoader(Loader[OptionsT]):
         logger.info("committed %d rows to %s", self._rows, self.locate(seed_key))
         raw_location = self.locate(str(raw_entry.get("key", "")))
         return {"cleaned": self.locate(seed_key), "raw": raw_location, "manifest": self.locate(manifest_key)}
+
+    async def _write_manifest(self, key: str, body: bytes) -> None:
+        """The commit point: the conditional write of the manifest, and the record that it happened."""
+        previous = self._previous
+        self._manifest_sent = True
+        try:
+            await self.put_object(
+                key, body, JSON_CONTENT_TYPE, if_match=previous.etag if previous else None, if_absent=previous is None
+            )
+        except LoadError as exc:
+            self._manifest_sent = exc.applied is not False  # certainly refused: as if never sent
+            raise
+        self._committed = True  # the day is new from here on; what follows only tidies up
+
+    async def _settle(self) -> bool:
+        """After the manifest's write was interrupted or failed: whether the store's manifest names this run.
+
+        ``True`` records the day as committed. Raises when the store cannot be asked: then nobody knows yet,
+        and nothing may be rolled back.
+        """
+        if not self._committed:
+            assert self._feed is not None
+            current = await self.read_manifest_entry(self.context.trend_date, self._feed)
+            if current is not None and current.run_id == self.context.run_id:
+                logger.warning(
+                    "the manifest's write reported a failure, but the store's manifest names run %s: committed",
+                    self.context.run_id,
+                )
+                self._committed = True
+        return self._committed
+
+    async def _settled_quietly(self) -> bool:
+        """``_settle``, with a store that cannot be asked counted as "not known to be committed" (abort asks again)."""
+        try:
+            return await self._settle()
+        except Exception as exc:
+            logger.warning("could not read back the manifest after its write failed: %s", exc)
+            return False
 
     def _check_regression(self) -> None:
         """Refuse to replace a good committed day with an empty or much smaller one."""
@@ -440,6 +487,20 @@ class ObjectLakeLoader(Loader[OptionsT]):
         claim, self._claim = self._claim, None
         if claim is None:
             return
+        day = self.context.trend_date
+        if self._manifest_sent and not self._committed:
+            # Cut short at the commit point: until the store answers, the day may be old or new, and the
+            # lock record keeps what the next run needs to settle it (if this abort is cut short in turn).
+            self._outcome = (
+                f"whether run {self.context.run_id} committed {day} is not known (the store did not answer); "
+                "the next run (or `python -m pipeline repair`) settles it"
+            )
+            try:
+                await self._settle()
+            except Exception as exc:
+                logger.warning("could not read back the manifest of %s: %s", day, exc)
+                await self._release_quietly(claim, keep_record=True)
+                return
         if self._committed:
             # Past the commit point: the day is new; only the publishing is unfinished. Keep the
             # record so that the next run (or `repair`) rolls it forward.
@@ -466,10 +527,10 @@ class ObjectLakeLoader(Loader[OptionsT]):
         clean = True
         for tracked in sinks:
             try:
-                if tracked.committed:
-                    await self.delete_object(tracked.key)
-                else:
+                if not tracked.committed:
                     await tracked.sink.abort()
+                if tracked.committing:  # run-scoped keys: nothing but this run ever wrote them
+                    await self.delete_object(tracked.key)
             except Exception as exc:
                 clean = False
                 # one line by default (the run's own error follows); the traceback only with -v
@@ -527,11 +588,18 @@ class ObjectLakeLoader(Loader[OptionsT]):
             try:
                 if claim.stale is None and not claim.stale_unreadable:
                     pass  # an empty lock: its run had written nothing yet
+                elif check and claim.stale is not None:
+                    self._confine_record(claim, claim.stale)
+                    report.problems.append(f"{self.locate(key)}: left by a dead run; repair heals it")
                 elif check:
                     report.problems.append(f"{self.locate(key)}: left by a dead run; repair heals it")
                 else:
                     report.actions.append(await self._heal(claim))
                 settled = True
+            except OutsideLake as exc:
+                # Another day's lock that names what is not its run's: reported, kept, and never acted on.
+                logger.warning("%s", exc)
+                report.problems.append(str(exc))
             finally:
                 # A heal that failed keeps the dead run's record, so that the next run (or repair) can still finish it.
                 await self._release_quietly(claim, keep_record=check or not settled)
@@ -550,6 +618,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
         record = claim.stale
         if record is None:
             return f"removed the unreadable lock {self.locate(claim.key)} (its run wrote nothing yet)"
+        self._confine_record(claim, record)
         day, feed = record.trend_date, record.feed
         for leftover in await self.leftovers():
             if leftover.run_id == record.run_id:
@@ -583,9 +652,15 @@ class ObjectLakeLoader(Loader[OptionsT]):
         live = await self._recover(report, check=check)
         layout = self.layout
         referenced: set[str] = set()
+        unread = False
         for key in await self.list_keys(layout.root("manifest") + "/"):
             report.days += 1
-            manifest = await self._parse_manifest(key)
+            try:
+                manifest = await self._parse_manifest(key)
+            except LoadError as exc:  # refused or unreadable: reported, and what it names is left alone
+                report.problems.append(str(exc.args[0]))
+                unread = True
+                continue
             version = manifest.version_key
             if version:
                 referenced.add(version)
@@ -603,6 +678,9 @@ class ObjectLakeLoader(Loader[OptionsT]):
                 report.actions.append(f"published {self.locate(seed)} from run {manifest.run_id}")
         for key in await self.list_keys(layout.root("version") + "/"):
             if key in referenced or run_of(key) in live:
+                continue
+            if unread:  # a manifest that could not be read may name it
+                report.problems.append(f"{self.locate(key)}: no readable manifest names it; left alone")
                 continue
             if check:
                 report.problems.append(f"{self.locate(key)}: a version no manifest names")
@@ -631,7 +709,66 @@ class ObjectLakeLoader(Loader[OptionsT]):
             raise LoadError(f"{self.locate(key)} is not valid JSON: {exc}", stage=self.name) from exc
         if not isinstance(document, dict):
             raise LoadError(f"{self.locate(key)} is not a manifest (not a JSON object)", stage=self.name)
-        return Manifest(document, stored.etag)
+        manifest = Manifest(document, stored.etag)
+        try:
+            self._confine_manifest(key, manifest)
+        except OutsideLake as exc:
+            raise OutsideLake(f"refusing {self.locate(key)}: {exc}", stage=self.name) from None
+        return manifest
+
+    def _confine_manifest(self, key: str, manifest: Manifest) -> None:
+        """Every key the manifest names is one the layout gives its own day and feed; else ``OutsideLake``.
+
+        A manifest is read back from the lake, so it is untrusted: its keys are what a rollback deletes and a
+        publish overwrites. They must lie in their zones and belong to the day the manifest is stored as (in
+        either file format: a damaged format field is the reader's error to report, not a way out).
+        """
+        document = manifest.document
+        try:
+            feed_entry = document.get("feed") or {}
+            day = dt.date.fromisoformat(str(document.get("trend_date")))
+            feed = Feed(feed_entry.get("media_type", "movie"), feed_entry.get("time_window", "day"))
+            style: LayoutStyle = "hive" if document.get("layout") == "hive" else "monthly"
+            layouts = [Layout(self.layout.prefix, style, fmt) for fmt in formats.FORMATS]
+            manifest_key = layouts[0].key("manifest", day, feed)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise OutsideLake("it does not say which day and feed it commits") from None
+        if key != manifest_key:
+            raise OutsideLake(f"it commits {day} {feed.slug}, which is stored elsewhere")
+        objects = document.get("objects") or {}
+        raw = objects.get("raw") if isinstance(objects, dict) else None
+        named = {
+            "cleaned": manifest.cleaned.get("key"),
+            "version": manifest.version_key,
+            "raw": raw.get("key") if isinstance(raw, dict) and raw.get("key") else None,
+        }
+        for zone, named_key in named.items():
+            if named_key is None:
+                continue
+            run = run_of(layouts[0].confine(named_key, zone))
+            allowed = set()
+            for layout in layouts:
+                if zone != "version":
+                    allowed.add(layout.key(zone, day, feed))
+                if run is not None and zone != "cleaned":
+                    allowed.add(layout.run_key(zone, day, feed, run))  # type: ignore[arg-type]
+            if named_key not in allowed:
+                raise OutsideLake(f"{named_key!r} is not a {zone} key of {day} {feed.slug}")
+
+    def _confine_record(self, claim: LockClaim, record: LockRecord) -> None:
+        """The objects a lock record names are its own run's, in its day's zones; else ``OutsideLake``."""
+        layout = self.layout
+        try:
+            for key in record.objects:
+                if run_of(layout.confine(key, "version", "raw")) != record.run_id:
+                    raise OutsideLake(f"{key!r} is not an object of run {record.run_id}")
+            if record.previous_version is not None:
+                layout.confine(record.previous_version, "version")
+        except OutsideLake as exc:
+            raise OutsideLake(
+                f"refusing the lock record {self.locate(claim.key)}: {exc}; check it and remove it by hand",
+                stage=self.name,
+            ) from None
 
     async def read_manifest(self, day: dt.date, feed: Feed) -> dict[str, Any] | None:
         """The manifest of a committed day, or ``None``."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -33,7 +34,7 @@ from pipeline.datalake import (
     validate_prefix,
 )
 from pipeline.datalake.files import TEMP_SUFFIX, fsync_folder, in_thread, temp_beside, write_bytes_atomic
-from pipeline.errors import CommitConflict, LoadError
+from pipeline.errors import CommitConflict, LoadError, OutsideLake
 from pipeline.stage import Check
 
 _RUN_TAGS = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})(?=\.)")
@@ -141,7 +142,22 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
         return str(self.options.root / key)
 
     def _path(self, key: str) -> Path:
-        return self.options.root / key
+        """The file of ``key``, which must stay inside the lake's folder once links are followed."""
+        path = self.options.root / key
+        root = self._root_resolved
+        resolved = path.resolve()
+        if resolved != root and root not in resolved.parents:
+            raise OutsideLake(f"refusing {path}: it resolves to {resolved}, outside the lake {root}", stage=self.name)
+        return path
+
+    @functools.cached_property
+    def _root_resolved(self) -> Path:
+        return self.options.root.resolve()
+
+    @property
+    def _writer(self) -> str | None:
+        """The run id temp files are tagged with; ``None`` outside a run (``repair`` publishing a day)."""
+        return self._context.run_id if self._context is not None else None
 
     async def open_sink(self, key: str, content_type: str) -> ObjectSink:
         """A temp file beside the final path, named after this run."""
@@ -165,7 +181,7 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
                 raise CommitConflict(f"{self.locate(key)} appeared", stage=self.name)
             if if_match is not None and (current is None or current.etag != if_match):
                 raise CommitConflict(f"{self.locate(key)} changed", stage=self.name)
-        await in_thread(write_bytes_atomic, self._path(key), data, self.context.run_id)
+        await in_thread(write_bytes_atomic, self._path(key), data, self._writer)
         return hashlib.sha256(data).hexdigest()
 
     async def copy_object(self, source: str, target: str) -> None:
@@ -173,7 +189,7 @@ class LocalLoader(ObjectLakeLoader[LocalOptions]):
         await in_thread(self._copy, self._path(source), self._path(target))
 
     def _copy(self, source: Path, target: Path) -> None:
-        fd, temp = temp_beside(target, self.context.run_id)
+        fd, temp = temp_beside(target, self._writer)
         try:
             with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
                 shutil.copyfileobj(reader, writer, 1 << 20)

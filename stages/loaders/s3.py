@@ -123,7 +123,9 @@ def _error(exc: BaseException, action: str, bucket: str, key: str, *, stage: str
         code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "Error")
         detail = _HINTS.get(code) or str(error.get("Message") or "no message")
         cls = TransientLoadError if code in _TRANSIENT_CODES else LoadError
-        return cls(f"cannot {action} {where}: {code}: {redact(detail)}", stage=stage)
+        error = cls(f"cannot {action} {where}: {code}: {redact(detail)}", stage=stage)
+        error.applied = False if _refused_at_once(exc) else None
+        return error
     if isinstance(exc, _UNREACHABLE):
         target = endpoint or "the S3 endpoint"
         return TransientLoadError(
@@ -136,6 +138,18 @@ def _error(exc: BaseException, action: str, bucket: str, key: str, *, stage: str
             stage=stage,
         )
     return LoadError(f"cannot {action} {where}: {type(exc).__name__}: {redact(str(exc))}", stage=stage)
+
+
+def _refused_at_once(exc: ClientError) -> bool:
+    """S3 answered the request's only attempt with a refusal, so it was not applied.
+
+    A 4xx or a 503 (SlowDown, ServiceUnavailable) is answered before anything is stored. After a retry the
+    final answer says nothing of the earlier attempts (the first may have been applied and its answer lost),
+    and a 500 may come after the write; both leave the outcome unknown.
+    """
+    metadata = exc.response.get("ResponseMetadata", {})
+    status = int(metadata.get("HTTPStatusCode") or 0)
+    return int(metadata.get("RetryAttempts") or 0) == 0 and (400 <= status < 500 or status == 503)
 
 
 class _MultipartSink(ObjectSink):
@@ -517,7 +531,9 @@ class S3Loader(ObjectLakeLoader[S3Options]):
             )
         except ClientError as exc:
             if condition and _code(exc) in _CONFLICT_CODES:
-                raise CommitConflict(f"{self.locate(key)} changed ({_code(exc)})", stage=self.name) from None
+                conflict = CommitConflict(f"{self.locate(key)} changed ({_code(exc)})", stage=self.name)
+                conflict.applied = False if _refused_at_once(exc) else None
+                raise conflict from None
             raise self.error_for(exc, "upload", key) from exc
         except BotoCoreError as exc:
             raise self.error_for(exc, "upload", key) from exc

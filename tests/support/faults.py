@@ -2,12 +2,16 @@
 
 - ``FaultProxy``: an HTTP proxy in front of moto's S3 server. It counts every request and,
   at request *k*, can deny it (403, not retried), start an outage (503 for it and every
-  request after), or forward it and then SIGKILL the client process before it sees the answer.
+  request after), or forward it and then SIGKILL the client process before it sees the answer,
+  or forward it, *cancel* the client (SIGTERM, or SIGUSR1 for a ``task.cancel()``) and hold the
+  answer back a moment: the request was applied, the answer not yet received.
 - ``FsFaults``: in a forked child, wraps the ``os`` calls that change the file system
   (create, fsync, rename, unlink, mkdir, rmdir); at step *k* it fails the call with EIO,
-  or performs it and SIGKILLs the process.
+  or performs it and then SIGKILLs the process, or cancels it (SIGTERM or SIGUSR1).
 - ``run_child``: runs ``python -m pipeline`` in a forked child (so pandas and aioboto3 are
   already imported) and returns its exit code and stderr, or ``None`` when it was killed.
+  With ``library=True`` the child runs ``run_pipeline`` as a task that SIGUSR1 cancels, the way a
+  library user's own code cancels a run (``task.cancel()``); it exits 3 when cancelled.
 
 Steps are counted, not listed: a probe run reports how many there are, and the tests walk
 every one of them, so a new step in the commit cannot escape the harness.
@@ -40,9 +44,17 @@ _OUTAGE = (
 )
 
 
+CANCELS = {"term": signal.SIGTERM, "cancel": signal.SIGUSR1}
+"""Modes that cancel the run rather than kill it: SIGTERM reaches the CLI, SIGUSR1 a library ``task.cancel()``."""
+CANCELLED_EXIT = 3
+"""What a library child exits with when its run task was cancelled."""
+HOLD_ANSWER = 0.1
+"""Seconds the proxy holds an applied request's answer back after cancelling its client."""
+
+
 @dataclasses.dataclass
 class Plan:
-    """What the proxy does: ``pass``, or at request ``at``: ``deny``, ``outage`` or ``kill``."""
+    """What the proxy does: ``pass``, or at request ``at``: ``deny``, ``outage``, ``kill``, ``term`` or ``cancel``."""
 
     mode: str = "pass"
     at: int = 0
@@ -99,6 +111,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 os.kill(plan.victim, signal.SIGKILL)
             self.close_connection = True
             return None
+        if plan.mode in CANCELS and number == plan.at and plan.victim:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(plan.victim, CANCELS[plan.mode])
+            proxy.held.wait(HOLD_ANSWER)  # applied; the client is cancelled while it waits for the answer
         return self._reply(status, data, headers)
 
     def _reply(self, status: int, data: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -126,6 +142,8 @@ class FaultProxy:
         self.plan = Plan()
         self.log: list[str] = []
         self.lock = threading.Lock()
+        self.held = threading.Event()
+        """Never set: what a held answer waits on, for ``HOLD_ANSWER`` seconds."""
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -205,8 +223,10 @@ class FsFaults:
         if self.mode == "fail" and self.count == self.at:
             raise OSError(errno.EIO, f"injected failure of {name}", str(target))
         result = call()
-        if self.mode == "kill" and self.count == self.at:
+        if self.count == self.at and self.mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.count == self.at and self.mode in CANCELS:
+            os.kill(os.getpid(), CANCELS[self.mode])  # handled by the event loop at its next turn
         return result
 
 
@@ -233,6 +253,7 @@ class Child:
         name: str = "child",
         env: dict[str, str] | None = None,
         fs: FsFaults | None = None,
+        library: bool = False,
     ) -> None:
         self.err_path, self.steps_path = workdir / f"{name}.stderr", workdir / f"{name}.steps"
         for path in (self.err_path, self.steps_path):
@@ -245,7 +266,7 @@ class Child:
                 os.close(self._go)
                 os.read(go_reader, 1)  # wait until the parent has armed what watches this pid
                 os.close(go_reader)
-                _child(argv, self.err_path, self.steps_path, env or {}, fs)
+                _child(argv, self.err_path, self.steps_path, env or {}, fs, library)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
@@ -276,16 +297,19 @@ def run_child(
     env: dict[str, str] | None = None,
     fs: FsFaults | None = None,
     started: Callable[[int], None] | None = None,
+    library: bool = False,
 ) -> ChildResult:
-    """Fork, run ``pipeline.cli.main(argv)`` in the child, wait, and report."""
-    child = Child(argv, workdir, env=env, fs=fs)
+    """Fork, run ``pipeline.cli.main(argv)`` (or, with ``library``, ``run_pipeline``) in the child, wait, report."""
+    child = Child(argv, workdir, env=env, fs=fs, library=library)
     if started is not None:
         started(child.pid)
     child.go()
     return child.wait()
 
 
-def _child(argv: list[str], err_path: Path, steps_path: Path, env: dict[str, str], fs: FsFaults | None) -> None:
+def _child(
+    argv: list[str], err_path: Path, steps_path: Path, env: dict[str, str], fs: FsFaults | None, library: bool
+) -> None:
     from pipeline import cli
 
     # Forked from inside a running event loop: this process has none of its own yet.
@@ -299,11 +323,36 @@ def _child(argv: list[str], err_path: Path, steps_path: Path, env: dict[str, str
     os.environ.update(env)
     if fs is not None:
         fs.install()
-    code = cli.main(argv)
+    code = _library_run(argv) if library else cli.main(argv)
     if fs is not None:
         steps_path.write_text("\n".join(fs.steps), encoding="utf-8")
     sys.stderr.flush()
     raise SystemExit(code)
+
+
+def _library_run(argv: list[str]) -> int:
+    """``run_pipeline`` of ``run --config C --date D`` as a task that SIGUSR1 cancels; the outcome on stderr."""
+    import datetime as dt
+
+    from pipeline.errors import PipelineError
+    from pipeline.runner import run_pipeline
+
+    config, day = argv[argv.index("--config") + 1], dt.date.fromisoformat(argv[argv.index("--date") + 1])
+
+    async def main() -> int:
+        task = asyncio.ensure_future(run_pipeline(config, trend_date=day))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            sys.stderr.write(f"error: cancelled; {getattr(exc, 'outcome', None)}\n")
+            return CANCELLED_EXIT
+        except PipelineError as exc:
+            sys.stderr.write(f"error: {exc}; {exc.outcome}\n")
+            return 1
+        return 0
+
+    return asyncio.run(main())
 
 
 @contextlib.contextmanager

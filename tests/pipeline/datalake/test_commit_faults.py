@@ -1,4 +1,4 @@
-"""The commit protocol under every fault: a failure or a SIGKILL after each step of a run.
+"""The commit protocol under every fault: a failure, a SIGKILL or a cancellation after each step of a run.
 
 For each loader a probe run counts the steps of one run that replaces a committed day
 (file-system steps for ``local``, S3 requests for ``s3``); then, for every step *k* and
@@ -7,7 +7,8 @@ every mode, a fresh copy of the lake holding the *old* day gets a run (a forked
 
 1. a reader sees the day entirely old or entirely new: through the manifest
    (``read_committed``, ``read_day``) and at the cleaned key itself; another day is untouched;
-2. a failed run exits 1 with one ``error:`` line that says what happened to the lake;
+2. a failed run exits 1 with one ``error:`` line that says what happened to the lake; a cancelled
+   one (SIGTERM to the CLI: 143; ``task.cancel()`` of a library run) says it as truly;
 3. the next run, of another day, heals the lake: afterwards ``repair --check`` finds
    nothing, and no lock, temp file or multipart upload is left. The healing is the step every
    run starts with (``recover()``); at the last point of each shard it is a whole run of the
@@ -41,7 +42,7 @@ from pipeline.runner import build_stage, build_stages, new_context, run_stages
 from pipeline.stage import Feed
 from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
-from tests.support.faults import ChildResult, FaultProxy, FsFaults, proxy_for, run_child
+from tests.support.faults import CANCELLED_EXIT, CANCELS, ChildResult, FaultProxy, FsFaults, proxy_for, run_child
 from tests.support.fixtures_s3 import aws_environment, aws_session
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -232,7 +233,8 @@ class Harness:
             if result.code == 0:
                 assert state == "new" and not lines, f"{label}: exit 0 but the day is {state}: {result.stderr}"
             else:
-                assert result.code == 1 and len(lines) == 1, f"{label}: {result.code} {result.stderr}"
+                code = {"term": 128 + CANCELS["term"], "cancel": CANCELLED_EXIT}.get(mode, 1)
+                assert result.code == code and len(lines) == 1, f"{label}: {result.code} {result.stderr}"
                 promise = "nothing was committed" if state == "old" else "was committed by run"
                 assert promise in lines[0], f"{label}: {lines[0]}"
         # The next run, of another day, heals what this one left: its first step, recover(), is what heals
@@ -278,13 +280,22 @@ class Probe:
     steps: list[str]
     commit_step: int
     """The step (1-based) that commits the day: the manifest's rename or ``PutObject``."""
+    manifest_step: int
+    """The first step of the manifest's write (its folder, its temp file; on S3 the ``PutObject`` itself)."""
 
     def points(self, shard: int) -> range:
         """The steps this shard covers: every one of them, across the shards."""
         return range(1 + shard, len(self.steps) + 1, SHARDS)
 
     def expected(self, mode: str, at: int) -> str:
-        """The day after a fault at ``at``: a kill after the commit step, or a failure past it, leaves it new."""
+        """The day after a fault at ``at``: a kill or cancel after the commit step, or a failure past it, leaves it new.
+
+        A cancellation lands after its step was done, as a kill does, and the manifest's write, once begun, is
+        finished before the cancellation is raised: from its first step on, the day is new (on S3 the case of a
+        ``PutObject`` applied whose answer had not yet come).
+        """
+        if mode in CANCELS:  # a cancellation during the manifest's write lets it finish: the day is committed
+            return "new" if at >= self.manifest_step else "old"
         new = at >= self.commit_step if mode == "kill" else at > self.commit_step
         return "new" if new else "old"
 
@@ -307,7 +318,8 @@ def _local_probe(base: Path, **options: str) -> Probe:
         new = (await lake.view(where))[0]
         assert new is not None and new != old
         commit = _commit_step(run.steps, r"^replace .*/_manifests/.*\.tmp$")
-        return Probe(lake, template, old, new, other, run.steps, commit)
+        manifest = min(n for n, step in enumerate(run.steps, start=1) if "/_manifests/" in step)
+        return Probe(lake, template, old, new, other, run.steps, commit, manifest)
 
     found = asyncio.run(probe())
     assert len(found.steps) >= 20, found.steps
@@ -341,6 +353,25 @@ async def test_local_commit_survives_a_failure_or_a_kill_at_every_file_system_st
 
         await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])
     assert sum(harness.tally.values()) == len(probe.points(shard))
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+@pytest.mark.parametrize("mode", list(CANCELS))
+async def test_local_commit_survives_a_cancellation_at_every_file_system_step(
+    local_probe: Probe, mode: str, shard: int, tmp_path: Path
+) -> None:
+    """SIGTERM to the CLI (what GitHub Actions sends on cancel or timeout), or ``task.cancel()`` of a library run."""
+    probe, lake = local_probe, local_probe.lake
+    harness = Harness(lake, probe.template, probe.old, probe.new, probe.other, tmp_path)
+    for at in probe.points(shard):
+
+        def run(where: str, path: Path, at: int = at) -> ChildResult:
+            config_path = write_config(path, lake.section(where))
+            return run_child(argv(config_path), tmp_path, fs=FsFaults(mode, at), library=mode == "cancel")
+
+        await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])
+    assert sum(harness.tally.values()) == len(probe.points(shard))
+    assert any(key.startswith(f"{mode}:new:") for key in harness.tally) or shard, harness.tally
 
 
 @pytest.mark.parametrize("shard", range(SHARDS))
@@ -380,7 +411,7 @@ def _s3_probe(base: Path, moto_endpoint: str, **options: str) -> Iterator[tuple[
             assert new is not None and new != old
             steps = list(proxy.log)
             commit = _commit_step(steps, r" PUT /lake-\w+/_manifests/")
-            return Probe(lake, template, old, new, other, steps, commit)
+            return Probe(lake, template, old, new, other, steps, commit, commit)
 
         async def warm() -> None:
             # Parse botocore's S3 model once here: every forked run below inherits it instead of reading it again.
@@ -421,7 +452,8 @@ async def _s3_points(probe: Probe, proxy: FaultProxy, mode: str, shard: int, wor
 
             def run(where: str, path: Path, at: int = at) -> ChildResult:
                 started = functools.partial(proxy.arm, mode, at)
-                return run_child(argv(write_config(path, lake.section(where, proxy.url))), workdir, started=started)
+                config_path = write_config(path, lake.section(where, proxy.url))
+                return run_child(argv(config_path), workdir, started=started, library=mode == "cancel")
 
             await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])
             proxy.arm()
@@ -433,6 +465,15 @@ async def _s3_points(probe: Probe, proxy: FaultProxy, mode: str, shard: int, wor
 async def test_s3_commit_survives_an_outage_or_a_kill_after_every_request(
     s3_probe: tuple[Probe, FaultProxy], mode: str, shard: int, tmp_path: Path
 ) -> None:
+    await _s3_points(*s3_probe, mode, shard, tmp_path)
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+@pytest.mark.parametrize("mode", list(CANCELS))
+async def test_s3_commit_survives_a_cancellation_while_each_applied_request_awaits_its_answer(
+    s3_probe: tuple[Probe, FaultProxy], mode: str, shard: int, tmp_path: Path
+) -> None:
+    """Each request is forwarded to moto (applied), then the run is cancelled while its answer is held back."""
     await _s3_points(*s3_probe, mode, shard, tmp_path)
 
 

@@ -6,6 +6,7 @@ never calls ``asyncio.run``, so it works inside someone else's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -20,6 +21,7 @@ from typing import Any
 
 from pipeline import registry
 from pipeline.config import PipelineConfig, StageConfig, load_config
+from pipeline.datalake.files import uninterrupted
 from pipeline.errors import PipelineError
 from pipeline.options import build_options
 from pipeline.redact import redact
@@ -128,8 +130,7 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
                 _finish(result, extractor, transformer, timings)  # reporters see the time of the commit
             except BaseException as exc:
                 logger.info("run %s failed; aborting the loader", context.run_id)
-                with contextlib.suppress(Exception):
-                    await loader.abort()
+                await _abort(loader)
                 _tell_outcome(exc, loader)
                 raise
             lake = RunLake(loader if isinstance(loader, LakeReader) else None, result.lake)
@@ -187,6 +188,16 @@ def _commit_info(result: RunResult, transformer: Transformer[Any]) -> CommitInfo
         transformer=transformer.name,
         pipeline_version=project_version(),
     )
+
+
+async def _abort(loader: Loader[Any]) -> None:
+    """Undo the run; a second cancellation (another signal) waits for the abort to finish rather than cut it.
+
+    Cut short, an abort would leave its message behind what it did; finished, the lake and the one line the
+    run ends with agree. The first error or cancellation is the one the caller re-raises.
+    """
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await uninterrupted(loader.abort())
 
 
 def _tell_outcome(exc: BaseException, loader: Loader[Any]) -> None:

@@ -191,3 +191,35 @@ async def test_run_pipeline_takes_a_mapping_or_a_path(tmp_path: Path) -> None:
     second = await run_pipeline(str(path), trend_date=day)
     assert (first.rows, second.rows) == (57, 57) and first.run_id != second.run_id
     assert len(first.run_id) == 12
+
+
+async def test_a_second_cancellation_waits_for_the_abort_and_the_outcome_is_still_told(context: RunContext) -> None:
+    """GitHub Actions sends SIGINT, then SIGTERM: the second must not cut the abort short and leave no outcome."""
+    hanging_now, aborting, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    class Hanging(ListExtractor):
+        async def batches(self) -> AsyncGenerator[Batch, None]:
+            yield batch(1, [1])
+            hanging_now.set()
+            await asyncio.Event().wait()
+
+    class SlowAbort(CollectingLoader):
+        async def abort(self) -> None:
+            aborting.set()
+            await release.wait()
+            await super().abort()
+
+    stages = make(context, [])
+    stages = dataclasses.replace(stages, extractor=Hanging(context, []), loader=SlowAbort(context))
+    run = asyncio.ensure_future(run_stages(stages, context))
+    await hanging_now.wait()
+    run.cancel()
+    await aborting.wait()
+    run.cancel()  # the second signal, while the abort is under way
+    await asyncio.sleep(0)
+    assert not run.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError) as cancelled:
+        await run
+    assert stages.loader.aborted
+    assert getattr(cancelled.value, "outcome", None) == "nothing was committed"

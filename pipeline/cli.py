@@ -73,7 +73,9 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
             return await coro
         except asyncio.CancelledError as exc:
             if received:
-                raise _Stopped(received[0], getattr(exc, "outcome", None)) from None
+                from pipeline.runner import outcome_of
+
+                raise _Stopped(received[0], outcome_of(exc)) from None
             raise
         finally:
             for signum in installed:

@@ -22,11 +22,24 @@ from typing import Any
 from pipeline import registry
 from pipeline.config import PipelineConfig, StageConfig, load_config
 from pipeline.datalake.files import uninterrupted
-from pipeline.errors import PipelineError
+from pipeline.datalake.loader import LakeLoader
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.options import build_options
 from pipeline.redact import redact
 from pipeline.result import RunResult
-from pipeline.stage import CommitInfo, Extractor, LakeReader, Loader, Reporter, RunContext, RunLake, Stage, Transformer
+from pipeline.stage import (
+    CommitInfo,
+    Extractor,
+    Feed,
+    LakeReader,
+    LoadDay,
+    Loader,
+    Reporter,
+    RunContext,
+    RunLake,
+    Stage,
+    Transformer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +87,20 @@ def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
     )
 
 
+def lake_reader(config: PipelineConfig) -> LakeLoader[Any]:
+    """The configured loader as a reader (and healer) of its lake, built outside a run; not opened."""
+    loader = build_stage("loader", config.loader)
+    if not isinstance(loader, LakeLoader):
+        raise ConfigError(f"loader {config.loader.type!r} does not keep an object-store lake that can be read back")
+    return loader
+
+
+def configured_feed(config: PipelineConfig) -> Feed:
+    """The feed the configured extractor produces, asked of the extractor itself (built outside a run)."""
+    feed: Feed = build_stage("extractor", config.extractor).feed
+    return feed
+
+
 async def run_pipeline(
     config: PipelineConfig | Mapping[str, Any] | str | os.PathLike[str],
     *,
@@ -91,8 +118,15 @@ async def run_pipeline(
     return await run_stages(build_stages(config, context), context)
 
 
-async def run_stages(stages: Stages, context: RunContext) -> RunResult:
-    """Run already-built stages: extract → transform → load per page, commit, then report."""
+async def run_stages(
+    stages: Stages, context: RunContext, *, reuse_raw: Mapping[str, Any] | None = None
+) -> RunResult:
+    """Run already-built stages: extract → transform → load per page, commit, then report.
+
+    ``reuse_raw``: the manifest entry of raw pages already in the lake, which the commit names instead of
+    storing the run's own (``reprocess``). A failure raises the stage's error with ``outcome`` set; a
+    cancellation re-raises the ``CancelledError`` with the outcome as its message (``outcome_of``).
+    """
     timings: dict[str, float] = defaultdict(float)
     extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
     async with contextlib.AsyncExitStack() as stack:
@@ -117,21 +151,25 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
             " (dry run)" if context.dry_run else "",
         )
         if context.dry_run:
-            await _stream(stages, result, timings, write=False)
+            await _stream(stages, result, timings, None)
             result.outputs = {kind: loc for kind, loc in loader.planned_outputs(feed).items()}
         else:
             try:
                 async with _blame(loader, timings, "load"):
-                    await loader.begin(feed)
-                await _stream(stages, result, timings, write=True)
+                    day = await loader.begin(feed, reuse_raw=reuse_raw)
+            except BaseException as exc:
+                _tell(exc, f"nothing was committed; {context.trend_date} keeps its previous data")
+                raise
+            try:
+                await _stream(stages, result, timings, day)
                 _finish(result, extractor, transformer, timings)
                 async with _blame(loader, timings, "load"):
-                    result.outputs.update(await loader.commit(_commit_info(result, transformer)))
+                    committed = await day.commit(_commit_info(result, transformer))
+                result.outputs.update(committed.outputs)
                 _finish(result, extractor, transformer, timings)  # reporters see the time of the commit
             except BaseException as exc:
                 logger.info("run %s failed; aborting the loader", context.run_id)
-                await _abort(loader)
-                _tell_outcome(exc, loader)
+                _tell(exc, await _abort(day))
                 raise
             lake = RunLake(loader if isinstance(loader, LakeReader) else None, result.lake)
             for reporter in stages.reporters:
@@ -149,7 +187,8 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
     return result
 
 
-async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], *, write: bool) -> None:
+async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], day: LoadDay | None) -> None:
+    """Every page through the transformer and, unless a dry run (``day`` is ``None``), into the day."""
     extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
     async with contextlib.aclosing(extractor.batches()) as batches:
         while True:
@@ -158,15 +197,15 @@ async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], 
             if batch is None:
                 break
             result.batches += 1
-            if write:
+            if day is not None:
                 async with _blame(loader, timings, "load"):
-                    await loader.write_raw(batch)
+                    await day.write_raw(batch)
             async with _blame(transformer, timings, "transform"):
                 chunk = await transformer.transform(batch)
             result.rows += len(chunk)
-            if write and len(chunk):
+            if day is not None and len(chunk):
                 async with _blame(loader, timings, "load"):
-                    await loader.write(chunk)
+                    await day.write(chunk)
 
 
 def _finish(
@@ -190,26 +229,36 @@ def _commit_info(result: RunResult, transformer: Transformer[Any]) -> CommitInfo
     )
 
 
-async def _abort(loader: Loader[Any]) -> None:
-    """Undo the run; a second cancellation (another signal) waits for the abort to finish rather than cut it.
+async def _abort(day: LoadDay) -> str:
+    """Undo the run and say what the lake holds; a second cancellation (another signal) waits for the abort.
 
     Cut short, an abort would leave its message behind what it did; finished, the lake and the one line the
-    run ends with agree. The first error or cancellation is the one the caller re-raises.
+    run ends with agree.
     """
-    with contextlib.suppress(Exception, asyncio.CancelledError):
-        await uninterrupted(loader.abort())
+    aborting = asyncio.ensure_future(day.abort())
+    try:
+        return await uninterrupted(aborting)
+    except asyncio.CancelledError:  # cancelled again: the abort finished all the same
+        if not aborting.cancelled() and aborting.exception() is None:
+            return aborting.result()
+        return "the abort failed; the next run (or `python -m pipeline repair`) removes what this one left"
+    except Exception as exc:
+        logger.warning("the abort failed: %s", exc)
+        return "the abort failed; the next run (or `python -m pipeline repair`) removes what this one left"
 
 
-def _tell_outcome(exc: BaseException, loader: Loader[Any]) -> None:
-    """Attach what the failure did to the lake to our error, or log it for an interruption."""
-    outcome = loader.outcome()
-    if outcome is None:
-        return
+def _tell(exc: BaseException, outcome: str) -> None:
+    """Attach what the failure did to the lake: to our error, or to a cancellation (read by the CLI)."""
     if isinstance(exc, PipelineError):
         if exc.outcome is None:
             exc.outcome = outcome
-    else:  # cancelled or interrupted: the CLI's one line reads it from here
-        exc.outcome = outcome  # type: ignore[attr-defined]
+    elif isinstance(exc, asyncio.CancelledError):
+        exc.args = (outcome,)  # what a cancelled run's caller reads: ``outcome_of(exc)``
+
+
+def outcome_of(cancelled: asyncio.CancelledError) -> str | None:
+    """What a cancelled run did to the lake (the message of the ``CancelledError`` ``run_stages`` raised)."""
+    return str(cancelled.args[0]) if cancelled.args and isinstance(cancelled.args[0], str) else None
 
 
 @functools.cache
@@ -242,4 +291,14 @@ async def _blame(stage: Stage[Any], timings: dict[str, float], key: str) -> Asyn
         timings[key] += time.perf_counter() - started
 
 
-__all__: Sequence[str] = ("Stages", "build_stage", "build_stages", "new_context", "run_pipeline", "run_stages")
+__all__: Sequence[str] = (
+    "Stages",
+    "build_stage",
+    "build_stages",
+    "configured_feed",
+    "lake_reader",
+    "new_context",
+    "outcome_of",
+    "run_pipeline",
+    "run_stages",
+)

@@ -227,8 +227,35 @@ class CommitInfo:
     pipeline_version: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class Committed:
+    """What a committed day hands back: where each output went, and what happened to the lake in a few words."""
+
+    outputs: Mapping[str, str]
+    outcome: str
+
+
+class LoadDay(ABC):
+    """One run's write of one day, returned by ``Loader.begin``; ``commit`` or ``abort`` ends it."""
+
+    @abstractmethod
+    async def write(self, chunk: pd.DataFrame) -> None:
+        """Append one cleaned chunk."""
+
+    async def write_raw(self, batch: Batch) -> None:  # noqa: B027 - optional: a lake without a raw zone
+        """Archive one raw page; loaders without a raw zone ignore it."""
+
+    @abstractmethod
+    async def commit(self, info: CommitInfo) -> Committed:
+        """Make the day visible, atomically."""
+
+    @abstractmethod
+    async def abort(self) -> str:
+        """Discard everything since ``begin``; the previous good data stays intact. Says what the lake holds."""
+
+
 class Loader(Stage[OptionsT]):
-    """The write side of a lake: receives chunks as they come and makes the day visible, atomically, at ``commit``.
+    """The write side of a lake: ``begin`` a day, stream chunks into it, and make it visible at ``commit``.
 
     A loader whose lake can be read back also implements ``LakeReader`` (``describe`` and
     ``read_day``); reporters then see the committed day.
@@ -238,23 +265,12 @@ class Loader(Stage[OptionsT]):
     error = LoadError
 
     @abstractmethod
-    async def begin(self, feed: Feed) -> None:
-        """Start a day's write for ``feed`` on ``context.trend_date``."""
+    async def begin(self, feed: Feed, *, reuse_raw: Mapping[str, Any] | None = None) -> LoadDay:
+        """Start a day's write for ``feed`` on ``context.trend_date``.
 
-    @abstractmethod
-    async def write(self, chunk: pd.DataFrame) -> None:
-        """Append one cleaned chunk."""
-
-    @abstractmethod
-    async def commit(self, info: CommitInfo) -> dict[str, str]:
-        """Make the day visible; return ``{output kind: location}``."""
-
-    @abstractmethod
-    async def abort(self) -> None:
-        """Discard everything since ``begin``; the previous good data stays intact."""
-
-    async def write_raw(self, batch: Batch) -> None:
-        """Archive one raw page; loaders without a raw zone ignore it."""
+        ``reuse_raw``: the manifest entry of raw pages already in the lake (``reprocess``); the run then stores
+        no raw object of its own, and its manifest names that one.
+        """
 
     def describe(self) -> str:
         """Where the lake is, without credentials."""
@@ -263,10 +279,6 @@ class Loader(Stage[OptionsT]):
     def planned_outputs(self, feed: Feed) -> dict[str, str]:
         """Where ``commit`` would write for ``feed``; shown by ``--dry-run``."""
         return {}
-
-    def outcome(self) -> str | None:
-        """After a failed run: what it did to the lake, in a few words (``None``: nothing to say)."""
-        return None
 
 
 class RunLake:

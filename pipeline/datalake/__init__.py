@@ -1,5 +1,5 @@
 """The lake contract shared by loaders: key layout, file formats, cleaned schema, raw zone, atomic files,
-and ``ObjectLakeLoader`` with its commit protocol.
+``ObjectStore`` and its in-memory implementation, and ``LakeLoader`` with its commit protocol.
 
 Names are imported on first use, so ``from pipeline.datalake import schema`` stays light.
 """
@@ -11,17 +11,22 @@ from typing import TYPE_CHECKING
 from pipeline._lazy import exports
 
 if TYPE_CHECKING:
+    from pipeline.datalake.commit import DayCommit
+    from pipeline.datalake.healing import RepairReport
     from pipeline.datalake.layout import LAYOUTS, ZONE_FOLDERS, Layout, LayoutStyle, run_of, validate_prefix
-    from pipeline.datalake.loader import (
-        PROTOCOL,
-        LakeFormatOptions,
-        Manifest,
-        ObjectLakeLoader,
-        RepairReport,
-        configured_feed,
-        lake_reader,
+    from pipeline.datalake.loader import LakeFormatOptions, LakeLoader
+    from pipeline.datalake.manifest import PROTOCOL, Manifest
+    from pipeline.datalake.memory import MemoryStore
+    from pipeline.datalake.reads import Lake
+    from pipeline.datalake.store import (
+        Leftover,
+        LockClaim,
+        LockRecord,
+        ObjectSink,
+        ObjectStore,
+        StoredObject,
+        lock_is_live,
     )
-    from pipeline.datalake.store import Leftover, LockClaim, LockRecord, ObjectSink, StoredObject, lock_is_live
 
 _WHERE = {
     "LAYOUTS": "pipeline.datalake.layout",
@@ -30,13 +35,15 @@ _WHERE = {
     "LayoutStyle": "pipeline.datalake.layout",
     "run_of": "pipeline.datalake.layout",
     "validate_prefix": "pipeline.datalake.layout",
-    "PROTOCOL": "pipeline.datalake.loader",
+    "DayCommit": "pipeline.datalake.commit",
+    "RepairReport": "pipeline.datalake.healing",
     "LakeFormatOptions": "pipeline.datalake.loader",
-    "Manifest": "pipeline.datalake.loader",
-    "ObjectLakeLoader": "pipeline.datalake.loader",
-    "RepairReport": "pipeline.datalake.loader",
-    "configured_feed": "pipeline.datalake.loader",
-    "lake_reader": "pipeline.datalake.loader",
+    "LakeLoader": "pipeline.datalake.loader",
+    "PROTOCOL": "pipeline.datalake.manifest",
+    "Manifest": "pipeline.datalake.manifest",
+    "MemoryStore": "pipeline.datalake.memory",
+    "Lake": "pipeline.datalake.reads",
+    "ObjectStore": "pipeline.datalake.store",
     "Leftover": "pipeline.datalake.store",
     "LockClaim": "pipeline.datalake.store",
     "LockRecord": "pipeline.datalake.store",
@@ -49,19 +56,21 @@ __all__ = [
     "LAYOUTS",
     "PROTOCOL",
     "ZONE_FOLDERS",
+    "DayCommit",
+    "Lake",
     "LakeFormatOptions",
+    "LakeLoader",
     "Layout",
     "LayoutStyle",
     "Leftover",
     "LockClaim",
     "LockRecord",
     "Manifest",
-    "ObjectLakeLoader",
+    "MemoryStore",
     "ObjectSink",
+    "ObjectStore",
     "RepairReport",
     "StoredObject",
-    "configured_feed",
-    "lake_reader",
     "lock_is_live",
     "run_of",
     "validate_prefix",

@@ -1,13 +1,14 @@
 """``repair``: heal a lake on demand, or with ``check`` only report what needs healing.
 
-Every write run already heals what dead runs left (``ObjectLakeLoader.recover``); this
+Every write run already heals what dead runs left (``LakeLoader.recover``); this
 command does the same, plus a full check of every committed day against its manifest.
 """
 
 from __future__ import annotations
 
 from pipeline.config import PipelineConfig
-from pipeline.datalake import RepairReport, lake_reader
+from pipeline.datalake import RepairReport
+from pipeline.runner import lake_reader
 
 
 async def repair(config: PipelineConfig, *, check: bool = False) -> RepairReport:

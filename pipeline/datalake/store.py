@@ -1,4 +1,10 @@
-"""What a store hands the commit protocol: objects with version tokens, sinks, leftovers, and day locks."""
+"""``ObjectStore``: the narrow interface the commit protocol needs from a store, and what it hands back.
+
+A store is the lake's bytes and nothing more: objects with version tokens, streaming sinks, conditional
+writes, day locks and the leftovers of unfinished writes. It knows no days, manifests or rollbacks; the
+protocol (``pipeline.datalake.commit``, ``healing``, ``reads``) is written once against this interface, and
+``LocalStore``, ``S3Store`` and ``MemoryStore`` implement it, as httpx's transports implement theirs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import datetime as dt
 import json
 import os
 import socket
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.stage import Feed
 
@@ -128,3 +134,69 @@ def lock_is_live(record: LockRecord, timeout: float, *, now: dt.datetime | None 
     except PermissionError:
         return True
     return True
+
+
+class ObjectStore(Protocol):
+    """The store primitives of a lake; opened and closed by whoever creates it (``async with``)."""
+
+    def describe(self) -> str:
+        """Where the lake is, without credentials (``./lake`` or ``s3://bucket/prefix``)."""
+        ...
+
+    def locate(self, key: str) -> str:
+        """``key`` as a location a human can use (a path or ``s3://bucket/key``)."""
+        ...
+
+    async def __aenter__(self) -> ObjectStore:
+        """Open what the store needs (a client); returns the store."""
+        ...
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close what ``__aenter__`` opened."""
+        ...
+
+    async def open_sink(self, key: str, content_type: str) -> ObjectSink:
+        """Start writing ``key``; nothing is visible until the sink commits."""
+        ...
+
+    async def get_object(self, key: str) -> StoredObject | None:
+        """The object and its version token, or ``None`` when it does not exist."""
+        ...
+
+    async def put_object(
+        self, key: str, data: bytes, content_type: str, *, if_match: str | None = None, if_absent: bool = False
+    ) -> str:
+        """Write a small object atomically; ``CommitConflict`` when the condition does not hold. Returns its token."""
+        ...
+
+    async def copy_object(self, source: str, target: str) -> None:
+        """Replace ``target`` with a copy of ``source``, atomically."""
+        ...
+
+    async def delete_object(self, key: str) -> None:
+        """Delete ``key``; a missing key is fine."""
+        ...
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a folder key ending in ``/``), sorted; never temporary objects."""
+        ...
+
+    async def claim_lock(self, key: str) -> LockClaim:
+        """Take the day lock ``key``; ``CommitConflict`` while a live run holds it. Reports a dead holder's record."""
+        ...
+
+    async def write_lock(self, claim: LockClaim, record: LockRecord) -> None:
+        """Store this run's record in a claimed lock."""
+        ...
+
+    async def release_lock(self, claim: LockClaim, *, keep_record: bool = False) -> None:
+        """Give the lock up; the record is deleted unless ``keep_record`` (so the next run heals)."""
+        ...
+
+    async def leftovers(self) -> list[Leftover]:
+        """Temp files or uploads that unfinished writes left in the lake's zones."""
+        ...
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        """Remove one leftover that ``leftovers`` reported."""
+        ...

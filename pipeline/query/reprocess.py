@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig, StageConfig
-from pipeline.datalake import Manifest, ObjectLakeLoader, configured_feed
+from pipeline.datalake import LakeLoader, Manifest
 from pipeline.errors import ConfigError, LoadError, PipelineError
 from pipeline.redact import redact
-from pipeline.runner import Stages, build_stage, new_context, run_stages
+from pipeline.runner import Stages, build_stage, configured_feed, new_context, run_stages
 from pipeline.stage import Feed
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ async def reprocess(
 async def _one_day(config: PipelineConfig, feed: Feed, day: dt.date, *, force: bool) -> int | None:
     context = new_context(day, force=force)
     loader = build_stage("loader", config.loader, context)
-    if not isinstance(loader, ObjectLakeLoader):
+    if not isinstance(loader, LakeLoader):
         raise ConfigError(f"loader {config.loader.type!r} keeps no raw zone to reprocess from")
     async with loader:
         found = await _raw_zone(loader, day, feed)
@@ -87,32 +87,22 @@ async def _one_day(config: PipelineConfig, feed: Feed, day: dt.date, *, force: b
             options["extracted_at"] = manifest.document["started_at"]  # for pages archived without a fetch time
         extractor = build_stage("extractor", StageConfig("replay", options, "reprocess.extractor"), context)
         loader = build_stage("loader", config.loader, context)
-        loader.reuse_raw = entry
         transformer = build_stage("transformer", config.transformer, context)
-        result = await run_stages(Stages(extractor, transformer, loader), context)
+        result = await run_stages(Stages(extractor, transformer, loader), context, reuse_raw=entry)
     return result.rows
 
 
 async def _raw_zone(
-    loader: ObjectLakeLoader[Any], day: dt.date, feed: Feed
+    loader: LakeLoader[Any], day: dt.date, feed: Feed
 ) -> tuple[bytes, dict[str, Any], Manifest | None] | None:
     """The day's raw pages, the manifest entry that names them, and the manifest; ``None`` without any."""
     manifest = await loader.read_manifest_entry(day, feed)
-    raw = (manifest.document.get("objects") or {}).get("raw") if manifest else None
-    if isinstance(raw, dict) and raw.get("key"):
-        data = await loader.get_bytes(str(raw["key"]))
-        if data is not None:
-            if raw.get("sha256") not in (None, hashlib.sha256(data).hexdigest()):
-                raise LoadError(f"{loader.locate(str(raw['key']))} does not match its manifest's sha256")
-            return data, dict(raw), manifest
-    legacy = loader.layout.key("raw", day, feed)  # a day written before raw pages were kept per run
-    data = await loader.get_bytes(legacy)
+    raw = manifest.raw if manifest else {}
+    if not raw.get("key"):
+        return None
+    data = await loader.lake.get_bytes(str(raw["key"]))
     if data is None:
         return None
-    entry = {
-        "key": legacy,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "content_type": "application/gzip",
-    }
-    return data, entry, manifest
+    if raw.get("sha256") not in (None, hashlib.sha256(data).hexdigest()):
+        raise LoadError(f"{loader.locate(str(raw['key']))} does not match its manifest's sha256")
+    return data, dict(raw), manifest

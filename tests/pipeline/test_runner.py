@@ -7,15 +7,24 @@ import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.errors import ExtractError, LoadError, TransformError
-from pipeline.runner import Stages, project_version, run_pipeline, run_stages
-from pipeline.stage import Batch, RunContext
-from tests.support.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, SeenReport, batch
+from pipeline.runner import Stages, outcome_of, project_version, run_pipeline, run_stages
+from pipeline.stage import Batch, Feed, RunContext
+from tests.support.fakes import (
+    CollectingDay,
+    CollectingLoader,
+    FrameTransformer,
+    ListExtractor,
+    RecordingReporter,
+    SeenReport,
+    batch,
+)
 
 
 def make(context: RunContext, log: list[str], **fail: int) -> Stages:
@@ -175,7 +184,7 @@ async def test_a_failure_or_a_cancellation_carries_what_it_did_to_the_lake(conte
     run.cancel()
     with pytest.raises(asyncio.CancelledError) as cancelled:
         await run
-    assert getattr(cancelled.value, "outcome", None) == "nothing was committed"
+    assert outcome_of(cancelled.value) == "nothing was committed"
 
 
 async def test_run_pipeline_takes_a_mapping_or_a_path(tmp_path: Path) -> None:
@@ -203,11 +212,16 @@ async def test_a_second_cancellation_waits_for_the_abort_and_the_outcome_is_stil
             hanging_now.set()
             await asyncio.Event().wait()
 
-    class SlowAbort(CollectingLoader):
-        async def abort(self) -> None:
+    class SlowDay(CollectingDay):
+        async def abort(self) -> str:
             aborting.set()
             await release.wait()
-            await super().abort()
+            return await super().abort()
+
+    class SlowAbort(CollectingLoader):
+        async def begin(self, feed: Feed, *, reuse_raw: Mapping[str, Any] | None = None) -> CollectingDay:
+            await super().begin(feed)
+            return SlowDay(self)
 
     stages = make(context, [])
     stages = dataclasses.replace(stages, extractor=Hanging(context, []), loader=SlowAbort(context))
@@ -222,4 +236,4 @@ async def test_a_second_cancellation_waits_for_the_abort_and_the_outcome_is_stil
     with pytest.raises(asyncio.CancelledError) as cancelled:
         await run
     assert stages.loader.aborted
-    assert getattr(cancelled.value, "outcome", None) == "nothing was committed"
+    assert outcome_of(cancelled.value) == "nothing was committed"

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import pandas as pd
 
 from pipeline.options import NoOptions
 from pipeline.result import RunResult
-from pipeline.stage import Batch, CommitInfo, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
+from pipeline.stage import (
+    Batch,
+    CommitInfo,
+    Committed,
+    Extractor,
+    Feed,
+    LakeReader,
+    LoadDay,
+    Loader,
+    Reporter,
+    RunContext,
+    Transformer,
+)
 
 TREND_DATE = dt.date(2026, 11, 25)
 YESTERDAY = TREND_DATE - dt.timedelta(days=1)
@@ -100,6 +112,33 @@ class FrameTransformer(Transformer[NoOptions]):
         return pd.DataFrame({"id": [r["id"] for r in batch.payload["results"]]})
 
 
+class CollectingDay(LoadDay):
+    """The day a ``CollectingLoader`` is writing: chunks kept aside until ``commit``."""
+
+    def __init__(self, loader: CollectingLoader) -> None:
+        self.loader = loader
+
+    async def write(self, chunk: pd.DataFrame) -> None:
+        loader = self.loader
+        if loader.fail_on_chunk is not None and len(loader.pending) + 1 == loader.fail_on_chunk:
+            raise OSError("disk full")
+        loader.log.append(f"loader.write {len(loader.pending) + 1}")
+        loader.pending.append(chunk)
+
+    async def commit(self, info: CommitInfo) -> Committed:
+        loader = self.loader
+        loader.log.append("loader.commit")
+        loader.summary = info
+        loader.visible[loader.context.trend_date] = pd.concat(loader.pending, ignore_index=True)
+        return Committed({"cleaned": "memory://today"}, "committed")
+
+    async def abort(self) -> str:
+        self.loader.log.append("loader.abort")
+        self.loader.aborted = True
+        self.loader.pending.clear()
+        return "nothing was committed"
+
+
 class CollectingLoader(Loader[NoOptions]):
     """Keeps chunks in memory; only ``commit`` makes them 'visible'."""
 
@@ -116,25 +155,9 @@ class CollectingLoader(Loader[NoOptions]):
     async def aclose(self) -> None:
         self.log.append("loader.close")
 
-    async def begin(self, feed: Feed) -> None:
+    async def begin(self, feed: Feed, *, reuse_raw: Mapping[str, Any] | None = None) -> CollectingDay:
         self.log.append("loader.begin")
-
-    async def write(self, chunk: pd.DataFrame) -> None:
-        if self.fail_on_chunk is not None and len(self.pending) + 1 == self.fail_on_chunk:
-            raise OSError("disk full")
-        self.log.append(f"loader.write {len(self.pending) + 1}")
-        self.pending.append(chunk)
-
-    async def commit(self, info: CommitInfo) -> dict[str, str]:
-        self.log.append("loader.commit")
-        self.summary = info
-        self.visible[self.context.trend_date] = pd.concat(self.pending, ignore_index=True)
-        return {"cleaned": "memory://today"}
-
-    async def abort(self) -> None:
-        self.log.append("loader.abort")
-        self.aborted = True
-        self.pending.clear()
+        return CollectingDay(self)
 
     def describe(self) -> str:
         return "memory://"
@@ -142,9 +165,6 @@ class CollectingLoader(Loader[NoOptions]):
     async def read_day(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
         self.reads += 1
         return self.visible.get(day)
-
-    def outcome(self) -> str | None:
-        return "nothing was committed" if self.aborted else None
 
 
 @dataclasses.dataclass

@@ -335,7 +335,7 @@ def _library_run(argv: list[str]) -> int:
     import datetime as dt
 
     from pipeline.errors import PipelineError
-    from pipeline.runner import run_pipeline
+    from pipeline.runner import outcome_of, run_pipeline
 
     config, day = argv[argv.index("--config") + 1], dt.date.fromisoformat(argv[argv.index("--date") + 1])
 
@@ -345,7 +345,7 @@ def _library_run(argv: list[str]) -> int:
         try:
             await task
         except asyncio.CancelledError as exc:
-            sys.stderr.write(f"error: cancelled; {getattr(exc, 'outcome', None)}\n")
+            sys.stderr.write(f"error: cancelled; {outcome_of(exc)}\n")
             return CANCELLED_EXIT
         except PipelineError as exc:
             sys.stderr.write(f"error: {exc}; {exc.outcome}\n")

@@ -92,7 +92,7 @@ def aws_session() -> Any:
     import aioboto3
     from aiobotocore.session import get_session
 
-    from stages.loaders.s3 import _service_models
+    from stages.loaders.s3_store import service_models as _service_models
 
     core = get_session()
     core.register_component("data_loader", _service_models())

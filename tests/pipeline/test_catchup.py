@@ -60,7 +60,7 @@ async def test_a_failed_noon_run_is_healed_by_the_catch_up_run_and_the_last_run_
     evening = await asyncio.to_thread(run_cli, "run", "--config", str(path), "--skip-committed", env=env)
     assert evening.returncode == 0, evening.stdout + evening.stderr
     assert f"wrote {PAGES * 20} rows from {PAGES} pages for {today}" in evening.stdout
-    assert standin.stats.paths[f"/3/trending/movie/day"] == PAGES
+    assert standin.stats.paths["/3/trending/movie/day"] == PAGES
     committed = lake_files(tmp_path / "lake")
     report = (tmp_path / "LATEST_UPDATE.md").read_bytes()
 

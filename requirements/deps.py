@@ -33,12 +33,14 @@ VENV = ROOT / ".venv"
 TOOLS = ROOT / ".tools"
 PYTHON_VERSION = "3.11"
 FINGERPRINT_PREFIX = "# setup.cfg dependencies sha256: "
+# Extras the runtime lock includes: the daily job (`make run`, the scheduler) installs them from that lock.
+RUNTIME_EXTRAS = ("notify",)
 # The plugin under tests/ is a second distribution: it proves third-party entry points work.
 TEST_EXTRAS = ("./tests/plugin_pkg",)
 
 
 def fingerprint(setup_cfg: Path = SETUP_CFG) -> str:
-    """A hash of what the locks are compiled from: python_requires, install_requires and the test extra.
+    """A hash of what the locks are compiled from: python_requires, install_requires and the locked extras.
 
     Order, blank lines and comments do not count; any other edit does.
     """
@@ -55,6 +57,7 @@ def fingerprint(setup_cfg: Path = SETUP_CFG) -> str:
         "python_requires": lines("options", "python_requires"),
         "install_requires": lines("options", "install_requires"),
         "test": lines("options.extras_require", "test"),
+        **{extra: lines("options.extras_require", extra) for extra in RUNTIME_EXTRAS},
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -229,7 +232,11 @@ def lock(upgrade: bool) -> int:
     # The runtime lock is constrained by the test lock, so the ETL runs the versions the tests ran.
     commands = [
         (test_lock, [*uv, *common, "--extra", "test", "--output-file", str(test_lock)]),
-        (run_lock, [*uv, *common, "--constraint", str(test_lock), "--output-file", str(run_lock)]),
+        (
+            run_lock,
+            [*uv, *common, *(f"--extra={e}" for e in RUNTIME_EXTRAS), "--constraint", str(test_lock)]
+            + ["--output-file", str(run_lock)],
+        ),
     ]
     for path, argv in commands:
         if not run(*argv, env=env):

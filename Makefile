@@ -26,7 +26,9 @@ $(TEST_STAMP): setup.cfg pyproject.toml requirements/test.lock requirements/deps
 	$(DEPS) install test
 	touch $@ $(RUN_STAMP)
 
+# Optional extras, on a fresh clone too: `make run EXTRAS=parquet,notify` (setup.cfg lists them).
 run: $(RUN_STAMP)
+	$(if $(EXTRAS),$(DEPS) extras $(EXTRAS))
 	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-24 --set extractor.options.path=$(SAMPLE)/2026-11-24
 	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-25 --set extractor.options.path=$(SAMPLE)/2026-11-25
 

@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", type=_date, help="partition date YYYY-MM-DD (default: today, UTC)")
     run.add_argument("--dry-run", action="store_true", help="extract and transform, write nothing")
     run.add_argument("--force", action="store_true", help="commit even if the regression guard refuses")
+    run.add_argument(
+        "--skip-committed",
+        action="store_true",
+        help="exit 0 at once when the day is already committed (a catch-up run: reads the manifest, calls no API)",
+    )
     common(run)
     check = sub.add_parser("check", help="preflight: config, stages, credentials, paths; --connect calls each service")
     with_config(check)
@@ -241,6 +246,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import run_pipeline
 
     config = _config(args)
+    if args.skip_committed and not args.dry_run:
+        from pipeline.query.committed import find_committed
+
+        day = args.date or dt.datetime.now(dt.UTC).date()
+        committed = _run_async(find_committed(config, day))
+        if committed is not None:
+            print(committed.describe())
+            return 0
     result = _run_async(run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force))
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
     _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)

@@ -70,8 +70,7 @@ class StageLoadError(RegistryError):
         self.name = name
         self.distribution = distribution
         super().__init__(
-            f"could not load {kind} {name!r} from distribution {distribution!r}: "
-            f"{type(cause).__name__}: {cause}"
+            f"could not load {kind} {name!r} from distribution {distribution!r}: {type(cause).__name__}: {cause}"
         )
 
 

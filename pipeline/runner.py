@@ -88,7 +88,31 @@ async def run_pipeline(
     if not isinstance(config, PipelineConfig):
         config = load_config(config)
     context = new_context(trend_date, dry_run=dry_run, force=force)
-    return await run_stages(build_stages(config, context), context)
+    stages = build_stages(config, context)
+    try:
+        return await run_stages(stages, context)
+    except Exception as exc:  # not a cancellation: a stopped run has no time left to send anything
+        await notify_failure(stages.reporters, context, exc)
+        raise
+
+
+def failure_line(exc: BaseException) -> str:
+    """A failed run's one-line error, redacted, ending with what it did to the lake (as the CLI prints it)."""
+    message = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+    outcome = getattr(exc, "outcome", None)
+    if outcome:
+        message = f"{message}; {outcome}"
+    return redact(" ".join(message.split()))
+
+
+async def notify_failure(reporters: Sequence[Reporter[Any]], context: RunContext, exc: BaseException) -> None:
+    """Give every reporter the failure (``Reporter.on_failure``); a reporter that fails here is logged only."""
+    line = failure_line(exc)
+    for reporter in reporters:
+        try:
+            await reporter.on_failure(context, line)
+        except Exception as failed:
+            logger.warning("reporter %r could not report the failure: %s", reporter.name, redact(str(failed)))
 
 
 async def run_stages(stages: Stages, context: RunContext) -> RunResult:
@@ -242,4 +266,13 @@ async def _blame(stage: Stage[Any], timings: dict[str, float], key: str) -> Asyn
         timings[key] += time.perf_counter() - started
 
 
-__all__: Sequence[str] = ("Stages", "build_stage", "build_stages", "new_context", "run_pipeline", "run_stages")
+__all__: Sequence[str] = (
+    "Stages",
+    "build_stage",
+    "build_stages",
+    "failure_line",
+    "new_context",
+    "notify_failure",
+    "run_pipeline",
+    "run_stages",
+)

@@ -320,3 +320,11 @@ class Reporter(Stage[OptionsT]):
 
         ``lake`` is the run's ``RunLake``: each day is read once however many reporters ask.
         """
+
+    async def on_failure(self, context: RunContext, message: str) -> None:
+        """The run failed: ``message`` is its one-line error, redacted, ending with what happened to the lake.
+
+        Called by ``run_pipeline`` once per failed run, after every stage was closed (open what you need
+        here), also when the failure came after the commit. An error raised here is logged, never raised.
+        The default does nothing: most reporters publish finished runs only.
+        """

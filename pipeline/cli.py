@@ -103,11 +103,19 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+FIRST_DATE = dt.date(1970, 1, 1)
+LAST_DATE = dt.date(9998, 12, 31)
+"""The dates a command takes: a report's previous day and a history window must stay inside Python's dates."""
+
+
 def _date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise argparse.ArgumentTypeError(f"expected a date from {FIRST_DATE} to {LAST_DATE}, got {text!r}")
+    return day
 
 
 def _positive(text: str) -> int:
@@ -217,8 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = stopped.outcome or "the run was aborted; nothing partial was committed"
         print(f"error: stopped by {stopped}; {what}", file=sys.stderr)
         return 128 + stopped.signum
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing partial was committed", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        what = getattr(exc, "outcome", None) or "nothing partial was committed"
+        print(f"error: interrupted; {what}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not an input problem: say so, and keep the details behind -v
         _report_error(exc, args.verbose, prefix="unexpected error")
@@ -347,11 +356,11 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
     config = _config(args)
     report = _run_async(repair(config, check=args.check))
-    where = report.lake
+    where = redact(report.lake)
     for line in report.actions:
-        print(f"healed   {line}")
+        print(redact(f"healed   {line}"))
     for line in report.problems:
-        print(f"{'found' if args.check else 'cannot'}    {line}")
+        print(redact(f"{'found' if args.check else 'cannot'}    {line}"))
     if report.healthy:
         print(f"{where}: healthy ({report.days} days checked)")
         return 0
@@ -367,7 +376,7 @@ def _cmd_reprocess(args: argparse.Namespace) -> int:
 
     config = _config(args)
     summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))
-    print(summary.describe())
+    print(redact(summary.describe()))
     return 1 if summary.failed else 0
 
 
@@ -379,16 +388,16 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _print_result(result: RunResult, out: TextIO) -> None:
+    """The run summary, redacted as stderr is: a lake root or report path may hold a secret's value."""
     verb = "would write" if result.dry_run else "wrote"
-    out.write(
+    lines = [
         f"{verb} {result.rows} rows from {result.batches} pages for {result.trend_date} "
-        f"({result.feed.label}) in {result.wall_seconds:.2f}s\n"
-    )
+        f"({result.feed.label}) in {result.wall_seconds:.2f}s"
+    ]
     if result.dropped:
-        dropped = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
-        out.write(f"dropped: {dropped}\n")
-    for kind, location in result.outputs.items():
-        out.write(f"  {kind:<18} {location}\n")
+        lines.append("dropped: " + ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items()))
+    lines += [f"  {kind:<18} {location}" for kind, location in result.outputs.items()]
+    out.write(redact("\n".join(lines)) + "\n")
 
 
 def _report_error(exc: BaseException, verbose: bool, prefix: str = "error") -> None:

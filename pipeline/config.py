@@ -44,6 +44,8 @@ class StageConfig:
     type: str
     options: Mapping[str, Any]
     path: str
+    retyped: bool = False
+    """``--set <path>.type=...`` changed the stage but kept the section's options (they may not fit)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +77,22 @@ def load_config(
         raw, name = _read_yaml(Path(source)), str(source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{name}: the top level must be a mapping with {', '.join(SECTIONS)}")
+    retyped = set()
     for item in overrides:
         apply_override(raw, item)
+        retyped |= _retyped_section(item)
     raw = _interpolate(raw, "", env)
-    return _validate(raw, name)
+    return _validate(raw, name, frozenset(retyped))
+
+
+def _retyped_section(item: str) -> set[str]:
+    """``{"extractor"}`` for ``--set extractor.type=replay``, ``{"reporter[0]"}`` for ``reporter.0.type=json``."""
+    parts = _INDEX.sub(r".\1", item.partition("=")[0].strip()).split(".")
+    if len(parts) == 2 and parts[1] == "type":
+        return {parts[0]}
+    if len(parts) == 3 and parts[0] == "reporter" and parts[1].isdigit() and parts[2] == "type":
+        return {f"reporter[{parts[1]}]"}
+    return set()
 
 
 def _read_yaml(path: Path) -> Any:
@@ -219,7 +233,7 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
     return value
 
 
-def _validate(raw: dict[str, Any], name: str) -> PipelineConfig:
+def _validate(raw: dict[str, Any], name: str, retyped: frozenset[str] = frozenset()) -> PipelineConfig:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(SECTIONS)}")
@@ -229,20 +243,20 @@ def _validate(raw: dict[str, Any], name: str) -> PipelineConfig:
     reporters_raw = raw.get("reporter") or []
     reporters: tuple[StageConfig, ...]
     if isinstance(reporters_raw, dict):
-        reporters = (_section(reporters_raw, "reporter"),)
+        reporters = (_section(reporters_raw, "reporter", retyped),)
     elif isinstance(reporters_raw, list):
-        reporters = tuple(_section(r, f"reporter[{i}]") for i, r in enumerate(reporters_raw))
+        reporters = tuple(_section(r, f"reporter[{i}]", retyped) for i, r in enumerate(reporters_raw))
     else:
         raise ConfigError("reporter: expected a section or a list of sections")
     return PipelineConfig(
-        extractor=_section(raw["extractor"], "extractor"),
-        transformer=_section(raw["transformer"], "transformer"),
-        loader=_section(raw["loader"], "loader"),
+        extractor=_section(raw["extractor"], "extractor", retyped),
+        transformer=_section(raw["transformer"], "transformer", retyped),
+        loader=_section(raw["loader"], "loader", retyped),
         reporters=reporters,
     )
 
 
-def _section(raw: Any, path: str) -> StageConfig:
+def _section(raw: Any, path: str, retyped: frozenset[str] = frozenset()) -> StageConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'type' and 'options'")
     unknown = sorted(set(raw) - _SECTION_KEYS)
@@ -254,4 +268,6 @@ def _section(raw: Any, path: str) -> StageConfig:
     options = raw.get("options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{path}.options: expected a mapping")
-    return StageConfig(type=stage_type, options=options, path=path)
+    # reporter.0.type names the first item, also when reporter is one section rather than a list
+    changed = path in retyped or (path == "reporter" and "reporter[0]" in retyped)
+    return StageConfig(type=stage_type, options=options, path=path, retyped=changed and bool(options))

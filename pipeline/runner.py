@@ -20,8 +20,8 @@ from typing import Any
 
 from pipeline import registry
 from pipeline.config import PipelineConfig, StageConfig, load_config
-from pipeline.errors import PipelineError
-from pipeline.options import build_options
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.options import build_options, known_options
 from pipeline.redact import redact
 from pipeline.result import RunResult
 from pipeline.stage import CommitInfo, Extractor, LakeReader, Loader, Reporter, RunContext, RunLake, Stage, Transformer
@@ -58,8 +58,24 @@ def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False, for
 def build_stage(kind: str, section: StageConfig, context: RunContext | None = None) -> Any:
     """The stage a config section names, options validated, not opened; ``context`` is ``None`` outside a run."""
     cls = registry.load(kind, section.type)
+    if section.retyped:
+        _refuse_stale_options(cls, section)
     options = build_options(cls.Options, section.options, f"{section.path}.options")
     return cls(options, context, name=section.type)
+
+
+def _refuse_stale_options(cls: type[Stage[Any]], section: StageConfig) -> None:
+    """After ``--set <path>.type=...``: name the old section's options the new stage does not take."""
+    stale = sorted(set(section.options) - set(known_options(cls.Options)))
+    if not stale:
+        return
+    path, names = section.path, ", ".join(stale)
+    raise ConfigError(
+        f"{path}.type: --set made it {section.type!r}, which does not take the options the section still holds "
+        f"({names}); replace the whole section instead, e.g. "
+        f"--set '{path}={{type: {section.type}, options: {{...}}}}', "
+        f"or clear them with --set {path}.options={{}} and set what {section.type!r} needs"
+    )
 
 
 def build_stages(config: PipelineConfig, context: RunContext) -> Stages:

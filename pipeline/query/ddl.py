@@ -29,7 +29,6 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from pipeline.datalake import schema
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -63,6 +62,8 @@ def sql_string(text: str, what: str) -> str:
 
 def athena_columns(fmt: str, layout: str) -> list[tuple[str, str]]:
     """``(name, type)`` of the table's data columns for a format and layout (partition keys excluded)."""
+    from pipeline.datalake import schema  # the CLI's parser reads this module's defaults: --help stays light
+
     columns = []
     for column in schema.COLUMNS:
         kind_type = schema.ATHENA_TYPES[column.kind]

@@ -8,32 +8,33 @@ logging. Exit codes: 0 success, 1 failed run, 2 usage or config error, 130 on SI
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import difflib
 import logging
 import signal
 import sys
-import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pipeline.errors import PipelineError
 from pipeline.query.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
-from pipeline.query.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
     from pipeline.result import RunResult
 
-# Only what --help needs is imported above: configs, stages and pydantic load with the
-# command that uses them, so `python -m pipeline --help` starts at once (test_cli_startup).
+# Only what --help needs is imported above: configs, stages, pydantic and asyncio (with ssl and
+# socket, ~60 ms) load with the command that uses them, so `python -m pipeline --help` starts at
+# once (test_cli_startup, benchmarks/startup.py).
 
 DEFAULT_CONFIG = "config/pipeline.yml"
 COMMANDS = ("run", "check", "stages", "ddl", "history", "repair", "reprocess")
+CONFIG_COMMANDS = frozenset(COMMANDS) - {"stages"}
 DISTRIBUTION = "tmdb-trending-pipeline"
 T = TypeVar("T")
+HISTORY_DAYS = 7
+HISTORY_TOP = 10
+"""``history``'s defaults, here because pipeline.query.history imports asyncio (a test keeps them equal)."""
 
 
 class _UsageError(Exception):
@@ -51,6 +52,8 @@ class _Stopped(Exception):
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` where SIGINT and SIGTERM cancel the work, so it aborts and cleans up, then stop."""
+
+    import asyncio
 
     async def supervised() -> T:
         loop = asyncio.get_running_loop()
@@ -103,11 +106,19 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+FIRST_DATE = dt.date(1970, 1, 1)
+LAST_DATE = dt.date(9998, 12, 31)
+"""The dates a command takes: a report's previous day and a history window must stay inside Python's dates."""
+
+
 def _date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise argparse.ArgumentTypeError(f"expected a date from {FIRST_DATE} to {LAST_DATE}, got {text!r}")
+    return day
 
 
 def _positive(text: str) -> int:
@@ -123,7 +134,7 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-parser per command."""
     parser = _Parser(prog="python -m pipeline", description="TMDB trending ETL into a data lake and a report.")
-    parser.add_argument("--version", action=_Version)
+    parser.add_argument("-V", "--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -173,10 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(ddl)
     hist = sub.add_parser("history", help="a title's rank over the last days, or the top climbers")
     with_config(hist)
-    hist.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help=f"days up to --date ({DEFAULT_DAYS})")
+    hist.add_argument("--days", type=_positive, default=HISTORY_DAYS, help=f"days up to --date ({HISTORY_DAYS})")
     hist.add_argument("--date", type=_date, help="last day of the window, YYYY-MM-DD (default: today, UTC)")
     hist.add_argument("--title", help="show this title (exact, ignoring case; else titles containing it)")
-    hist.add_argument("--top", type=_positive, default=DEFAULT_TOP, help=f"climbers without --title ({DEFAULT_TOP})")
+    hist.add_argument("--top", type=_positive, default=HISTORY_TOP, help=f"climbers without --title ({HISTORY_TOP})")
     hist.add_argument("--format", choices=("table", "json"), default="table", help="output (default: table)")
     common(hist)
     repair = sub.add_parser("repair", help="heal the lake: finish or undo dead runs' commits, remove leftovers")
@@ -204,6 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version print and stop
         return exc.code if isinstance(exc.code, int) else 0
     _configure_logging(args.verbose, args.quiet)
+    try:
+        if args.command in CONFIG_COMMANDS:
+            from pipeline.deps import require_core
+
+            require_core()  # the wrong Python fails here, at once, with one line
+    except PipelineError as exc:
+        _report_error(exc, args.verbose)
+        return exc.exit_code
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _cmd_run,
         "check": _cmd_check,
@@ -222,8 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = stopped.outcome or "the run was aborted; nothing partial was committed"
         print(f"error: stopped by {stopped}; {what}", file=sys.stderr)
         return 128 + stopped.signum
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing partial was committed", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        what = getattr(exc, "outcome", None) or "nothing partial was committed"
+        print(f"error: interrupted; {what}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not an input problem: say so, and keep the details behind -v
         _report_error(exc, args.verbose, prefix="unexpected error")
@@ -233,9 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _with_command(argv: list[str]) -> list[str]:
     """``argv`` led by its command: none means ``run``; an unknown word is a usage error that guesses the command."""
     first = argv[0] if argv else "-"
-    if first in (*COMMANDS, "-h", "--help", "--version"):
+    if first in (*COMMANDS, "-h", "--help", "-V", "--version"):
         return argv
     if not first.startswith("-"):
+        import difflib
+
         guess = difflib.get_close_matches(first, COMMANDS, n=1)
         hint = f"did you mean {guess[0]}?" if guess else f"commands: {', '.join(COMMANDS)}"
         raise _UsageError(f"unknown command {first!r} ({hint})")
@@ -262,6 +284,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     """Preflight like ``dbt debug``: one line per check, exit 2 if a stage cannot be built, 1 on any other failure."""
+    from pipeline import registry
+    from pipeline.deps import dependency_check
     from pipeline.runner import build_stage, new_context
     from pipeline.stage import Check
 
@@ -270,6 +294,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     sections = config.stages()
     built: list[Any] = []
     checks: list[Check] = []
+    dependencies: list[Check] = []
     unbuilt = False
     for kind, section in sections:
         try:
@@ -277,6 +302,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         except PipelineError as exc:
             unbuilt = True
             checks.append(Check(kind, section.type, "options", False, str(exc)))
+        if section.type in registry.find(kind):
+            dependencies.append(dependency_check(kind, section.type, registry.distribution_name(kind, section.type)))
 
     async def preflight() -> None:
         for stage in built:
@@ -292,8 +319,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _run_async(preflight())
-    order = {kind: number for number, (kind, _) in enumerate(sections)}
-    checks.sort(key=lambda c: order.get(c.kind, len(order)))  # stable: each stage's own order stays
+    checks += dependencies
+    order: dict[tuple[str, str], int] = {}
+    for number, (kind, section) in enumerate(sections):
+        order.setdefault((kind, section.type), number)
+    # stable: each stage's own checks keep their order, its dependencies last
+    checks.sort(key=lambda c: order.get((c.kind, c.stage), len(order)))
     passed, failed = _marks()
     for check in checks:
         mark = passed if check.ok else failed
@@ -360,11 +391,11 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
     config = _config(args)
     report = _run_async(repair(config, check=args.check))
-    where = report.lake
+    where = redact(report.lake)
     for line in report.actions:
-        print(f"healed   {line}")
+        print(redact(f"healed   {line}"))
     for line in report.problems:
-        print(f"{'found' if args.check else 'cannot'}    {line}")
+        print(redact(f"{'found' if args.check else 'cannot'}    {line}"))
     if report.healthy:
         print(f"{where}: healthy ({report.days} days checked)")
         return 0
@@ -380,7 +411,7 @@ def _cmd_reprocess(args: argparse.Namespace) -> int:
 
     config = _config(args)
     summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))
-    print(summary.describe())
+    print(redact(summary.describe()))
     return 1 if summary.failed else 0
 
 
@@ -392,20 +423,22 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _print_result(result: RunResult, out: TextIO) -> None:
+    """The run summary, redacted as stderr is: a lake root or report path may hold a secret's value."""
     verb = "would write" if result.dry_run else "wrote"
-    out.write(
+    lines = [
         f"{verb} {result.rows} rows from {result.batches} pages for {result.trend_date} "
-        f"({result.feed.label}) in {result.wall_seconds:.2f}s\n"
-    )
+        f"({result.feed.label}) in {result.wall_seconds:.2f}s"
+    ]
     if result.dropped:
-        dropped = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
-        out.write(f"dropped: {dropped}\n")
-    for kind, location in result.outputs.items():
-        out.write(f"  {kind:<18} {location}\n")
+        lines.append("dropped: " + ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items()))
+    lines += [f"  {kind:<18} {location}" for kind, location in result.outputs.items()]
+    out.write(redact("\n".join(lines)) + "\n")
 
 
 def _report_error(exc: BaseException, verbose: bool, prefix: str = "error") -> None:
     if verbose:
+        import traceback
+
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     message = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
     outcome = exc.outcome if isinstance(exc, PipelineError) else None

@@ -4,6 +4,7 @@
 
     PipelineError                      root: catch this to catch everything we raise
     ├── ConfigError                    bad YAML, unknown key, missing ${VAR}, bad option (exit 2)
+    ├── DependencyError                this Python lacks the project's dependencies (exit 2)
     ├── RegistryError                  (exit 2)
     │   ├── UnknownStageError          name not registered; lists the names that are
     │   └── StageLoadError             entry point failed to import; keeps the cause
@@ -41,6 +42,12 @@ class TransientError(Exception):
 
 class ConfigError(PipelineError):
     """The configuration or the command line is invalid."""
+
+    exit_code = 2
+
+
+class DependencyError(PipelineError):
+    """The interpreter lacks the project's dependencies: the wrong Python, or a venv never set up."""
 
     exit_code = 2
 

@@ -22,8 +22,8 @@ from typing import Any
 from pipeline import registry
 from pipeline.config import PipelineConfig, StageConfig, load_config
 from pipeline.datalake.files import uninterrupted
-from pipeline.errors import PipelineError
-from pipeline.options import build_options
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.options import build_options, known_options
 from pipeline.redact import redact
 from pipeline.result import RunResult
 from pipeline.stage import CommitInfo, Extractor, LakeReader, Loader, Reporter, RunContext, RunLake, Stage, Transformer
@@ -60,8 +60,24 @@ def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False, for
 def build_stage(kind: str, section: StageConfig, context: RunContext | None = None) -> Any:
     """The stage a config section names, options validated, not opened; ``context`` is ``None`` outside a run."""
     cls = registry.load(kind, section.type)
+    if section.retyped:
+        _refuse_stale_options(cls, section)
     options = build_options(cls.Options, section.options, f"{section.path}.options")
     return cls(options, context, name=section.type)
+
+
+def _refuse_stale_options(cls: type[Stage[Any]], section: StageConfig) -> None:
+    """After ``--set <path>.type=...``: name the old section's options the new stage does not take."""
+    stale = sorted(set(section.options) - set(known_options(cls.Options)))
+    if not stale:
+        return
+    path, names = section.path, ", ".join(stale)
+    raise ConfigError(
+        f"{path}.type: --set made it {section.type!r}, which does not take the options the section still holds "
+        f"({names}); replace the whole section instead, e.g. "
+        f"--set '{path}={{type: {section.type}, options: {{...}}}}', "
+        f"or clear them with --set {path}.options={{}} and set what {section.type!r} needs"
+    )
 
 
 def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
@@ -158,9 +174,7 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
                 _tell_outcome(exc, loader)
                 raise
             lake = RunLake(loader if isinstance(loader, LakeReader) else None, result.lake)
-            for reporter in stages.reporters:
-                async with _blame(reporter, timings, "report"):
-                    result.outputs.update(await reporter.report(result, lake))
+            await _report(stages.reporters, result, lake, timings)
         _finish(result, extractor, transformer, timings)
     logger.info(
         "run %s done: %d rows, %d pages, %.2fs, dropped %s",
@@ -171,6 +185,39 @@ async def run_stages(stages: Stages, context: RunContext) -> RunResult:
         result.dropped or "nothing",
     )
     return result
+
+
+async def _report(
+    reporters: Sequence[Reporter[Any]], result: RunResult, lake: RunLake, timings: dict[str, float]
+) -> None:
+    """Run every reporter after the commit; a failure says the day was committed and which reports were not written.
+
+    One failing reporter does not stop the others: the first failure is raised once they all ran.
+    """
+    failures: list[tuple[str, PipelineError]] = []
+    for number, reporter in enumerate(reporters):
+        try:
+            async with _blame(reporter, timings, "report"):
+                result.outputs.update(await reporter.report(result, lake))
+        except PipelineError as exc:
+            failures.append((reporter.name, exc))
+        except BaseException as exc:  # cancelled or interrupted while reporting: the day is committed all the same
+            unwritten = [name for name, _ in failures] + [r.name for r in reporters[number:]]
+            exc.outcome = _committed_outcome(result.trend_date, unwritten, len(reporters))  # type: ignore[attr-defined]
+            raise
+    if failures:
+        error = failures[0][1]
+        error.outcome = _committed_outcome(result.trend_date, [name for name, _ in failures], len(reporters))
+        raise error
+
+
+def _committed_outcome(day: dt.date, unwritten: Sequence[str], reporters: int) -> str:
+    """``2026-12-03 was committed; the report was not written`` (or which of several reports were not)."""
+    if reporters == 1:
+        return f"{day} was committed; the report was not written"
+    names = ", ".join(repr(name) for name in unwritten)
+    verb = "was" if len(unwritten) == 1 else "were"
+    return f"{day} was committed; {len(unwritten)} of {reporters} reports ({names}) {verb} not written"
 
 
 async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], *, write: bool) -> None:

@@ -1,10 +1,11 @@
-"""What every reporter shows, computed once: today's top N, movement since the previous day, safe text.
+"""What every reporter shows, computed once: today's top N, movement since the previous day, the trend, safe text.
 
-The three reporters (``markdown``, ``github-summary``, ``json``) differ only in layout.
-Everything they share lives here: reading today and the previous *available* day
-through the loader's read-back (so local and S3 lakes behave the same), the movement
-computation, escaping of untrusted TMDB text, number formatting, Markdown tables and
-the mermaid chart.
+The reporters (``markdown``, ``github-summary``, ``json``, ``html``) differ only in layout.
+Everything they share lives here: reading today and the trend window through the
+loader's verified read-back (``pipeline.trends``, so local and S3 lakes behave the same),
+the movement since the previous *available* day, escaping of untrusted TMDB text, number
+formatting and Markdown tables. A report is a list of feed sections; a run of one feed
+has one.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from pipeline import trends
 from pipeline.errors import ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
 from pipeline.result import RunResult
-from pipeline.stage import LakeReader, RunLake
+from pipeline.stage import Feed, LakeReader, RunLake
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,11 +49,12 @@ _YEAR = re.compile(r"^(\d{4})-\d{2}-\d{2}")
 
 # -- options shared by the reporters ----------------------------------------------------------
 class ReportOptions(StageOptions):
-    """Options every report shares: how many rows, how far back to look, how many climbers."""
+    """Options every report shares: how many rows, how far back to look, how many climbers, how many trend days."""
 
     top: int = Field(default=10, ge=1, le=100)
     lookback_days: int = Field(default=7, ge=1, le=366)
     climbers: int = Field(default=5, ge=1, le=100)
+    trend_days: int = Field(default=trends.DEFAULT_DAYS, ge=trends.WEEK, le=trends.MAX_DAYS)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -116,14 +119,26 @@ class Movement:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeedSection:
+    """One feed of a run: its day's size, movement since the previous day and trend over the window."""
+
+    feed: Feed
+    day: dt.date
+    total: int
+    movement: Movement
+    trend: trends.FeedTrend
+
+
+@dataclasses.dataclass(frozen=True)
 class Report:
-    """Everything a reporter renders for one run."""
+    """Everything a reporter renders for one run: one section per feed (a run of one feed has one)."""
 
     result: RunResult
     lake: str
     total: int
     top_n: int
     movement: Movement
+    sections: tuple[FeedSection, ...] = ()
 
     @property
     def run_time(self) -> str:
@@ -149,8 +164,7 @@ def entries(frame: pd.DataFrame) -> list[Entry]:
     """The frame's rows as entries, best rank first, one per ``(media_type, id)`` (the best-ranked copy wins)."""
     if frame.empty:
         return []
-    ordered = frame.loc[:, list(_ENTRY_COLUMNS)].sort_values(["rank", "id"], kind="stable")
-    ordered = ordered.drop_duplicates(["media_type", "id"], keep="first")
+    ordered = trends.best_ranks(frame, _ENTRY_COLUMNS)
     # Column by column, not to_dict("records"): a dict per row of a 10,000-row day cost ~6 MB of peak RSS.
     columns = zip(*(ordered[name].tolist() for name in _ENTRY_COLUMNS), strict=True)
     return [_entry(*values) for values in columns]
@@ -188,16 +202,22 @@ def distinct_titles(frame: pd.DataFrame) -> int:
 
 
 def compare(today: pd.DataFrame, previous: tuple[dt.date, pd.DataFrame] | None, *, top: int, climbers: int) -> Movement:
-    """Today's top ``top`` with movement against ``(date, frame)`` of an earlier day (``None``: first day).
+    """Today's top ``top`` with movement against ``(date, frame)`` of an earlier day (``None``: first day)."""
+    if previous is None:
+        return movement(entries(today), None, [], top=top, climbers=climbers)
+    return movement(entries(today), previous[0], entries(previous[1]), top=top, climbers=climbers)
+
+
+def movement(
+    now: Sequence[Entry], previous_date: dt.date | None, before: Sequence[Entry], *, top: int, climbers: int
+) -> Movement:
+    """Today's entries (best first) against the previous day's (best first; ``previous_date`` ``None``: first day).
 
     Climbers are taken from the whole list, biggest climb first; equal climbs are ordered
     by today's rank so the report is stable.
     """
-    now = entries(today)
-    if previous is None:
+    if previous_date is None:
         return Movement(previous_date=None, top=tuple(now[:top]))
-    previous_date, before_frame = previous
-    before = entries(before_frame)
     previous_rank = {e.key: e.rank for e in before}
     now = [dataclasses.replace(e, previous_rank=previous_rank.get(e.key)) for e in now]
     top_now = now[:top]
@@ -214,42 +234,52 @@ def compare(today: pd.DataFrame, previous: tuple[dt.date, pd.DataFrame] | None, 
     )
 
 
-async def previous_day(lake: LakeReader, result: RunResult, lookback_days: int) -> tuple[dt.date, pd.DataFrame] | None:
-    """The latest non-empty day before the run's date, looking back at most ``lookback_days``."""
-    for back in range(1, lookback_days + 1):
-        day = result.trend_date - dt.timedelta(days=back)
-        frame = await lake.read_day(day, result.feed)
-        if frame is None:
-            continue
-        if frame.empty:
-            # An empty day says nothing about movement; comparing with it would call everything new.
-            logger.debug("skipping %s as the previous day: it has no rows", day)
-            continue
-        return day, frame
-    logger.info("no earlier day within %d days of %s: first-day report", lookback_days, result.trend_date)
-    return None
+def listed_entries(trend: trends.FeedTrend, day: dt.date) -> list[Entry]:
+    """``day``'s list as the trend model holds it (rank, identity, name), best first."""
+    return [
+        Entry(rank, key[1], title, "", "", math.nan, math.nan, 0, "", key[0]) for key, rank, title in trend.listed_on(day)
+    ]
 
 
 async def build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
-    """Read today and the previous available day back from the lake and compare them.
+    """Read today and the trend window back from the lake; compare today with the previous day the lake has.
 
     In a run, ``lake`` is the run's ``RunLake``: the model is built once for every reporter
-    that asks with the same ``top``, ``lookback_days`` and ``climbers``.
+    that asks with the same options.
     """
     if isinstance(lake, RunLake):
-        key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}"
+        key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}:{options.trend_days}"
         return await lake.shared(key, lambda: _build_report(result, lake, options, stage=stage))
     return await _build_report(result, lake, options, stage=stage)
 
 
-async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
-    today = await lake.read_day(result.trend_date, result.feed)
+async def feed_section(
+    lake: LakeReader, feed: Feed, day: dt.date, options: ReportOptions, *, stage: str
+) -> FeedSection:
+    """One feed's section: ``day`` must be in the lake; earlier days that are not are gaps."""
+    today = await lake.read_day(day, feed)
     if today is None:
-        raise ReportError(f"the lake has no data for {result.trend_date}", stage=stage)
-    previous = await previous_day(lake, result, options.lookback_days)
-    movement = compare(today, previous, top=options.top, climbers=options.climbers)
-    total = distinct_titles(today)
-    return Report(result=result, lake=safe_location(lake.describe()), total=total, top_n=options.top, movement=movement)
+        raise ReportError(f"the lake has no data for {day}", stage=stage)
+    days = max(options.trend_days, options.lookback_days + 1)
+    trend = await trends.trend(lake, feed, day, days=days, top_n=options.top, known={day: today})
+    previous = trend.previous(options.lookback_days) if trend.latest == day else None
+    if previous is None:
+        logger.info("no earlier day within %d days of %s: first-day report", options.lookback_days, day)
+    before = listed_entries(trend, previous) if previous else []
+    moved = movement(entries(today), previous, before, top=options.top, climbers=options.climbers)
+    return FeedSection(feed, day, distinct_titles(today), moved, trend)
+
+
+async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
+    section = await feed_section(lake, result.feed, result.trend_date, options, stage=stage)
+    return Report(
+        result=result,
+        lake=safe_location(lake.describe()),
+        total=section.total,
+        top_n=options.top,
+        movement=section.movement,
+        sections=(section,),
+    )
 
 
 # -- text: escaping and formatting -------------------------------------------------------------

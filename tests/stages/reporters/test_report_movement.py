@@ -160,12 +160,12 @@ async def test_an_empty_day_is_skipped_as_the_previous_day(tmp_path: Path, caplo
     # An empty day needs the regression guard's override to be committed at all.
     empty_ok = {"type": "local", "options": {**lake["options"], "allow_regression": True}}
     await run_day(DAY1, write_day(tmp_path / "d1", []), empty_ok, [])
-    caplog.set_level(logging.DEBUG, logger="stages.reporters.report_model")
+    caplog.set_level(logging.DEBUG, logger="pipeline.trends")
     await run_day(DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake, reporters(tmp_path, top=4))
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert document["compared_with"] == "2026-11-23"
     assert [e["id"] for e in document["new_in_top"]] == [80, 90, 60]
-    assert "skipping 2026-11-24 as the previous day: it has no rows" in caplog.text
+    assert "trend: trending movies, today 2026-11-24 is a gap: it has no rows" in caplog.text
 
 
 def frame(ids: list[int]) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pipeline.errors import PipelineError
 from pipeline.query.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
-from pipeline.query.history import DEFAULT_DAYS, DEFAULT_TOP
+from pipeline.query.history import DEFAULT_DAYS, DEFAULT_TOP, FORMATS, MAX_DAYS
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
 if TYPE_CHECKING:
@@ -166,13 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     ddl.add_argument("--first-year", type=int, default=FIRST_YEAR, help=f"partition projection start ({FIRST_YEAR})")
     ddl.add_argument("--last-year", type=int, default=LAST_YEAR, help=f"partition projection end ({LAST_YEAR})")
     common(ddl)
-    hist = sub.add_parser("history", help="a title's rank over the last days, or the top climbers")
+    hist = sub.add_parser("history", help="the trend over the last days (the report's model), or a title's ranks")
     with_config(hist)
-    hist.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help=f"days up to --date ({DEFAULT_DAYS})")
+    hist.add_argument(
+        "--days", type=_positive, default=DEFAULT_DAYS, help=f"days up to --date, at most {MAX_DAYS} ({DEFAULT_DAYS})"
+    )
     hist.add_argument("--date", type=_date, help="last day of the window, YYYY-MM-DD (default: today, UTC)")
     hist.add_argument("--title", help="show this title (exact, ignoring case; else titles containing it)")
-    hist.add_argument("--top", type=_positive, default=DEFAULT_TOP, help=f"climbers without --title ({DEFAULT_TOP})")
-    hist.add_argument("--format", choices=("table", "json"), default="table", help="output (default: table)")
+    hist.add_argument("--top", type=_positive, default=DEFAULT_TOP, help=f"size of the top list ({DEFAULT_TOP})")
+    hist.add_argument("--format", choices=FORMATS, default="table", help="output (default: table)")
     common(hist)
     repair = sub.add_parser("repair", help="heal the lake: finish or undo dead runs' commits, remove leftovers")
     with_config(repair)
@@ -334,11 +336,12 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from pipeline.query.history import history, render_json, render_table  # pandas: see _cmd_ddl
+    from pipeline.query.history import history, render_csv, render_json, render_table  # pandas: see _cmd_ddl
 
     config = _config(args)
     found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
-    sys.stdout.write(render_json(found) if args.format == "json" else render_table(found))
+    render = {"json": render_json, "csv": render_csv}.get(args.format, render_table)
+    sys.stdout.write(render(found))
     return 0
 
 

@@ -432,9 +432,7 @@ def build(feed: Feed, reads: Sequence[DayRead], *, top_n: int = 10) -> FeedTrend
     titles = [_text(t) for t in latest["title"].tolist()] if "title" in latest.columns else [""] * count
     dates = latest["release_date"].tolist() if "release_date" in latest.columns else [""] * count
     years = [_year(d) for d in dates]
-    return FeedTrend(
-        feed, days, top_n=top_n, keys=keys, titles=titles, years=years, ranks=ranks, popularity=popularity
-    )
+    return FeedTrend(feed, days, top_n=top_n, keys=keys, titles=titles, years=years, ranks=ranks, popularity=popularity)
 
 
 async def trend(
@@ -493,3 +491,103 @@ def _text(value: Any) -> str:
 def _year(value: Any) -> str:
     text = _text(value)
     return text[:4] if len(text) >= 4 and text[:4].isdigit() else ""
+
+
+# -- shared views: the JSON document and the at-a-glance trajectory ----------------------------
+SCHEMA_VERSION = 1
+"""Version of the trend document (``trend_document``); changes whenever a field changes meaning or goes away."""
+TREND_FIELDS = (
+    "feed",
+    "from",
+    "to",
+    "latest",
+    "baseline",
+    "top_n",
+    "days",
+    "top",
+    "holding",
+    "rising",
+    "new_this_week",
+    "fell_out_this_week",
+)
+TITLE_FIELDS = (
+    "media_type",
+    "id",
+    "title",
+    "label",
+    "year",
+    "rank",
+    "ranks",
+    "streak",
+    "days_in_top",
+    "best_rank",
+    "best_date",
+    "first_seen",
+    "change",
+    "week_change",
+)
+_BARS = "▁▂▃▄▅▆▇█"
+OUT_OF_TOP = "·"
+GAP_MARK = "?"
+
+
+def title_document(item: TitleTrend) -> dict[str, Any]:
+    """One title's trend as a JSON object (see ``TITLE_FIELDS``); ``ranks`` has one entry per day of the window."""
+    return {
+        "media_type": item.media_type,
+        "id": item.id,
+        "title": item.title,
+        "label": item.label,
+        "year": int(item.year) if item.year else None,
+        "rank": item.rank,
+        "ranks": list(item.ranks),
+        "streak": item.streak,
+        "days_in_top": item.days_in_top,
+        "best_rank": item.best_rank,
+        "best_date": item.best_date.isoformat() if item.best_date else None,
+        "first_seen": item.first_seen.isoformat() if item.first_seen else None,
+        "change": item.change,
+        "week_change": item.week_change,
+    }
+
+
+def trend_document(model: FeedTrend) -> dict[str, Any]:
+    """The model as a JSON object (see ``TREND_FIELDS``): the same in the JSON report, ``history`` and the page."""
+    return {
+        "feed": {"media_type": model.feed.media_type, "time_window": model.feed.time_window},
+        "from": model.dates[0].isoformat(),
+        "to": model.dates[-1].isoformat(),
+        "latest": model.latest.isoformat() if model.latest else None,
+        "baseline": model.baseline.isoformat() if model.baseline else None,
+        "top_n": model.top_n,
+        "days": [{"date": d.date.isoformat(), "state": d.state} for d in model.days],
+        "top": [title_document(t) for t in model.top],
+        "holding": [title_document(t) for t in model.holding],
+        "rising": [title_document(t) for t in model.rising],
+        "new_this_week": [title_document(t) for t in model.new_this_week],
+        "fell_out_this_week": [title_document(t) for t in model.fell_out_this_week],
+    }
+
+
+def sparkline(model: FeedTrend, item: TitleTrend, days: int = WEEK) -> str:
+    """The title's last ``days`` days at a glance: a taller bar is a better rank in the top N.
+
+    ``·`` marks a day below the top N (or out of the list), ``?`` a gap.
+    """
+    marks = []
+    for day, rank in zip(model.days[-days:], item.ranks[-days:], strict=True):
+        if not day.present:
+            marks.append(GAP_MARK)
+        elif rank is None or rank > model.top_n:
+            marks.append(OUT_OF_TOP)
+        else:
+            level = (model.top_n - rank) * len(_BARS) // model.top_n
+            marks.append(_BARS[min(level, len(_BARS) - 1)])
+    return "".join(marks)
+
+
+def change_label(change: int | None, *, new: str = "new") -> str:
+    """``▲3``, ``▼2``, ``=``, or ``new`` when there is nothing to compare with."""
+    if change is None:
+        return new
+    return f"▲{change}" if change > 0 else f"▼{-change}" if change < 0 else "="

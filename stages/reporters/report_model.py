@@ -236,9 +236,8 @@ def movement(
 
 def listed_entries(trend: trends.FeedTrend, day: dt.date) -> list[Entry]:
     """``day``'s list as the trend model holds it (rank, identity, name), best first."""
-    return [
-        Entry(rank, key[1], title, "", "", math.nan, math.nan, 0, "", key[0]) for key, rank, title in trend.listed_on(day)
-    ]
+    listed = trend.listed_on(day)
+    return [Entry(rank, key[1], title, "", "", math.nan, math.nan, 0, "", key[0]) for key, rank, title in listed]
 
 
 async def build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:

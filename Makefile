@@ -26,9 +26,10 @@ $(TEST_STAMP): setup.cfg pyproject.toml requirements/test.lock requirements/deps
 	$(DEPS) install test
 	touch $@ $(RUN_STAMP)
 
+# The demo: 30 synthetic days (tests/data/series/, one missing on purpose) replayed into ./lake in one process,
+# then the report (lake/LATEST_UPDATE.md, its rank chart) and the page (lake/site/index.html) of the last day.
 run: $(RUN_STAMP)
-	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-24 --set extractor.options.path=$(SAMPLE)/2026-11-24
-	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-25 --set extractor.options.path=$(SAMPLE)/2026-11-25
+	$(PY) tools/demo.py
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .

@@ -383,9 +383,38 @@ def table(header: Sequence[str], align: str, rows: Iterable[Sequence[str]]) -> l
     return lines
 
 
-def top_table(report: Report, *, detailed: bool = True) -> list[str]:
-    """Today's top N; ``detailed`` adds year, genres and rating."""
+def top_table(report: Report, *, detailed: bool = True, section: FeedSection | None = None) -> list[str]:
+    """Today's top N; ``detailed`` adds year, genres and rating; a ``section`` adds its trend columns."""
     compared = report.movement.compared
+    if section is not None:
+        return table(
+            (
+                "Rank",
+                "Title",
+                "Year",
+                "Genres",
+                "Popularity",
+                "Rating",
+                "Movement",
+                f"{trends.WEEK} days",
+                "Week",
+                "Streak",
+            ),
+            "rlllrlcllr",
+            (
+                (
+                    str(e.rank),
+                    section_title_cell(section, e),
+                    year(e.release_date),
+                    genres(e.genres),
+                    popularity(e.popularity),
+                    rating(e),
+                    movement_label(e, compared),
+                    *trend_cells(section, e),
+                )
+                for e in section.movement.top
+            ),
+        )
     if detailed:
         return table(
             ("Rank", "Title", "Year", "Genres", "Popularity", "Rating", "Movement"),
@@ -413,9 +442,13 @@ def top_table(report: Report, *, detailed: bool = True) -> list[str]:
     )
 
 
-def movement_sections(report: Report, level: int = 3) -> list[str]:
-    """The three movement sections as small tables (or the first-day sentence)."""
-    movement, n, hashes = report.movement, report.top_n, "#" * level
+def movement_sections(report: Report, level: int = 3, section: FeedSection | None = None) -> list[str]:
+    """The three movement sections as small tables (or the first-day sentence); a ``section`` labels namesakes."""
+    movement, n, hashes = (section or report).movement, report.top_n, "#" * level
+
+    def name(entry: Entry) -> str:
+        return title_cell(entry) if section is None else section_title_cell(section, entry)
+
     if not movement.compared:
         return [comparison_line(report), ""]
     lines = [comparison_line(report), "", f"{hashes} New in the top {n}", ""]
@@ -423,7 +456,7 @@ def movement_sections(report: Report, level: int = 3) -> list[str]:
         lines += table(
             ("Rank", "Title", "Before"),
             "rlr",
-            ((str(e.rank), title_cell(e), previous_label(e.previous_rank)) for e in movement.new_in_top),
+            ((str(e.rank), name(e), previous_label(e.previous_rank)) for e in movement.new_in_top),
         )
     else:
         lines.append(f"No title is new in the top {n}.")
@@ -433,7 +466,7 @@ def movement_sections(report: Report, level: int = 3) -> list[str]:
             ("Rank", "Title", "Before", "Change"),
             "rlrc",
             (
-                (str(e.rank), title_cell(e), previous_label(e.previous_rank), movement_label(e, True))
+                (str(e.rank), name(e), previous_label(e.previous_rank), movement_label(e, True))
                 for e in movement.climbers
             ),
         )
@@ -444,7 +477,7 @@ def movement_sections(report: Report, level: int = 3) -> list[str]:
         lines += table(
             ("Before", "Title", "Now"),
             "rlr",
-            ((str(d.previous.rank), title_cell(d.previous), previous_label(d.rank_now)) for d in movement.dropped),
+            ((str(d.previous.rank), name(d.previous), previous_label(d.rank_now)) for d in movement.dropped),
         )
     else:
         lines.append(f"No title dropped out of the top {n}.")
@@ -481,32 +514,117 @@ def compact_movement(report: Report) -> list[str]:
     ]
 
 
-def chart_label(entry: Entry, width: int = 18) -> str:
-    """A short chart label that cannot break mermaid: rank plus the title's letters, digits and ``.-+``."""
-    kept = "".join(ch if ch.isalnum() or ch in ".-+" else " " for ch in entry.title)
-    short = " ".join(kept.split())
-    if len(short) > width:
-        short = short[: width - 1].rstrip() + "…"
-    return f"{entry.rank}. {short}" if short else f"{entry.rank}."
+def trend_cells(section: FeedSection, entry: Entry) -> tuple[str, str, str]:
+    """A top-N row's ``7 days`` trajectory, its places gained over the week, and its streak."""
+    try:
+        item = section.trend.title(entry.key)
+    except KeyError:  # not in the model: today's day was not one of its days (another feed's rows)
+        return NO_VALUE, NO_VALUE, NO_VALUE
+    week = NO_VALUE if section.trend.baseline is None else trends.change_label(item.week_change)
+    return trends.sparkline(section.trend, item), week, streak_label(item.streak)
 
 
-def mermaid_chart(report: Report, bars: int = 10) -> list[str]:
-    """A fenced ``xychart-beta`` block: popularity of today's top ``bars`` titles."""
-    shown = report.movement.top[:bars]
+def section_title_cell(section: FeedSection, entry: Entry) -> str:
+    """The escaped title, told apart from a namesake of the window by year or id; ``—`` when TMDB sent none."""
+    try:
+        return label_cell(section.trend.title(entry.key)) if entry.title else NO_VALUE
+    except KeyError:
+        return title_cell(entry)
+
+
+def streak_label(days: int) -> str:
+    """``5 days``, ``1 day``, or ``—``."""
+    return NO_VALUE if days == 0 else f"{days} day" if days == 1 else f"{days} days"
+
+
+def label_cell(item: trends.TitleTrend) -> str:
+    """The escaped label (the name, told apart from namesakes by year or id), or ``—``."""
+    return escape_markdown(item.label) or NO_VALUE
+
+
+def trend_legend(section: FeedSection) -> str:
+    """The sentence under the top table that says how to read its trend columns."""
+    n, model = section.trend.top_n, section.trend
+    week = f"places gained since {model.baseline}" if model.baseline else "no day a week before to compare with"
+    return (
+        f"_{trends.WEEK} days: one mark per day, oldest first; a taller bar is a better rank in the top {n}, "
+        f"{trends.OUT_OF_TOP} below the top {n}, {trends.GAP_MARK} a day missing from the lake. "
+        f"Week: {week}. Streak: days running in the top {n} (a missing day neither counts nor breaks it)._"
+    )
+
+
+def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
+    """The week's four lists as small tables, or a sentence when there is no day a week before."""
+    model, n, hashes = section.trend, section.trend.top_n, "#" * level
+    if model.latest is None or model.baseline is None:
+        return ["There is no day in the lake a week or more before today: the week's lists start then.", ""]
+    base = model.baseline
+    gap = (section.day - base).days
+    lines = [f"Today compared with {base.isoformat()}, {gap} days before (the latest day in the lake a week back).", ""]
+
+    def was(item: trends.TitleTrend) -> str:
+        return previous_label(item.ranks[model.dates.index(base)])
+
+    def now(item: trends.TitleTrend) -> str:
+        return previous_label(item.rank)
+
+    lines += [f"{hashes} Holding the top {n}", ""]
+    if model.holding:
+        lines += table(
+            ("Rank", "Title", "Streak", f"Days in the top {n}"),
+            "rlrr",
+            (
+                (str(t.rank), label_cell(t), streak_label(t.streak), f"{t.days_in_top} of {len(model.present)}")
+                for t in model.holding
+            ),
+        )
+    else:
+        lines.append(f"No title of today's top {n} was in it the day before too.")
+    lines += [
+        "",
+        f"{hashes} Rising fastest",
+        "",
+        f"Titles of today's top {n} by places gained since {base.isoformat()}; moves deeper in the list are left "
+        "out as noise, and a title that was not in the list then is new, not rising.",
+        "",
+    ]
+    if model.rising:
+        lines += table(
+            ("Rank", "Title", "Was", "Gain"),
+            "rlrc",
+            ((str(t.rank), label_cell(t), was(t), trends.change_label(t.week_change)) for t in model.rising),
+        )
+    else:
+        lines.append(f"No title of today's top {n} gained places.")
+    lines += ["", f"{hashes} New in the top {n} this week", ""]
+    if model.new_this_week:
+        lines += table(
+            ("Rank", "Title", f"On {base.isoformat()}"),
+            "rlr",
+            ((str(t.rank), label_cell(t), was(t)) for t in model.new_this_week),
+        )
+    else:
+        lines.append(f"No title is new in the top {n} this week.")
+    lines += ["", f"{hashes} Fell out of the top {n} this week", ""]
+    if model.fell_out_this_week:
+        lines += table(
+            (f"On {base.isoformat()}", "Title", "Now"),
+            "rlr",
+            ((was(t), label_cell(t), now(t)) for t in model.fell_out_this_week),
+        )
+    else:
+        lines.append(f"No title fell out of the top {n} this week.")
+    return [*lines, ""]
+
+
+def gaps_line(section: FeedSection) -> list[str]:
+    """One sentence naming the days of the window that are gaps (none: nothing)."""
+    gaps = section.trend.gaps
+    first = section.trend.present[0] if section.trend.present else None
+    shown = [d for d in gaps if first is not None and d.date > first]
     if not shown:
         return []
-    labels = ", ".join(f'"{chart_label(e)}"' for e in shown)
-    values = ", ".join(f"{0.0 if math.isnan(e.popularity) else e.popularity:.1f}" for e in shown)
-    day = report.result.trend_date.isoformat()
-    return [
-        "```mermaid",
-        "xychart-beta",
-        f'    title "Popularity of the top {len(shown)} on {day}"',
-        f"    x-axis [{labels}]",
-        '    y-axis "Popularity"',
-        f"    bar [{values}]",
-        "```",
-    ]
+    return [f"Missing from the lake, shown as gaps: {trends.describe_dates([d.date for d in shown])}.", ""]
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MISSING_NOTE = "The rank chart needs the optional `charts` extra: `pip install 'tmdb-trending-pipeline[charts]'`."
-SERIES_ID = "series-{n}"
-"""The SVG group id of the n-th series (1-based), so a page or a test can find each title's line."""
+SERIES_ID = "{salt}-series-{n}"
+"""The SVG group id of a feed's n-th series (1-based), so a page or a test can find each title's line."""
 _INK = "#8b949e"  # GitHub's muted text colour: readable on its white and its near-black backgrounds
 # Tableau's ten, one step toward mid-lightness where they were very dark or very light.
 _COLOURS = (
@@ -99,13 +99,13 @@ def rank_chart_svg(model: FeedTrend, *, salt: str = "") -> str | None:
         "ytick.color": _INK,
     }
     with matplotlib.rc_context(rc):
-        figure = _draw(model)
+        figure = _draw(model, salt)
         out = io.StringIO()
         figure.savefig(out, format="svg", transparent=True, metadata={"Date": None}, bbox_inches="tight")
     return out.getvalue()
 
 
-def _draw(model: FeedTrend) -> Figure:
+def _draw(model: FeedTrend, salt: str = "") -> Figure:
     from matplotlib.figure import Figure
 
     n = model.top_n
@@ -127,7 +127,7 @@ def _draw(model: FeedTrend) -> Figure:
             markersize=3,
             label=legend_label(item),
         )
-        line.set_gid(SERIES_ID.format(n=number))
+        line.set_gid(SERIES_ID.format(salt=salt, n=number))
     axes.set_ylim(floor + 0.5, 0.5)  # rank 1 at the top
     ticks = sorted({1, *range(5, floor + 1, 5), n})
     axes.set_yticks(ticks)

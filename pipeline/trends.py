@@ -572,10 +572,14 @@ def trend_document(model: FeedTrend) -> dict[str, Any]:
 def sparkline(model: FeedTrend, item: TitleTrend, days: int = WEEK) -> str:
     """The title's last ``days`` days at a glance: a taller bar is a better rank in the top N.
 
-    ``·`` marks a day below the top N (or out of the list), ``?`` a gap.
+    ``·`` marks a day below the top N (or out of the list), ``?`` a gap; days before the first
+    day the lake has are left out (the lake did not exist yet: there is nothing to miss).
     """
     marks = []
+    first = model.present[0] if model.present else None
     for day, rank in zip(model.days[-days:], item.ranks[-days:], strict=True):
+        if first is None or day.date < first:
+            continue
         if not day.present:
             marks.append(GAP_MARK)
         elif rank is None or rank > model.top_n:

@@ -583,3 +583,11 @@ def test_commit_step_refuses_paths_outside_the_repository(clone: Path, path: str
     proc = commit_step(clone, f"LATEST_UPDATE.md {path}")
 
     assert proc.returncode == 1 and "relative paths inside the repository" in proc.stdout
+
+
+def test_scheduler_commits_the_rank_chart_with_the_report_and_installs_matplotlib() -> None:
+    job = load(SCHEDULER)["jobs"]["etl"]
+    _, commit = step_named(job, "Commit and push LATEST_UPDATE.md")
+    assert commit["env"]["COMMIT_PATHS"].split() == ["LATEST_UPDATE.md", "LATEST_UPDATE.movies.svg"]
+    runtime = (ROOT / "requirements" / "runtime.lock").read_text(encoding="utf-8")
+    assert re.search(r"^matplotlib==", runtime, re.M), "the ETL job draws the chart: the charts extra is in its lock"

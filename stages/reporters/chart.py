@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from pipeline.stage import LakeReader, RunLake
@@ -98,7 +99,9 @@ def rank_chart_svg(model: FeedTrend, *, salt: str = "") -> str | None:
         "xtick.color": _INK,
         "ytick.color": _INK,
     }
-    with matplotlib.rc_context(rc):
+    with matplotlib.rc_context(rc), warnings.catch_warnings():
+        # the SVG keeps titles as text and the viewer's fonts draw them: a glyph DejaVu lacks is no problem
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
         figure = _draw(model, salt)
         out = io.StringIO()
         figure.savefig(out, format="svg", transparent=True, metadata={"Date": None}, bbox_inches="tight")

@@ -83,7 +83,8 @@ def test_full_list_with_every_hostile_title_matches_its_golden_file(sample_run: 
     assert len(rows) == sample_run.result.rows == len(sample_run.titles)
     expected = [rm.escape_markdown(t) or rm.NO_VALUE for t in sample_run.titles]
     # a title that shares its name with another of the window is told apart by year: "The Velvet Paper (2010)"
-    assert all(row[1] == e or re.fullmatch(re.escape(e) + r" \(\d{4}\)", row[1]) for row, e in zip(rows, expected, strict=True))
+    pairs = list(zip(rows, expected, strict=True))
+    assert all(row[1] == e or re.fullmatch(re.escape(e) + r" \(\d{4}\)", row[1]) for row, e in pairs)
     assert sum(row[1] != e for row, e in zip(rows, expected, strict=True)) == 8  # four names, two titles each
 
 

@@ -32,8 +32,10 @@ COMMANDS = ("run", "check", "stages", "ddl", "history", "repair", "reprocess")
 CONFIG_COMMANDS = frozenset(COMMANDS) - {"stages"}
 DISTRIBUTION = "tmdb-trending-pipeline"
 T = TypeVar("T")
-HISTORY_DAYS = 7
+HISTORY_DAYS = 30
 HISTORY_TOP = 10
+HISTORY_MAX_DAYS = 366
+HISTORY_FORMATS = ("table", "json", "csv")
 """``history``'s defaults, here because pipeline.query.history imports asyncio (a test keeps them equal)."""
 
 
@@ -182,13 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     ddl.add_argument("--first-year", type=int, default=FIRST_YEAR, help=f"partition projection start ({FIRST_YEAR})")
     ddl.add_argument("--last-year", type=int, default=LAST_YEAR, help=f"partition projection end ({LAST_YEAR})")
     common(ddl)
-    hist = sub.add_parser("history", help="a title's rank over the last days, or the top climbers")
+    hist = sub.add_parser("history", help="the trend over the last days (the report's model), or a title's ranks")
     with_config(hist)
-    hist.add_argument("--days", type=_positive, default=HISTORY_DAYS, help=f"days up to --date ({HISTORY_DAYS})")
+    hist.add_argument(
+        "--days",
+        type=_positive,
+        default=HISTORY_DAYS,
+        help=f"days up to --date, at most {HISTORY_MAX_DAYS} ({HISTORY_DAYS})",
+    )
     hist.add_argument("--date", type=_date, help="last day of the window, YYYY-MM-DD (default: today, UTC)")
     hist.add_argument("--title", help="show this title (exact, ignoring case; else titles containing it)")
-    hist.add_argument("--top", type=_positive, default=HISTORY_TOP, help=f"climbers without --title ({HISTORY_TOP})")
-    hist.add_argument("--format", choices=("table", "json"), default="table", help="output (default: table)")
+    hist.add_argument("--top", type=_positive, default=HISTORY_TOP, help=f"size of the top list ({HISTORY_TOP})")
+    hist.add_argument("--format", choices=HISTORY_FORMATS, default="table", help="output (default: table)")
     common(hist)
     repair = sub.add_parser("repair", help="heal the lake: finish or undo dead runs' commits, remove leftovers")
     with_config(repair)
@@ -378,11 +385,12 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from pipeline.query.history import history, render_json, render_table  # pandas: see _cmd_ddl
+    from pipeline.query.history import history, render_csv, render_json, render_table  # pandas: see _cmd_ddl
 
     config = _config(args)
     found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
-    sys.stdout.write(render_json(found) if args.format == "json" else render_table(found))
+    render = {"json": render_json, "csv": render_csv}.get(args.format, render_table)
+    sys.stdout.write(render(found))
     return 0
 
 

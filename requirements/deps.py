@@ -35,7 +35,7 @@ TOOLS = ROOT / ".tools"
 PYTHON_VERSION = "3.11"
 FINGERPRINT_PREFIX = "# setup.cfg dependencies sha256: "
 # Extras the runtime lock includes: the daily job (`make run`, the scheduler) installs them from that lock.
-RUNTIME_EXTRAS = ("notify",)
+RUNTIME_EXTRAS = ("charts", "notify")
 # The plugin under tests/ is a second distribution: it proves third-party entry points work.
 TEST_EXTRAS = ("./tests/plugin_pkg",)
 

@@ -814,3 +814,11 @@ def test_publish_authenticates_through_the_environment_only(clone: Path, tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ghs_not_a_real_token" not in proc.stdout + proc.stderr
     assert "ghs_not_a_real_token" not in (tmp_path / "d" / ".git" / "config").read_text()
+
+
+def test_scheduler_commits_the_rank_chart_with_the_report_and_installs_matplotlib() -> None:
+    job = load(SCHEDULER)["jobs"]["etl"]
+    _, commit = step_named(job, "Commit and push LATEST_UPDATE.md")
+    assert commit["env"]["COMMIT_PATHS"].split() == ["LATEST_UPDATE.md", "LATEST_UPDATE.movies.svg"]
+    runtime = (ROOT / "requirements" / "runtime.lock").read_text(encoding="utf-8")
+    assert re.search(r"^matplotlib==", runtime, re.M), "the ETL job draws the chart: the charts extra is in its lock"

@@ -51,6 +51,7 @@ def test_dash_capital_v_works_like_version(flag: str, run_cli: CliRunner) -> Non
 
 def test_the_cli_shows_the_history_defaults_history_uses() -> None:
     assert (cli.HISTORY_DAYS, cli.HISTORY_TOP) == (history.DEFAULT_DAYS, history.DEFAULT_TOP)
+    assert (cli.HISTORY_MAX_DAYS, cli.HISTORY_FORMATS) == (history.MAX_DAYS, history.FORMATS)
 
 
 def test_a_changed_stage_type_names_the_old_options_that_do_not_fit(run_cli: CliRunner) -> None:

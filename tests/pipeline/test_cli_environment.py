@@ -38,7 +38,7 @@ def test_check_names_a_stage_dependency_that_does_not_import(tmp_path: Path) -> 
     done = run_subprocess("check", "--config", "config/demo.yml", env=shim(tmp_path, "tenacity"))
     assert done.returncode == 1, done.stderr
     failed = [line for line in done.stdout.splitlines() if " dependencies " in line and not line.startswith("✓")]
-    assert len(failed) == 5  # replay, standardize, local, markdown and github-summary: one distribution
+    assert len(failed) == 6  # replay, standardize, local, markdown, html and github-summary: one distribution
     assert "tenacity: ImportError: No module named tenacity (hidden by a test shim)" in failed[0]
     assert failed[0].endswith("run `make run` or use `.venv/bin/python`")
 

@@ -8,14 +8,13 @@ PY := $(VENV)/bin/python
 DEPS := $(PYTHON) requirements/deps.py
 RUN_STAMP := $(VENV)/.deps-run
 TEST_STAMP := $(VENV)/.deps-test
-SAMPLE := tests/data/sample
 export USE_UV
 # Some machines (CI images, sandboxes) set PYTHONDONTWRITEBYTECODE. uv installs no .pyc, so every interpreter
 # would compile pandas, botocore and the rest from source again (about 3 s per process) and pytest would rewrite
 # every test module in every worker on every run. Our own .venv and tree keep their bytecode (git ignores it).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test lint typecheck pytest lock clean mutation
+.PHONY: run test e2e lint typecheck pytest lock clean mutation
 
 $(RUN_STAMP): setup.cfg pyproject.toml requirements/runtime.lock requirements/deps.py
 	$(DEPS) install run
@@ -26,9 +25,12 @@ $(TEST_STAMP): setup.cfg pyproject.toml requirements/test.lock requirements/deps
 	$(DEPS) install test
 	touch $@ $(RUN_STAMP)
 
+# The demo: 30 synthetic days (tests/data/series/, one missing on purpose) replayed into ./lake in one process,
+# then the report (lake/LATEST_UPDATE.md, its rank chart) and the page (lake/site/index.html) of the last day.
+# Optional extras, on a fresh clone too: `make run EXTRAS=parquet,notify` (setup.cfg lists them).
 run: $(RUN_STAMP)
-	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-24 --set extractor.options.path=$(SAMPLE)/2026-11-24
-	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-25 --set extractor.options.path=$(SAMPLE)/2026-11-25
+	$(if $(EXTRAS),$(DEPS) extras $(EXTRAS))
+	$(PY) tools/demo.py
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
@@ -47,6 +49,14 @@ pytest: $(TEST_STAMP)
 	$(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(PY) -m pytest -q -n auto --dist worksteal
 
 test: lint typecheck pytest
+
+# The dashboard page in a real browser (e2e/, outside `make test`'s pytest run): Debian's chromium, installed with
+# apt-get when it is missing. The screenshot lands in e2e-artifacts/dashboard.png.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+e2e: $(TEST_STAMP)
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	$(PY) -m pytest -q -p no:xdist e2e
 
 # Recompile both locks from setup.cfg (keeps current pins; `$(DEPS) lock --upgrade` moves them).
 lock:

@@ -8,32 +8,35 @@ logging. Exit codes: 0 success, 1 failed run, 2 usage or config error, 130 on SI
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import difflib
 import logging
 import signal
 import sys
-import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pipeline.errors import PipelineError
 from pipeline.query.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
-from pipeline.query.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
     from pipeline.result import RunResult
 
-# Only what --help needs is imported above: configs, stages and pydantic load with the
-# command that uses them, so `python -m pipeline --help` starts at once (test_cli_startup).
+# Only what --help needs is imported above: configs, stages, pydantic and asyncio (with ssl and
+# socket, ~60 ms) load with the command that uses them, so `python -m pipeline --help` starts at
+# once (test_cli_startup, benchmarks/startup.py).
 
 DEFAULT_CONFIG = "config/pipeline.yml"
 COMMANDS = ("run", "check", "stages", "ddl", "history", "repair", "reprocess")
+CONFIG_COMMANDS = frozenset(COMMANDS) - {"stages"}
 DISTRIBUTION = "tmdb-trending-pipeline"
 T = TypeVar("T")
+HISTORY_DAYS = 30
+HISTORY_TOP = 10
+HISTORY_MAX_DAYS = 366
+HISTORY_FORMATS = ("table", "json", "csv")
+"""``history``'s defaults, here because pipeline.query.history imports asyncio (a test keeps them equal)."""
 
 
 class _UsageError(Exception):
@@ -51,6 +54,8 @@ class _Stopped(Exception):
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` where SIGINT and SIGTERM cancel the work, so it aborts and cleans up, then stop."""
+
+    import asyncio
 
     async def supervised() -> T:
         loop = asyncio.get_running_loop()
@@ -105,11 +110,19 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+FIRST_DATE = dt.date(1970, 1, 1)
+LAST_DATE = dt.date(9998, 12, 31)
+"""The dates a command takes: a report's previous day and a history window must stay inside Python's dates."""
+
+
 def _date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise argparse.ArgumentTypeError(f"expected a date from {FIRST_DATE} to {LAST_DATE}, got {text!r}")
+    return day
 
 
 def _positive(text: str) -> int:
@@ -125,7 +138,7 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-parser per command."""
     parser = _Parser(prog="python -m pipeline", description="TMDB trending ETL into a data lake and a report.")
-    parser.add_argument("--version", action=_Version)
+    parser.add_argument("-V", "--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -148,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", type=_date, help="partition date YYYY-MM-DD (default: today, UTC)")
     run.add_argument("--dry-run", action="store_true", help="extract and transform, write nothing")
     run.add_argument("--force", action="store_true", help="commit even if the regression guard refuses")
+    run.add_argument(
+        "--skip-committed",
+        action="store_true",
+        help="exit 0 at once when the day is already committed (a catch-up run: reads the manifest, calls no API)",
+    )
     common(run)
     check = sub.add_parser("check", help="preflight: config, stages, credentials, paths; --connect calls each service")
     with_config(check)
@@ -168,13 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     ddl.add_argument("--first-year", type=int, default=FIRST_YEAR, help=f"partition projection start ({FIRST_YEAR})")
     ddl.add_argument("--last-year", type=int, default=LAST_YEAR, help=f"partition projection end ({LAST_YEAR})")
     common(ddl)
-    hist = sub.add_parser("history", help="a title's rank over the last days, or the top climbers")
+    hist = sub.add_parser("history", help="the trend over the last days (the report's model), or a title's ranks")
     with_config(hist)
-    hist.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help=f"days up to --date ({DEFAULT_DAYS})")
+    hist.add_argument(
+        "--days",
+        type=_positive,
+        default=HISTORY_DAYS,
+        help=f"days up to --date, at most {HISTORY_MAX_DAYS} ({HISTORY_DAYS})",
+    )
     hist.add_argument("--date", type=_date, help="last day of the window, YYYY-MM-DD (default: today, UTC)")
     hist.add_argument("--title", help="show this title (exact, ignoring case; else titles containing it)")
-    hist.add_argument("--top", type=_positive, default=DEFAULT_TOP, help=f"climbers without --title ({DEFAULT_TOP})")
-    hist.add_argument("--format", choices=("table", "json"), default="table", help="output (default: table)")
+    hist.add_argument("--top", type=_positive, default=HISTORY_TOP, help=f"size of the top list ({HISTORY_TOP})")
+    hist.add_argument("--format", choices=HISTORY_FORMATS, default="table", help="output (default: table)")
     common(hist)
     repair = sub.add_parser("repair", help="heal the lake: finish or undo dead runs' commits, remove leftovers")
     with_config(repair)
@@ -201,6 +224,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version print and stop
         return exc.code if isinstance(exc.code, int) else 0
     _configure_logging(args.verbose, args.quiet)
+    try:
+        if args.command in CONFIG_COMMANDS:
+            from pipeline.deps import require_core
+
+            require_core()  # the wrong Python fails here, at once, with one line
+    except PipelineError as exc:
+        _report_error(exc, args.verbose)
+        return exc.exit_code
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _cmd_run,
         "check": _cmd_check,
@@ -219,8 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = stopped.outcome or "the run was aborted; nothing partial was committed"
         print(f"error: stopped by {stopped}; {what}", file=sys.stderr)
         return 128 + stopped.signum
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing partial was committed", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        what = getattr(exc, "outcome", None) or "nothing partial was committed"
+        print(f"error: interrupted; {what}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not an input problem: say so, and keep the details behind -v
         _report_error(exc, args.verbose, prefix="unexpected error")
@@ -230,9 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _with_command(argv: list[str]) -> list[str]:
     """``argv`` led by its command: none means ``run``; an unknown word is a usage error that guesses the command."""
     first = argv[0] if argv else "-"
-    if first in (*COMMANDS, "-h", "--help", "--version"):
+    if first in (*COMMANDS, "-h", "--help", "-V", "--version"):
         return argv
     if not first.startswith("-"):
+        import difflib
+
         guess = difflib.get_close_matches(first, COMMANDS, n=1)
         hint = f"did you mean {guess[0]}?" if guess else f"commands: {', '.join(COMMANDS)}"
         raise _UsageError(f"unknown command {first!r} ({hint})")
@@ -243,6 +277,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import run_pipeline
 
     config = _config(args)
+    if args.skip_committed and not args.dry_run:
+        from pipeline.query.committed import find_committed
+
+        day = args.date or dt.datetime.now(dt.UTC).date()
+        committed = _run_async(find_committed(config, day))
+        if committed is not None:
+            print(committed.describe())
+            return 0
     result = _run_async(run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force))
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
     _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
@@ -251,6 +293,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     """Preflight like ``dbt debug``: one line per check, exit 2 if a stage cannot be built, 1 on any other failure."""
+    from pipeline import registry
+    from pipeline.deps import dependency_check
     from pipeline.runner import build_stage, new_context
     from pipeline.stage import Check
 
@@ -259,6 +303,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     sections = config.stages()
     built: list[Any] = []
     checks: list[Check] = []
+    dependencies: list[Check] = []
     unbuilt = False
     for kind, section in sections:
         try:
@@ -266,6 +311,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         except PipelineError as exc:
             unbuilt = True
             checks.append(Check(kind, section.type, "options", False, str(exc)))
+        if section.type in registry.find(kind):
+            dependencies.append(dependency_check(kind, section.type, registry.distribution_name(kind, section.type)))
 
     async def preflight() -> None:
         for stage in built:
@@ -281,8 +328,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _run_async(preflight())
-    order = {kind: number for number, (kind, _) in enumerate(sections)}
-    checks.sort(key=lambda c: order.get(c.kind, len(order)))  # stable: each stage's own order stays
+    checks += dependencies
+    order: dict[tuple[str, str], int] = {}
+    for number, (kind, section) in enumerate(sections):
+        order.setdefault((kind, section.type), number)
+    # stable: each stage's own checks keep their order, its dependencies last
+    checks.sort(key=lambda c: order.get((c.kind, c.stage), len(order)))
     passed, failed = _marks()
     for check in checks:
         mark = passed if check.ok else failed
@@ -336,11 +387,12 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from pipeline.query.history import history, render_json, render_table  # pandas: see _cmd_ddl
+    from pipeline.query.history import history, render_csv, render_json, render_table  # pandas: see _cmd_ddl
 
     config = _config(args)
     found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
-    sys.stdout.write(render_json(found) if args.format == "json" else render_table(found))
+    render = {"json": render_json, "csv": render_csv}.get(args.format, render_table)
+    sys.stdout.write(render(found))
     return 0
 
 
@@ -349,11 +401,11 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
     config = _config(args)
     report = _run_async(repair(config, check=args.check))
-    where = report.lake
+    where = redact(report.lake)
     for line in report.actions:
-        print(f"healed   {line}")
+        print(redact(f"healed   {line}"))
     for line in report.problems:
-        print(f"{'found' if args.check else 'cannot'}    {line}")
+        print(redact(f"{'found' if args.check else 'cannot'}    {line}"))
     if report.healthy:
         print(f"{where}: healthy ({report.days} days checked)")
         return 0
@@ -369,7 +421,7 @@ def _cmd_reprocess(args: argparse.Namespace) -> int:
 
     config = _config(args)
     summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))
-    print(summary.describe())
+    print(redact(summary.describe()))
     return 1 if summary.failed else 0
 
 
@@ -381,20 +433,22 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _print_result(result: RunResult, out: TextIO) -> None:
+    """The run summary, redacted as stderr is: a lake root or report path may hold a secret's value."""
     verb = "would write" if result.dry_run else "wrote"
-    out.write(
+    lines = [
         f"{verb} {result.rows} rows from {result.batches} pages for {result.trend_date} "
-        f"({result.feed.label}) in {result.wall_seconds:.2f}s\n"
-    )
+        f"({result.feed.label}) in {result.wall_seconds:.2f}s"
+    ]
     if result.dropped:
-        dropped = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
-        out.write(f"dropped: {dropped}\n")
-    for kind, location in result.outputs.items():
-        out.write(f"  {kind:<18} {location}\n")
+        lines.append("dropped: " + ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items()))
+    lines += [f"  {kind:<18} {location}" for kind, location in result.outputs.items()]
+    out.write(redact("\n".join(lines)) + "\n")
 
 
 def _report_error(exc: BaseException, verbose: bool, prefix: str = "error") -> None:
     if verbose:
+        import traceback
+
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     message = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
     outcome = exc.outcome if isinstance(exc, PipelineError) else None

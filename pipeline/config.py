@@ -7,7 +7,10 @@ Shape::
     loader:      {type: ..., options: {...}}
     reporter:    {type: ..., options: {...}}     # or a list of such sections
 
-Every error is a ``ConfigError`` naming the full key path.
+Every error is a ``ConfigError`` naming the full key path. The YAML is read with a
+``yaml.SafeLoader`` in two steps: the node graph first, checked (no duplicate key, at most
+``MAX_NODES`` nodes once every alias is expanded, no alias that contains itself), then the
+Python objects. A ~700-byte alias bomb therefore fails at once instead of being expanded.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ REQUIRED = ("extractor", "transformer", "loader")
 _SECTION_KEYS = {"type", "options"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _INDEX = re.compile(r"\[(\d+)\]")
+MAX_NODES = 10_000
+"""Nodes a config may hold with every alias expanded; a real one holds under 200."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +44,8 @@ class StageConfig:
     type: str
     options: Mapping[str, Any]
     path: str
+    retyped: bool = False
+    """``--set <path>.type=...`` changed the stage but kept the section's options (they may not fit)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +77,22 @@ def load_config(
         raw, name = _read_yaml(Path(source)), str(source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{name}: the top level must be a mapping with {', '.join(SECTIONS)}")
+    retyped = set()
     for item in overrides:
         apply_override(raw, item)
+        retyped |= _retyped_section(item)
     raw = _interpolate(raw, "", env)
-    return _validate(raw, name)
+    return _validate(raw, name, frozenset(retyped))
+
+
+def _retyped_section(item: str) -> set[str]:
+    """``{"extractor"}`` for ``--set extractor.type=replay``, ``{"reporter[0]"}`` for ``reporter.0.type=json``."""
+    parts = _INDEX.sub(r".\1", item.partition("=")[0].strip()).split(".")
+    if len(parts) == 2 and parts[1] == "type":
+        return {parts[0]}
+    if len(parts) == 3 and parts[0] == "reporter" and parts[1].isdigit() and parts[2] == "type":
+        return {f"reporter[{parts[1]}]"}
+    return set()
 
 
 def _read_yaml(path: Path) -> Any:
@@ -80,15 +100,95 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return safe_yaml(text, str(path)) or {}
+
+
+def safe_yaml(text: str, where: str, invalid: str | None = None) -> Any:
+    """``yaml.safe_load`` of ``text``, refusing duplicate keys and aliases that expand past ``MAX_NODES``.
+
+    ``where`` leads every error: the file name, or ``--set KEY``; ``invalid``, if given, replaces the
+    message of a syntax error.
+    """
+    loader: yaml.SafeLoader | None = None
     try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, where)
+        return loader.construct_document(node)
+    except (yaml.YAMLError, ValueError) as exc:
+        if invalid is not None:
+            raise ConfigError(invalid) from None
+        if isinstance(exc, ValueError):  # a scalar its tag cannot build: ``2026-13-45``, ``!!int x``
+            raise ConfigError(f"{where}: {exc}") from None
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        at = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}:{where}: {problem}") from None
+        raise ConfigError(f"{where}:{at} {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _check_nodes(root: yaml.Node, where: str) -> None:
+    """Refuse a duplicate mapping key, an alias inside itself, or more than ``MAX_NODES`` expanded nodes."""
+    sizes: dict[int, int] = {}  # expanded size per node already counted: each alias is counted, not walked
+    walking: set[int] = set()
+
+    def size(node: yaml.Node, path: str) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in walking:
+            raise ConfigError(f"{where}: {path or 'top level'}: an alias refers to a node that contains it")
+        walking.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            _refuse_duplicates(node, path, where)
+            for key, value in node.value:
+                name = _key_name(key)
+                child = f"{path}.{name}" if path else name
+                total += size(key, child) + size(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, f"{path}[{i}]") for i, item in enumerate(node.value))
+        walking.discard(id(node))
+        if total > MAX_NODES:
+            raise ConfigError(
+                f"{where}: {path or 'top level'}: more than {MAX_NODES} YAML nodes once its aliases are expanded "
+                "(an alias bomb?); write the values out instead"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, "")
+
+
+def _refuse_duplicates(node: yaml.MappingNode, path: str, where: str) -> None:
+    """PyYAML keeps the last of two equal keys: a second ``loader:`` would silently move the lake."""
+    first: dict[tuple[str, str], yaml.Node] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+            continue  # keys merged in by ``<<: *base`` may be overridden: that is what merging is for
+        earlier = first.setdefault((key.tag, key.value), key)
+        if earlier is not key:
+            name = f"{path}.{key.value}" if path else key.value
+            raise ConfigError(
+                f"{where}: line {key.start_mark.line + 1}: duplicate key {name!r} "
+                f"(first on line {earlier.start_mark.line + 1}); each key may appear once"
+            )
+
+
+def _key_name(key: yaml.Node) -> str:
+    return str(key.value) if isinstance(key, yaml.ScalarNode) else "<complex key>"
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -99,10 +199,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. extractor.options.pages=50")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML") from None
+    value = safe_yaml(text, f"--set {key}", f"--set {key}: value {text!r} is not valid YAML") if text.strip() else ""
     parts = _INDEX.sub(r".\1", key.strip()).split(".")
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
@@ -136,7 +233,7 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
     return value
 
 
-def _validate(raw: dict[str, Any], name: str) -> PipelineConfig:
+def _validate(raw: dict[str, Any], name: str, retyped: frozenset[str] = frozenset()) -> PipelineConfig:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(SECTIONS)}")
@@ -146,20 +243,20 @@ def _validate(raw: dict[str, Any], name: str) -> PipelineConfig:
     reporters_raw = raw.get("reporter") or []
     reporters: tuple[StageConfig, ...]
     if isinstance(reporters_raw, dict):
-        reporters = (_section(reporters_raw, "reporter"),)
+        reporters = (_section(reporters_raw, "reporter", retyped),)
     elif isinstance(reporters_raw, list):
-        reporters = tuple(_section(r, f"reporter[{i}]") for i, r in enumerate(reporters_raw))
+        reporters = tuple(_section(r, f"reporter[{i}]", retyped) for i, r in enumerate(reporters_raw))
     else:
         raise ConfigError("reporter: expected a section or a list of sections")
     return PipelineConfig(
-        extractor=_section(raw["extractor"], "extractor"),
-        transformer=_section(raw["transformer"], "transformer"),
-        loader=_section(raw["loader"], "loader"),
+        extractor=_section(raw["extractor"], "extractor", retyped),
+        transformer=_section(raw["transformer"], "transformer", retyped),
+        loader=_section(raw["loader"], "loader", retyped),
         reporters=reporters,
     )
 
 
-def _section(raw: Any, path: str) -> StageConfig:
+def _section(raw: Any, path: str, retyped: frozenset[str] = frozenset()) -> StageConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'type' and 'options'")
     unknown = sorted(set(raw) - _SECTION_KEYS)
@@ -171,4 +268,6 @@ def _section(raw: Any, path: str) -> StageConfig:
     options = raw.get("options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{path}.options: expected a mapping")
-    return StageConfig(type=stage_type, options=options, path=path)
+    # reporter.0.type names the first item, also when reporter is one section rather than a list
+    changed = path in retyped or (path == "reporter" and "reporter[0]" in retyped)
+    return StageConfig(type=stage_type, options=options, path=path, retyped=changed and bool(options))

@@ -4,6 +4,7 @@
 
     PipelineError                      root: catch this to catch everything we raise
     ├── ConfigError                    bad YAML, unknown key, missing ${VAR}, bad option (exit 2)
+    ├── DependencyError                this Python lacks the project's dependencies (exit 2)
     ├── RegistryError                  (exit 2)
     │   ├── UnknownStageError          name not registered; lists the names that are
     │   └── StageLoadError             entry point failed to import; keeps the cause
@@ -45,6 +46,12 @@ class ConfigError(PipelineError):
     exit_code = 2
 
 
+class DependencyError(PipelineError):
+    """The interpreter lacks the project's dependencies: the wrong Python, or a venv never set up."""
+
+    exit_code = 2
+
+
 class RegistryError(PipelineError):
     """A stage could not be found or loaded."""
 
@@ -70,8 +77,7 @@ class StageLoadError(RegistryError):
         self.name = name
         self.distribution = distribution
         super().__init__(
-            f"could not load {kind} {name!r} from distribution {distribution!r}: "
-            f"{type(cause).__name__}: {cause}"
+            f"could not load {kind} {name!r} from distribution {distribution!r}: {type(cause).__name__}: {cause}"
         )
 
 

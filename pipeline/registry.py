@@ -92,6 +92,13 @@ def load(kind: str, name: str, eps: Iterable[EntryPoint] | None = None) -> type[
     return obj
 
 
+def distribution_name(kind: str, name: str, eps: Iterable[EntryPoint] | None = None) -> str | None:
+    """The name of the distribution that registers ``name`` for ``kind``, or ``None`` if unknown."""
+    ep = find(kind, eps).get(name)
+    dist = getattr(ep, "dist", None)
+    return str(dist.name) if dist is not None else None
+
+
 def _distribution(ep: EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     return f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"

@@ -24,7 +24,7 @@ from pipeline.config import PipelineConfig, StageConfig, load_config
 from pipeline.datalake.files import uninterrupted
 from pipeline.datalake.loader import LakeLoader
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.options import build_options
+from pipeline.options import build_options, known_options
 from pipeline.redact import redact
 from pipeline.result import RunResult
 from pipeline.stage import (
@@ -73,8 +73,24 @@ def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False, for
 def build_stage(kind: str, section: StageConfig, context: RunContext | None = None) -> Any:
     """The stage a config section names, options validated, not opened; ``context`` is ``None`` outside a run."""
     cls = registry.load(kind, section.type)
+    if section.retyped:
+        _refuse_stale_options(cls, section)
     options = build_options(cls.Options, section.options, f"{section.path}.options")
     return cls(options, context, name=section.type)
+
+
+def _refuse_stale_options(cls: type[Stage[Any]], section: StageConfig) -> None:
+    """After ``--set <path>.type=...``: name the old section's options the new stage does not take."""
+    stale = sorted(set(section.options) - set(known_options(cls.Options)))
+    if not stale:
+        return
+    path, names = section.path, ", ".join(stale)
+    raise ConfigError(
+        f"{path}.type: --set made it {section.type!r}, which does not take the options the section still holds "
+        f"({names}); replace the whole section instead, e.g. "
+        f"--set '{path}={{type: {section.type}, options: {{...}}}}', "
+        f"or clear them with --set {path}.options={{}} and set what {section.type!r} needs"
+    )
 
 
 def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
@@ -115,7 +131,31 @@ async def run_pipeline(
     if not isinstance(config, PipelineConfig):
         config = load_config(config)
     context = new_context(trend_date, dry_run=dry_run, force=force)
-    return await run_stages(build_stages(config, context), context)
+    stages = build_stages(config, context)
+    try:
+        return await run_stages(stages, context)
+    except Exception as exc:  # not a cancellation: a stopped run has no time left to send anything
+        await notify_failure(stages.reporters, context, exc)
+        raise
+
+
+def failure_line(exc: BaseException) -> str:
+    """A failed run's one-line error, redacted, ending with what it did to the lake (as the CLI prints it)."""
+    message = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+    outcome = getattr(exc, "outcome", None)
+    if outcome:
+        message = f"{message}; {outcome}"
+    return redact(" ".join(message.split()))
+
+
+async def notify_failure(reporters: Sequence[Reporter[Any]], context: RunContext, exc: BaseException) -> None:
+    """Give every reporter the failure (``Reporter.on_failure``); a reporter that fails here is logged only."""
+    line = failure_line(exc)
+    for reporter in reporters:
+        try:
+            await reporter.on_failure(context, line)
+        except Exception as failed:
+            logger.warning("reporter %r could not report the failure: %s", reporter.name, redact(str(failed)))
 
 
 async def run_stages(
@@ -172,9 +212,7 @@ async def run_stages(
                 _tell(exc, await _abort(day))
                 raise
             lake = RunLake(loader if isinstance(loader, LakeReader) else None, result.lake)
-            for reporter in stages.reporters:
-                async with _blame(reporter, timings, "report"):
-                    result.outputs.update(await reporter.report(result, lake))
+            await _report(stages.reporters, result, lake, timings)
         _finish(result, extractor, transformer, timings)
     logger.info(
         "run %s done: %d rows, %d pages, %.2fs, dropped %s",
@@ -185,6 +223,39 @@ async def run_stages(
         result.dropped or "nothing",
     )
     return result
+
+
+async def _report(
+    reporters: Sequence[Reporter[Any]], result: RunResult, lake: RunLake, timings: dict[str, float]
+) -> None:
+    """Run every reporter after the commit; a failure says the day was committed and which reports were not written.
+
+    One failing reporter does not stop the others: the first failure is raised once they all ran.
+    """
+    failures: list[tuple[str, PipelineError]] = []
+    for number, reporter in enumerate(reporters):
+        try:
+            async with _blame(reporter, timings, "report"):
+                result.outputs.update(await reporter.report(result, lake))
+        except PipelineError as exc:
+            failures.append((reporter.name, exc))
+        except BaseException as exc:  # cancelled or interrupted while reporting: the day is committed all the same
+            unwritten = [name for name, _ in failures] + [r.name for r in reporters[number:]]
+            _tell(exc, _committed_outcome(result.trend_date, unwritten, len(reporters)))
+            raise
+    if failures:
+        error = failures[0][1]
+        error.outcome = _committed_outcome(result.trend_date, [name for name, _ in failures], len(reporters))
+        raise error
+
+
+def _committed_outcome(day: dt.date, unwritten: Sequence[str], reporters: int) -> str:
+    """``2026-12-03 was committed; the report was not written`` (or which of several reports were not)."""
+    if reporters == 1:
+        return f"{day} was committed; the report was not written"
+    names = ", ".join(repr(name) for name in unwritten)
+    verb = "was" if len(unwritten) == 1 else "were"
+    return f"{day} was committed; {len(unwritten)} of {reporters} reports ({names}) {verb} not written"
 
 
 async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], day: LoadDay | None) -> None:
@@ -296,8 +367,10 @@ __all__: Sequence[str] = (
     "build_stage",
     "build_stages",
     "configured_feed",
+    "failure_line",
     "lake_reader",
     "new_context",
+    "notify_failure",
     "outcome_of",
     "run_pipeline",
     "run_stages",

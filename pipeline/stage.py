@@ -306,6 +306,14 @@ class RunLake:
         frame: pd.DataFrame | None = await self._once(self._days, (day, feed), lambda: reader.read_day(day, feed))
         return frame
 
+    async def read_day_unkept(self, day: dt.date, feed: Feed) -> pd.DataFrame | None:
+        """Like ``read_day``, but a day not read yet is not kept: a 30-day trend window stays out of memory."""
+        future = self._days.get((day, feed))
+        if future is not None:
+            frame: pd.DataFrame | None = await asyncio.shield(future)
+            return frame
+        return None if self._reader is None else await self._reader.read_day(day, feed)
+
     async def shared(self, key: str, build: Callable[[], Awaitable[T]]) -> T:
         """``await build()`` the first time ``key`` is asked for; the same result after that."""
         result: T = await self._once(self._shared, key, build)
@@ -331,4 +339,12 @@ class Reporter(Stage[OptionsT]):
         """Write the report; return ``{output kind: location}`` (may be empty).
 
         ``lake`` is the run's ``RunLake``: each day is read once however many reporters ask.
+        """
+
+    async def on_failure(self, context: RunContext, message: str) -> None:
+        """The run failed: ``message`` is its one-line error, redacted, ending with what happened to the lake.
+
+        Called by ``run_pipeline`` once per failed run, after every stage was closed (open what you need
+        here), also when the failure came after the commit. An error raised here is logged, never raised.
+        The default does nothing: most reporters publish finished runs only.
         """

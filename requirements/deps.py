@@ -3,6 +3,7 @@
 Stdlib only: it runs on the bare interpreter, before any environment exists.
 
     python3 requirements/deps.py install run|test   # what `make run` / `make test` call
+    python3 requirements/deps.py extras parquet,notify   # `make run EXTRAS=parquet,notify`: optional extras
     python3 requirements/deps.py lock [--upgrade]   # `make lock`: both locks, from setup.cfg
     python3 requirements/deps.py check              # exit 1 when a lock is stale
 
@@ -33,12 +34,14 @@ VENV = ROOT / ".venv"
 TOOLS = ROOT / ".tools"
 PYTHON_VERSION = "3.11"
 FINGERPRINT_PREFIX = "# setup.cfg dependencies sha256: "
+# Extras the runtime lock includes: the daily job (`make run`, the scheduler) installs them from that lock.
+RUNTIME_EXTRAS = ("charts", "notify")
 # The plugin under tests/ is a second distribution: it proves third-party entry points work.
 TEST_EXTRAS = ("./tests/plugin_pkg",)
 
 
 def fingerprint(setup_cfg: Path = SETUP_CFG) -> str:
-    """A hash of what the locks are compiled from: python_requires, install_requires and the test extra.
+    """A hash of what the locks are compiled from: python_requires, install_requires and the locked extras.
 
     Order, blank lines and comments do not count; any other edit does.
     """
@@ -55,6 +58,7 @@ def fingerprint(setup_cfg: Path = SETUP_CFG) -> str:
         "python_requires": lines("options", "python_requires"),
         "install_requires": lines("options", "install_requires"),
         "test": lines("options.extras_require", "test"),
+        **{extra: lines("options.extras_require", extra) for extra in RUNTIME_EXTRAS},
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -165,7 +169,10 @@ def install(target: str) -> int:
     if uv is not None:
         env = uv_env()
         pip = [*uv, "pip", "install", "--quiet", "--python", str(python)]
-        if not python.is_file() and not run(*uv, "venv", "--quiet", "--python", sys.executable, VENV, env=env):
+        # --seed puts pip in the venv, so `.venv/bin/python -m pip install ...` from the docs works there too.
+        if not python.is_file() and not run(
+            *uv, "venv", "--seed", "--quiet", "--python", sys.executable, VENV, env=env
+        ):
             return 1
     else:
         env = None
@@ -175,7 +182,8 @@ def install(target: str) -> int:
     if fresh:
         ok = run(*pip, "--require-hashes", "-r", lock, env=env) and run(*pip, "--no-deps", "-e", ".", *extras, env=env)
     else:
-        ok = run(*pip, "-e", ".[test]" if target == "test" else ".", *extras, env=env)
+        wanted = ",".join((*RUNTIME_EXTRAS, "test") if target == "test" else RUNTIME_EXTRAS)
+        ok = run(*pip, "-e", f".[{wanted}]", *extras, env=env)
     if ok and target == "test":
         compile_for_tests(python)
     return 0 if ok else 1
@@ -227,9 +235,13 @@ def lock(upgrade: bool) -> int:
     common += ["--upgrade"] if upgrade else []
     test_lock, run_lock = (LOCKS["test"].relative_to(ROOT), LOCKS["run"].relative_to(ROOT))
     # The runtime lock is constrained by the test lock, so the ETL runs the versions the tests ran.
+    run_extras = [f"--extra={extra}" for extra in RUNTIME_EXTRAS]
     commands = [
         (test_lock, [*uv, *common, "--extra", "test", "--output-file", str(test_lock)]),
-        (run_lock, [*uv, *common, "--constraint", str(test_lock), "--output-file", str(run_lock)]),
+        (
+            run_lock,
+            [*uv, *common, *run_extras, "--constraint", str(test_lock), "--output-file", str(run_lock)],
+        ),
     ]
     for path, argv in commands:
         if not run(*argv, env=env):
@@ -241,11 +253,44 @@ def lock(upgrade: bool) -> int:
     return 0
 
 
+def declared_extras() -> list[str]:
+    """The extras setup.cfg declares."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(SETUP_CFG, encoding="utf-8")
+    return sorted(parser.options("options.extras_require")) if parser.has_section("options.extras_require") else []
+
+
+def install_extras(names: str) -> int:
+    """Install optional extras into ``.venv`` (set up by ``install run`` first), at the test lock's versions."""
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    known = declared_extras()
+    unknown = [name for name in wanted if name not in known]
+    if unknown or not wanted:
+        say(f"unknown extra(s) {', '.join(unknown) or '(none given)'}; setup.cfg declares: {', '.join(known)}")
+        return 2
+    python = VENV / "bin" / "python"
+    if not python.is_file():
+        say("no .venv yet: run `make run` first")
+        return 1
+    uv = find_uv()
+    # The test lock pins every extra's packages (the test extra holds them all): the same versions CI tested.
+    spec, constraint = f".[{','.join(wanted)}]", ["--constraint", str(LOCKS["test"])]
+    if uv is not None:
+        ok = run(*uv, "pip", "install", "--quiet", "--python", python, "-e", spec, *constraint, env=uv_env())
+    else:
+        ok = run(python, "-m", "pip", "install", "--quiet", "-e", spec, *constraint)
+    if ok:
+        say(f"installed the extra(s) {', '.join(wanted)} into .venv")
+    return 0 if ok else 1
+
+
 def main(argv: list[str]) -> int:
     """``install run|test``, ``lock [--upgrade]`` or ``check``."""
     match argv:
         case ["install", ("run" | "test") as target]:
             return install(target)
+        case ["extras", names]:
+            return install_extras(names)
         case ["lock"]:
             return lock(upgrade=False)
         case ["lock", "--upgrade"]:

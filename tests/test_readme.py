@@ -33,7 +33,7 @@ def test_library_example_runs() -> None:
     done = run_python("-c", code.group(1), timeout=60)
     assert done.returncode == 0, done.stderr
     rows, _, location = done.stdout.splitlines()[0].partition(" rows; ")
-    assert int(rows) == 57
+    assert int(rows) == 20
     assert re.search(r"cleaned_data/\d{4}/\d{2}/\d{4}-\d{2}-\d{2}_movies\.csv$", location), location
 
 

@@ -34,7 +34,7 @@ PARQUET_COMPRESSION = "zstd"
 # A TMDB page is only 20 rows; a row group per page would bloat the footer and defeat
 # compression, so rows are held (bounded, as Arrow data) until a row group is worth writing.
 PARQUET_ROW_GROUP_ROWS = 2_000
-_INSTALL_HINT = "pip install 'tmdb-trending-pipeline[parquet]'"
+_INSTALL_HINT = "run `make run EXTRAS=parquet` (or `.venv/bin/python -m pip install -e '.[parquet]'` in the checkout)"
 
 
 def require_pyarrow() -> Any:

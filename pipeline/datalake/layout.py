@@ -39,12 +39,20 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # What the layout itself writes below a zone's root: dates, feed slugs, run tags, ``key=value`` partitions.
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9_.=-]{0,254}$")
 _RUN_TAG = re.compile(r"\.run-([A-Za-z0-9_-]{1,64})\.")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def validate_prefix(prefix: str, key: str = "prefix") -> str:
-    """Check a lake prefix: no leading ``/``, no ``..``, no empty segments. Returns it without a trailing ``/``."""
+    """Check a lake prefix: no leading ``/``, no ``..``, no empty segments, no control character.
+
+    Returns it without a trailing ``/``. A NUL is refused here, at config time: a path or key holding one fails
+    only when the loader first touches it.
+    """
     if not prefix:
         return ""
+    control = _CONTROL.search(prefix)
+    if control:
+        raise OptionError(key, f"must not contain control characters (U+{ord(control.group()):04X}): {prefix!r}")
     if prefix.startswith("/"):
         raise OptionError(key, f"must not start with '/': {prefix!r}")
     trimmed = prefix[:-1] if prefix.endswith("/") else prefix

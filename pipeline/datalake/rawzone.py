@@ -26,6 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.datalake import schema
 from pipeline.stage import Batch, Lookups
 
 LOOKUPS_KEY = "lookups"
@@ -89,7 +90,7 @@ def parse_record(document: Mapping[str, Any]) -> RawPage:
     status = document.get("status")
     request = document.get("request")
     try:
-        parsed = json.loads(body)
+        parsed = schema.parse_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RawRecordError(f"the archived body is not JSON ({exc})") from None
     if not isinstance(parsed, Mapping):

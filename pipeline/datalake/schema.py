@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,9 @@ SCHEMA_VERSION = 1
 READ_CHUNK_ROWS = 1000
 WRITE_CHUNK_ROWS = 500
 _QUOTED_OR_CRLF = re.compile(r'("[^"]*")|\r\n')
+MAX_INT_DIGITS = 400
+"""Integers with more digits parse as ``±10**MAX_INT_DIGITS``: beyond every stored type either way."""
+_HUGE: int = 10**MAX_INT_DIGITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +147,24 @@ def _unencodable(frame: pd.DataFrame) -> str:
                     where = f"id {frame['id'].iloc[position]}" if "id" in frame.columns else f"row {position + 1}"
                     return f"{where}: column {column!r} holds text that is not valid Unicode (a lone surrogate)"
     return "text that is not valid Unicode (a lone surrogate)"
+
+
+def parse_json(data: str | bytes) -> Any:
+    """``json.loads``, except that an integer of any length parses.
+
+    Python refuses to convert an integer of more than 4,300 digits (``sys.get_int_max_str_digits``),
+    so one record with a 5,000-digit ``id`` made the whole page invalid JSON. Such an integer
+    becomes ``±10**MAX_INT_DIGITS``: still an integer beyond 64 bits and beyond any float, so the
+    transformer drops its record (``id_out_of_range``, ``non_numeric_popularity``, …) and the
+    raw zone keeps the digits exactly.
+    """
+    return json.loads(data, parse_int=_parse_int)
+
+
+def _parse_int(text: str) -> int:
+    if len(text) - text.startswith("-") <= MAX_INT_DIGITS:
+        return int(text)
+    return -_HUGE if text.startswith("-") else _HUGE
 
 
 def is_utf8(text: str) -> bool:

@@ -16,6 +16,11 @@ Two constraints of Athena shape the output:
   (cast them with ``date(...)`` and ``from_iso8601_timestamp(...)``). Parquet keeps the
   real types; prefer it for Athena. The SerDe also reads a backslash as an escape and
   cannot read a field with a line break, both of which a TMDB title may contain.
+
+Every string literal goes through ``sql_string``. Athena's DDL is Hive's: a quote is escaped
+with a backslash there and doubled in Athena's queries, so no one escape is right for both;
+a location or value that holds ``'``, ``\\``, a backtick, ``$`` (projection syntax in
+``storage.location.template``) or a control character is refused (exit 2) rather than quoted.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from pipeline.datalake import schema
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,10 +46,24 @@ HIVE_FEED_KEYS = ("media_type", "time_window")
 
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 _CSV_STRING_KINDS = ("date", "timestamp")
+_UNQUOTABLE = re.compile(r"['\\`$\x00-\x1f\x7f-\x9f]")
+
+
+def sql_string(text: str, what: str) -> str:
+    """``text`` as a single-quoted SQL string literal; ``ConfigError`` naming ``what`` if it cannot be one."""
+    bad = _UNQUOTABLE.search(text)
+    if bad:
+        raise ConfigError(
+            f"{what} {text!r}: the generated DDL cannot hold {bad.group()!r} (Athena's DDL and queries escape "
+            "quotes differently); use a prefix without it, or copy the lake and pass --location s3://bucket/prefix"
+        )
+    return f"'{text}'"
 
 
 def athena_columns(fmt: str, layout: str) -> list[tuple[str, str]]:
     """``(name, type)`` of the table's data columns for a format and layout (partition keys excluded)."""
+    from pipeline.datalake import schema  # the CLI's parser reads this module's defaults: --help stays light
+
     columns = []
     for column in schema.COLUMNS:
         kind_type = schema.ATHENA_TYPES[column.kind]
@@ -114,6 +132,7 @@ def athena_ddl(
         raise ConfigError(f"year range {first_year}-{last_year}: expected 1970 <= first <= last <= 9999")
     from pipeline.datalake import Layout  # pandas: the CLI's parser reads this module's defaults
 
+    sql_string(location, "location")  # refused as the user wrote it, before it is part of a template
     cleaned_root = f"{location.rstrip('/')}/{Layout().root('cleaned')}"
     columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout))
     partitions = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_partitions(layout))
@@ -131,13 +150,20 @@ def athena_ddl(
     else:
         raise ConfigError(f"unknown format {fmt!r}")
     props |= athena_projection(layout, cleaned_root, first_year=first_year, last_year=last_year)
-    properties = ",\n".join(f"  '{key}' = '{value}'" for key, value in props.items())
+    properties = ",\n".join(
+        f"  {sql_string(key, 'table property')} = {sql_string(value, key)}"
+        for key, value in props.items()
+        if key != "storage.location.template"
+    )
+    template = props["storage.location.template"]  # holds ${...} on purpose: the location was checked above
+    properties += f",\n  'storage.location.template' = '{template}'"
+    comment = sql_string(f"TMDB trending lists written by pipeline ({fmt}, {layout} layout)", "comment")
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS `{table}` (\n{columns}\n)\n"
-        f"COMMENT 'TMDB trending lists written by pipeline ({fmt}, {layout} layout)'\n"
+        f"COMMENT {comment}\n"
         f"PARTITIONED BY (\n{partitions}\n)\n"
         f"{storage}\n"
-        f"LOCATION '{cleaned_root}/'\n"
+        f"LOCATION {sql_string(cleaned_root + '/', 'location')}\n"
         f"TBLPROPERTIES (\n{properties}\n);\n"
     )
 

@@ -1,235 +1,89 @@
-"""``history``: a title's rank over the last N days, or the top climbers, read back from the lake.
+"""``history``: the trend over the last N days (or one title's ranks), read back from the lake.
 
-Days are read through the configured loader's ``read_day``, so the command works on any
-lake a loader can read (local folder, S3) in any format and layout. A day the lake does
-not have is a gap in the output, never an error.
+It prints the trend model the report shows (``pipeline.trends``): the latest top N with
+each title's last week, streak, days in the top N and best rank, and the week's lists;
+with ``--title``, the matching titles day by day. Days are read through the configured
+loader's verified ``read_day``, so the command works on any lake a loader can read (local
+folder, S3) in any format and layout. A day the lake does not have, or cannot vouch for,
+is a gap in the output, never an error. The JSON output is documented in ``docs/trends.md``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import csv
 import dataclasses
 import datetime as dt
+import io
 import json
 import logging
-import math
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from pipeline.config import PipelineConfig
-    from pipeline.stage import Feed, LakeReader
+    from pipeline.stage import Feed
+    from pipeline.trends import FeedTrend, TitleTrend
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DAYS = 7
+DEFAULT_DAYS = 30
 DEFAULT_TOP = 10
 MAX_DAYS = 366
-_READ_CONCURRENCY = 8  # enough to hide S3 latency without opening a connection per day
-
-
-@dataclasses.dataclass(frozen=True)
-class DayPoint:
-    """A title on one day: ``in_lake`` False means the day is missing; ``rank`` None means not in the list."""
-
-    day: dt.date
-    in_lake: bool
-    rank: int | None = None
-    popularity: float | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class TitleHistory:
-    """One title's rank and popularity for every day of the window; ``(media_type, id)`` is its identity."""
-
-    id: int
-    title: str
-    points: tuple[DayPoint, ...]
-    media_type: str = "movie"
-
-
-@dataclasses.dataclass(frozen=True)
-class Climber:
-    """A title's move between the first and the last day of the window that the lake has."""
-
-    id: int
-    title: str
-    from_rank: int
-    to_rank: int
-    from_popularity: float | None
-    to_popularity: float | None
-    media_type: str = "movie"
-
-    @property
-    def change(self) -> int:
-        """Places gained (positive) or lost (negative)."""
-        return self.from_rank - self.to_rank
+FORMATS = ("table", "json", "csv")
+SCHEMA_VERSION = 1
+"""Version of ``history --format json`` (``docs/trends.md``)."""
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclasses.dataclass(frozen=True)
 class History:
-    """What ``history`` found: the window, which days the lake has, and the titles or climbers."""
+    """What ``history`` found: the trend over the window, and the titles matching ``--title`` (if given)."""
 
-    feed: Feed
-    days: tuple[dt.date, ...]
-    present: tuple[dt.date, ...]
+    trend: FeedTrend
     title_query: str | None = None
-    titles: tuple[TitleHistory, ...] = ()
-    climbers: tuple[Climber, ...] = ()
+    titles: tuple[TitleTrend, ...] = ()
+
+    @property
+    def feed(self) -> Feed:
+        """The feed of the window."""
+        return self.trend.feed
+
+    @property
+    def days(self) -> tuple[dt.date, ...]:
+        """Every day of the window, oldest first."""
+        return self.trend.dates
+
+    @property
+    def present(self) -> tuple[dt.date, ...]:
+        """Days of the window the lake has."""
+        return self.trend.present
 
     @property
     def missing(self) -> tuple[dt.date, ...]:
-        """Days of the window the lake does not have."""
-        return tuple(d for d in self.days if d not in self.present)
+        """Days of the window that are gaps."""
+        return tuple(d.date for d in self.trend.gaps)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping (dates as ISO strings; gaps as ``null``)."""
-        result: dict[str, Any] = {
-            "feed": {"media_type": self.feed.media_type, "time_window": self.feed.time_window},
-            "from": self.days[0].isoformat(),
-            "to": self.days[-1].isoformat(),
-            "days": [d.isoformat() for d in self.days],
-            "missing_days": [d.isoformat() for d in self.missing],
+        """The JSON document: ``schema_version``, ``title_query``, ``trend`` and ``titles`` (``docs/trends.md``)."""
+        from pipeline.trends import title_document, trend_document
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "title_query": self.title_query,
+            "trend": trend_document(self.trend),
+            "titles": [title_document(t) for t in self.titles],
         }
-        if self.title_query is not None:
-            result["title_query"] = self.title_query
-            result["titles"] = [
-                {
-                    "media_type": t.media_type,
-                    "id": t.id,
-                    "title": t.title,
-                    "history": [
-                        {
-                            "date": p.day.isoformat(),
-                            "in_lake": p.in_lake,
-                            "rank": p.rank,
-                            "popularity": p.popularity,
-                        }
-                        for p in t.points
-                    ],
-                }
-                for t in self.titles
-            ]
-        else:
-            compared = (self.present[0], self.present[-1]) if len(self.present) >= 2 else None
-            result["compared"] = [d.isoformat() for d in compared] if compared else None
-            result["climbers"] = [
-                {
-                    "media_type": c.media_type,
-                    "id": c.id,
-                    "title": c.title,
-                    "from_rank": c.from_rank,
-                    "to_rank": c.to_rank,
-                    "change": c.change,
-                    "from_popularity": c.from_popularity,
-                    "to_popularity": c.to_popularity,
-                }
-                for c in self.climbers
-            ]
-        return result
 
 
 def window(end: dt.date, days: int) -> tuple[dt.date, ...]:
-    """The ``days`` dates ending at ``end``, oldest first."""
-    if not 1 <= days <= MAX_DAYS:
-        raise ConfigError(f"--days must be between 1 and {MAX_DAYS}, got {days}")
-    return tuple(end - dt.timedelta(days=n) for n in range(days - 1, -1, -1))
+    """The ``days`` dates ending at ``end``, oldest first; ``ConfigError`` when there is no such window."""
+    from pipeline.trends import window as dates
 
-
-async def read_days(lake: LakeReader, feed: Feed, days: Sequence[dt.date]) -> dict[dt.date, pd.DataFrame | None]:
-    """Every day's frame (``None`` where the lake has no such day), read a few at a time."""
-    gate = asyncio.Semaphore(_READ_CONCURRENCY)
-
-    async def one(day: dt.date) -> pd.DataFrame | None:
-        async with gate:
-            return await lake.read_day(day, feed)
-
-    frames = await asyncio.gather(*(one(day) for day in days))
-    return dict(zip(days, frames, strict=True))
-
-
-Key = tuple[str, int]
-"""A title's identity: ``(media_type, id)``, since TMDB's movie and TV ids are separate id spaces."""
-
-
-def title_histories(frames: Mapping[dt.date, pd.DataFrame | None], query: str) -> list[TitleHistory]:
-    """Titles matching ``query`` (exact, ignoring case; else containing it), each with one point per day."""
-    wanted = query.casefold().strip()
-    seen: dict[Key, str] = {}
-    for frame in frames.values():
-        if frame is None:
-            continue
-        for key, title in zip(_keys(frame), frame["title"].tolist(), strict=True):
-            seen[key] = str(title)  # days are in order, so the latest title wins
-    exact = [k for k, t in seen.items() if t.casefold() == wanted]
-    keys = exact or [k for k, t in seen.items() if wanted in t.casefold()]
-    histories = []
-    for key in sorted(keys, key=lambda k: (seen[k].casefold(), k[1], k[0])):
-        media_type, tmdb_id = key
-        points = []
-        for day, frame in frames.items():
-            if frame is None:
-                points.append(DayPoint(day, in_lake=False))
-                continue
-            hit = frame[(frame["id"] == tmdb_id) & (frame["media_type"] == media_type)]
-            if hit.empty:
-                points.append(DayPoint(day, in_lake=True))
-            else:
-                row = hit.sort_values("rank").iloc[0]
-                points.append(DayPoint(day, True, int(row["rank"]), _float(row["popularity"])))
-        histories.append(TitleHistory(tmdb_id, seen[key], tuple(points), media_type))
-    return histories
-
-
-def top_climbers(frames: Mapping[dt.date, pd.DataFrame | None], top: int) -> list[Climber]:
-    """Titles on both the first and the last day the lake has, by places gained (best first)."""
-    present = [frame for frame in frames.values() if frame is not None]
-    if len(present) < 2:
-        return []
-    first = _ranks(present[0])
-    last = _ranks(present[-1])
-    climbers = [
-        Climber(key[1], title, first[key][0], rank, first[key][1], popularity, key[0])
-        for key, (rank, popularity, title) in last.items()
-        if key in first
-    ]
-    climbers.sort(key=lambda c: (-c.change, c.to_rank))
-    return [c for c in climbers if c.change > 0][:top]
-
-
-def _keys(frame: pd.DataFrame) -> list[Key]:
-    return [(str(m), int(i)) for m, i in zip(frame["media_type"].tolist(), frame["id"].tolist(), strict=True)]
-
-
-def _ranks(frame: pd.DataFrame) -> dict[Key, tuple[int, float | None, str]]:
-    best = frame.sort_values("rank").drop_duplicates(["media_type", "id"])
-    return {
-        key: (int(r), _float(p), str(t))
-        for key, r, p, t in zip(_keys(best), best["rank"], best["popularity"], best["title"], strict=True)
-    }
-
-
-def _float(value: Any) -> float | None:
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def _popularity(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
-
-
-def _clip(text: str, width: int = 40) -> str:
-    shown = _printable(text)
-    return shown if len(shown) <= width else shown[: width - 1] + "…"
-
-
-def _printable(text: str) -> str:
-    # Titles come from TMDB: a newline would break the table, an escape sequence would drive the terminal.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    try:
+        return dates(end, days)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 async def history(
@@ -240,20 +94,20 @@ async def history(
     title: str | None = None,
     top: int = DEFAULT_TOP,
 ) -> History:
-    """Read the window ending at ``end`` (today, UTC) from the configured lake and summarise it."""
+    """Read the window ending at ``end`` (today, UTC) from the configured lake and build its trend."""
     end = end or dt.datetime.now(dt.UTC).date()
-    dates = window(end, days)
-    from pipeline.runner import configured_feed, lake_reader  # pandas: imported by the command that uses it
+    window(end, days)
+    from pipeline import trends  # pandas: imported by the command that uses it
+    from pipeline.runner import configured_feed, lake_reader
 
     feed = configured_feed(config)
     loader = lake_reader(config)
     async with loader:
-        frames = await read_days(loader, feed, dates)
-    present = tuple(d for d in dates if frames[d] is not None)
-    logger.info("history: %d of %d days in %s", len(present), len(dates), loader.describe())
-    if title is not None:
-        return History(feed, dates, present, title_query=title, titles=tuple(title_histories(frames, title)))
-    return History(feed, dates, present, climbers=tuple(top_climbers(frames, top)))
+        model = await trends.trend(loader, feed, end, days=days, top_n=top)
+    logger.info("history: %d of %d days in %s", len(model.present), days, loader.describe())
+    if title is None:
+        return History(model)
+    return History(model, title_query=title, titles=tuple(model.find(title)))
 
 
 def render_json(result: History) -> str:
@@ -261,43 +115,138 @@ def render_json(result: History) -> str:
     return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
+def render_csv(result: History) -> str:
+    """One row per title (the latest top N, or the titles matching ``--title``), then one rank column per day.
+
+    A rank cell is empty when the title is not in that day's list and ``gap`` when the day is
+    a gap. Text that a spreadsheet would run as a formula is prefixed with ``'``.
+    """
+    model = result.trend
+    items = result.titles if result.title_query is not None else model.top
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    head = ("media_type", "id", "title", "label", "year", "rank", "streak", "days_in_top", "best_rank", "best_date")
+    writer.writerow([*head, "first_seen", "change", "week_change", *(d.isoformat() for d in model.dates)])
+    for t in items:
+        ranks = ["gap" if not d.present else _blank(r) for d, r in zip(model.days, t.ranks, strict=True)]
+        writer.writerow(
+            [
+                t.media_type,
+                t.id,
+                _cell(t.title),
+                _cell(t.label),
+                t.year,
+                _blank(t.rank),
+                t.streak,
+                t.days_in_top,
+                _blank(t.best_rank),
+                _blank(t.best_date),
+                _blank(t.first_seen),
+                _blank(t.change),
+                _blank(t.week_change),
+                *ranks,
+            ]
+        )
+    return out.getvalue()
+
+
 def render_table(result: History) -> str:
     """``result`` as a compact plain-text table."""
-    span = f"{result.days[0]} to {result.days[-1]}"
-    lines = [f"{result.feed.label}, {span}: {len(result.present)} of {len(result.days)} days in the lake"]
-    if result.missing:
-        lines.append(f"missing: {', '.join(d.isoformat() for d in result.missing)}")
+    from pipeline.trends import describe_dates, gap_reason
+
+    model = result.trend
+    span = f"{model.dates[0]} to {model.dates[-1]}"
+    lines = [f"{model.feed.label}, {span}: {len(model.present)} of {len(model.dates)} days in the lake"]
+    gaps = model.gaps
+    if gaps:
+        reasons = sorted({d.state for d in gaps})
+        for state in reasons:
+            days = describe_dates([d.date for d in gaps if d.state == state])
+            lines.append(f"gaps ({gap_reason(state)}): {days}")
     lines.append("")
     if result.title_query is not None:
-        if not result.titles:
-            lines.append(f"no title matching {result.title_query!r} in those days")
-        for item in result.titles:
-            which = f"{item.media_type} id" if result.feed.media_type == "all" else "id"
-            lines += [
-                f"{_printable(item.title)} ({which} {item.id})",
-                f"  {'date':<10}  {'rank':>4}  {'popularity':>10}",
-            ]
-            for p in item.points:
-                if not p.in_lake:
-                    lines.append(f"  {p.day.isoformat():<10}  {'':>4}  {'':>10}  (day missing)")
-                elif p.rank is None:
-                    lines.append(f"  {p.day.isoformat():<10}  {'-':>4}  {'-':>10}  (not in the list)")
-                else:
-                    lines.append(f"  {p.day.isoformat():<10}  {p.rank:>4}  {_popularity(p.popularity):>10}")
-            lines.append("")
-        return "\n".join(lines).rstrip("\n") + "\n"
-    if len(result.present) < 2:
-        lines.append("top climbers need at least two days in the lake")
+        return _titles_table(result, lines)
+    if model.latest is None:
+        lines.append("no day of the window is in the lake")
         return "\n".join(lines) + "\n"
-    lines.append(f"top climbers, {result.present[0]} to {result.present[-1]}:")
-    if not result.climbers:
-        lines.append("  none: no title gained places")
-    width = max([len(_clip(c.title)) for c in result.climbers] + [5])
-    if result.climbers:
-        lines.append(f"  {'title':<{width}}  {'from':>4}  {'to':>4}  {'change':>6}  popularity")
-    for c in result.climbers:
+    return "\n".join(lines + trend_table(model)) + "\n"
+
+
+def trend_table(model: FeedTrend) -> list[str]:
+    """The latest top N with trajectory, streak and best rank, then the week's lists, as plain text lines."""
+    from pipeline.trends import WEEK, change_label, sparkline
+
+    n, days = model.top_n, len(model.dates)
+    lines = [f"top {n} on {model.latest}:"]
+    width = max([len(_clip(t.label)) for t in model.top] + [5])
+    lines.append(
+        f"  {'rank':>4}  {'title':<{width}}  {f'{WEEK} days':<{WEEK}}  {'week':>4}  {'streak':>6}  "
+        f"{f'in top {n}':>9}  {'best':>4}  {'best on':<10}  {f'{days} days':>7}"
+    )
+    for t in model.top:
         lines.append(
-            f"  {_clip(c.title):<{width}}  {c.from_rank:>4}  {c.to_rank:>4}  {c.change:>+6}  "
-            f"{_popularity(c.from_popularity)} -> {_popularity(c.to_popularity)}"
+            f"  {t.rank or '':>4}  {_clip(t.label):<{width}}  {sparkline(model, t):<{WEEK}}  "
+            f"{change_label(t.week_change):>4}  {t.streak:>6}  {t.days_in_top:>9}  {t.best_rank or '':>4}  "
+            f"{_blank(t.best_date):<10}  {change_label(t.change):>7}"
         )
-    return "\n".join(lines) + "\n"
+    lines += ["", f"{WEEK} days: a taller bar is a better rank; · below the top {n}; ? a gap", ""]
+    baseline = model.baseline
+    if baseline is None:
+        lines.append("this week: no day in the lake a week before the latest to compare with")
+        return lines
+    lines.append(f"this week: {model.latest} compared with {baseline}")
+    groups = (
+        (f"holding the top {n}", [(t, f"{t.streak} days") for t in model.holding]),
+        ("rising fastest", [(t, change_label(t.week_change)) for t in model.rising]),
+        (f"new in the top {n}", [(t, f"now {t.rank}") for t in model.new_this_week]),
+        (f"fell out of the top {n}", [(t, _fell(model, t)) for t in model.fell_out_this_week]),
+    )
+    for heading, items in groups:
+        shown = "; ".join(f"{_clip(t.label)} ({detail})" for t, detail in items) or "none"
+        lines.append(f"  {heading}: {shown}")
+    return lines
+
+
+def _fell(model: FeedTrend, item: TitleTrend) -> str:
+    was = item.ranks[model.dates.index(model.baseline)] if model.baseline else None
+    now = "out of the list" if item.rank is None else f"now {item.rank}"
+    return f"was {was}, {now}"
+
+
+def _titles_table(result: History, lines: list[str]) -> str:
+    model = result.trend
+    if not result.titles:
+        lines.append(f"no title matching {result.title_query!r} in those days")
+    for item in result.titles:
+        which = f"{item.media_type} id" if model.feed.media_type == "all" else "id"
+        lines += [f"{_printable(item.title)} ({which} {item.id})", f"  {'date':<10}  {'rank':>4}  {'popularity':>10}"]
+        for day, rank, pop in zip(model.days, item.ranks, item.popularity, strict=True):
+            if not day.present:
+                lines.append(f"  {day.date.isoformat():<10}  {'':>4}  {'':>10}  (day missing)")
+            elif rank is None:
+                lines.append(f"  {day.date.isoformat():<10}  {'-':>4}  {'-':>10}  (not in the list)")
+            else:
+                shown = "-" if pop is None else f"{pop:,.1f}"
+                lines.append(f"  {day.date.isoformat():<10}  {rank:>4}  {shown:>10}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _blank(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _clip(text: str, width: int = 40) -> str:
+    shown = _printable(text)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    # Titles come from TMDB: a newline would break the table, an escape sequence would drive the terminal.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -41,9 +41,7 @@ class ReprocessSummary:
         return f"rebuilt {len(self.rebuilt)}, skipped {len(self.skipped)} (no raw zone), failed {len(self.failed)}"
 
 
-async def reprocess(
-    config: PipelineConfig, start: dt.date, end: dt.date, *, force: bool = False
-) -> ReprocessSummary:
+async def reprocess(config: PipelineConfig, start: dt.date, end: dt.date, *, force: bool = False) -> ReprocessSummary:
     """Rebuild every day from ``start`` to ``end`` (inclusive) that has a raw zone; go on past failures."""
     if end < start:
         raise ConfigError(f"--to {end} is before --from {start}")

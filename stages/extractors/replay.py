@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import json
 import zlib
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from pipeline.datalake import rawzone
+from pipeline.datalake import rawzone, schema
 from pipeline.errors import ExtractError
 from pipeline.options import StageOptions
 from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, TimeWindow
@@ -156,6 +155,6 @@ class ReplayExtractor(Extractor[ReplayOptions]):
 
     def _parse(self, data: bytes, where: str) -> Any:
         try:
-            return json.loads(data)
+            return schema.parse_json(data)
         except (ValueError, RecursionError) as exc:
             raise ExtractError(f"{where}: invalid JSON ({exc})", stage=self.name) from exc

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline import trends
 from pipeline.datalake.files import write_text_atomic
 from pipeline.result import RunResult
 from pipeline.stage import LakeReader, Reporter
@@ -23,7 +24,18 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 STDOUT = "-"
-FIELDS = ("schema_version", "run", "compared_with", "total", "top_n", "top", "new_in_top", "climbers", "dropped")
+FIELDS = (
+    "schema_version",
+    "run",
+    "compared_with",
+    "total",
+    "top_n",
+    "top",
+    "new_in_top",
+    "climbers",
+    "dropped",
+    "trends",
+)
 ENTRY_FIELDS = (
     "rank",
     "media_type",
@@ -68,7 +80,11 @@ class JsonReporter(Reporter[JsonOptions]):
 
 
 def document(report: rm.Report) -> dict[str, Any]:
-    """The JSON-ready document (see ``FIELDS``); the movement lists are empty on the first day."""
+    """The JSON-ready document (see ``FIELDS``); the movement lists are empty on the first day.
+
+    ``trends`` holds one trend document per feed of the run (``pipeline.trends.trend_document``,
+    the same document ``history --format json`` prints under ``trend``).
+    """
     movement = report.movement
     previous = movement.previous_date
     return {
@@ -90,6 +106,7 @@ def document(report: rm.Report) -> dict[str, Any]:
             }
             for d in movement.dropped
         ],
+        "trends": [trends.trend_document(s.trend) for s in report.sections],
     }
 
 

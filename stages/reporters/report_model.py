@@ -1,10 +1,11 @@
-"""What every reporter shows, computed once: today's top N, movement since the previous day, safe text.
+"""What every reporter shows, computed once: today's top N, movement since the previous day, the trend, safe text.
 
-The three reporters (``markdown``, ``github-summary``, ``json``) differ only in layout.
-Everything they share lives here: reading today and the previous *available* day
-through the loader's read-back (so local and S3 lakes behave the same), the movement
-computation, escaping of untrusted TMDB text, number formatting, Markdown tables and
-the mermaid chart.
+The reporters (``markdown``, ``github-summary``, ``json``, ``html``) differ only in layout.
+Everything they share lives here: reading today and the trend window through the
+loader's verified read-back (``pipeline.trends``, so local and S3 lakes behave the same),
+the movement since the previous *available* day, escaping of untrusted TMDB text, number
+formatting and Markdown tables. A report is a list of feed sections; a run of one feed
+has one.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from pipeline import trends
 from pipeline.errors import ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
 from pipeline.result import RunResult
-from pipeline.stage import LakeReader, RunLake
+from pipeline.stage import Feed, LakeReader, RunLake
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,11 +49,12 @@ _YEAR = re.compile(r"^(\d{4})-\d{2}-\d{2}")
 
 # -- options shared by the reporters ----------------------------------------------------------
 class ReportOptions(StageOptions):
-    """Options every report shares: how many rows, how far back to look, how many climbers."""
+    """Options every report shares: how many rows, how far back to look, how many climbers, how many trend days."""
 
     top: int = Field(default=10, ge=1, le=100)
     lookback_days: int = Field(default=7, ge=1, le=366)
     climbers: int = Field(default=5, ge=1, le=100)
+    trend_days: int = Field(default=trends.DEFAULT_DAYS, ge=trends.WEEK, le=trends.MAX_DAYS)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -116,14 +119,26 @@ class Movement:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeedSection:
+    """One feed of a run: its day's size, movement since the previous day and trend over the window."""
+
+    feed: Feed
+    day: dt.date
+    total: int
+    movement: Movement
+    trend: trends.FeedTrend
+
+
+@dataclasses.dataclass(frozen=True)
 class Report:
-    """Everything a reporter renders for one run."""
+    """Everything a reporter renders for one run: one section per feed (a run of one feed has one)."""
 
     result: RunResult
     lake: str
     total: int
     top_n: int
     movement: Movement
+    sections: tuple[FeedSection, ...] = ()
 
     @property
     def run_time(self) -> str:
@@ -149,8 +164,7 @@ def entries(frame: pd.DataFrame) -> list[Entry]:
     """The frame's rows as entries, best rank first, one per ``(media_type, id)`` (the best-ranked copy wins)."""
     if frame.empty:
         return []
-    ordered = frame.loc[:, list(_ENTRY_COLUMNS)].sort_values(["rank", "id"], kind="stable")
-    ordered = ordered.drop_duplicates(["media_type", "id"], keep="first")
+    ordered = trends.best_ranks(frame, _ENTRY_COLUMNS)
     # Column by column, not to_dict("records"): a dict per row of a 10,000-row day cost ~6 MB of peak RSS.
     columns = zip(*(ordered[name].tolist() for name in _ENTRY_COLUMNS), strict=True)
     return [_entry(*values) for values in columns]
@@ -188,16 +202,22 @@ def distinct_titles(frame: pd.DataFrame) -> int:
 
 
 def compare(today: pd.DataFrame, previous: tuple[dt.date, pd.DataFrame] | None, *, top: int, climbers: int) -> Movement:
-    """Today's top ``top`` with movement against ``(date, frame)`` of an earlier day (``None``: first day).
+    """Today's top ``top`` with movement against ``(date, frame)`` of an earlier day (``None``: first day)."""
+    if previous is None:
+        return movement(entries(today), None, [], top=top, climbers=climbers)
+    return movement(entries(today), previous[0], entries(previous[1]), top=top, climbers=climbers)
+
+
+def movement(
+    now: Sequence[Entry], previous_date: dt.date | None, before: Sequence[Entry], *, top: int, climbers: int
+) -> Movement:
+    """Today's entries (best first) against the previous day's (best first; ``previous_date`` ``None``: first day).
 
     Climbers are taken from the whole list, biggest climb first; equal climbs are ordered
     by today's rank so the report is stable.
     """
-    now = entries(today)
-    if previous is None:
+    if previous_date is None:
         return Movement(previous_date=None, top=tuple(now[:top]))
-    previous_date, before_frame = previous
-    before = entries(before_frame)
     previous_rank = {e.key: e.rank for e in before}
     now = [dataclasses.replace(e, previous_rank=previous_rank.get(e.key)) for e in now]
     top_now = now[:top]
@@ -214,42 +234,51 @@ def compare(today: pd.DataFrame, previous: tuple[dt.date, pd.DataFrame] | None, 
     )
 
 
-async def previous_day(lake: LakeReader, result: RunResult, lookback_days: int) -> tuple[dt.date, pd.DataFrame] | None:
-    """The latest non-empty day before the run's date, looking back at most ``lookback_days``."""
-    for back in range(1, lookback_days + 1):
-        day = result.trend_date - dt.timedelta(days=back)
-        frame = await lake.read_day(day, result.feed)
-        if frame is None:
-            continue
-        if frame.empty:
-            # An empty day says nothing about movement; comparing with it would call everything new.
-            logger.debug("skipping %s as the previous day: it has no rows", day)
-            continue
-        return day, frame
-    logger.info("no earlier day within %d days of %s: first-day report", lookback_days, result.trend_date)
-    return None
+def listed_entries(trend: trends.FeedTrend, day: dt.date) -> list[Entry]:
+    """``day``'s list as the trend model holds it (rank, identity, name), best first."""
+    listed = trend.listed_on(day)
+    return [Entry(rank, key[1], title, "", "", math.nan, math.nan, 0, "", key[0]) for key, rank, title in listed]
 
 
 async def build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
-    """Read today and the previous available day back from the lake and compare them.
+    """Read today and the trend window back from the lake; compare today with the previous day the lake has.
 
     In a run, ``lake`` is the run's ``RunLake``: the model is built once for every reporter
-    that asks with the same ``top``, ``lookback_days`` and ``climbers``.
+    that asks with the same options.
     """
     if isinstance(lake, RunLake):
-        key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}"
+        key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}:{options.trend_days}"
         return await lake.shared(key, lambda: _build_report(result, lake, options, stage=stage))
     return await _build_report(result, lake, options, stage=stage)
 
 
-async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
-    today = await lake.read_day(result.trend_date, result.feed)
+async def feed_section(
+    lake: LakeReader, feed: Feed, day: dt.date, options: ReportOptions, *, stage: str
+) -> FeedSection:
+    """One feed's section: ``day`` must be in the lake; earlier days that are not are gaps."""
+    today = await lake.read_day(day, feed)
     if today is None:
-        raise ReportError(f"the lake has no data for {result.trend_date}", stage=stage)
-    previous = await previous_day(lake, result, options.lookback_days)
-    movement = compare(today, previous, top=options.top, climbers=options.climbers)
-    total = distinct_titles(today)
-    return Report(result=result, lake=safe_location(lake.describe()), total=total, top_n=options.top, movement=movement)
+        raise ReportError(f"the lake has no data for {day}", stage=stage)
+    days = max(options.trend_days, options.lookback_days + 1)
+    trend = await trends.trend(lake, feed, day, days=days, top_n=options.top, known={day: today})
+    previous = trend.previous(options.lookback_days) if trend.latest == day else None
+    if previous is None:
+        logger.info("no earlier day within %d days of %s: first-day report", options.lookback_days, day)
+    before = listed_entries(trend, previous) if previous else []
+    moved = movement(entries(today), previous, before, top=options.top, climbers=options.climbers)
+    return FeedSection(feed, day, distinct_titles(today), moved, trend)
+
+
+async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
+    section = await feed_section(lake, result.feed, result.trend_date, options, stage=stage)
+    return Report(
+        result=result,
+        lake=safe_location(lake.describe()),
+        total=section.total,
+        top_n=options.top,
+        movement=section.movement,
+        sections=(section,),
+    )
 
 
 # -- text: escaping and formatting -------------------------------------------------------------
@@ -354,9 +383,38 @@ def table(header: Sequence[str], align: str, rows: Iterable[Sequence[str]]) -> l
     return lines
 
 
-def top_table(report: Report, *, detailed: bool = True) -> list[str]:
-    """Today's top N; ``detailed`` adds year, genres and rating."""
+def top_table(report: Report, *, detailed: bool = True, section: FeedSection | None = None) -> list[str]:
+    """Today's top N; ``detailed`` adds year, genres and rating; a ``section`` adds its trend columns."""
     compared = report.movement.compared
+    if section is not None:
+        return table(
+            (
+                "Rank",
+                "Title",
+                "Year",
+                "Genres",
+                "Popularity",
+                "Rating",
+                "Movement",
+                f"{trends.WEEK} days",
+                "Week",
+                "Streak",
+            ),
+            "rlllrlcllr",
+            (
+                (
+                    str(e.rank),
+                    section_title_cell(section, e),
+                    year(e.release_date),
+                    genres(e.genres),
+                    popularity(e.popularity),
+                    rating(e),
+                    movement_label(e, compared),
+                    *trend_cells(section, e),
+                )
+                for e in section.movement.top
+            ),
+        )
     if detailed:
         return table(
             ("Rank", "Title", "Year", "Genres", "Popularity", "Rating", "Movement"),
@@ -384,9 +442,13 @@ def top_table(report: Report, *, detailed: bool = True) -> list[str]:
     )
 
 
-def movement_sections(report: Report, level: int = 3) -> list[str]:
-    """The three movement sections as small tables (or the first-day sentence)."""
-    movement, n, hashes = report.movement, report.top_n, "#" * level
+def movement_sections(report: Report, level: int = 3, section: FeedSection | None = None) -> list[str]:
+    """The three movement sections as small tables (or the first-day sentence); a ``section`` labels namesakes."""
+    movement, n, hashes = (section or report).movement, report.top_n, "#" * level
+
+    def name(entry: Entry) -> str:
+        return title_cell(entry) if section is None else section_title_cell(section, entry)
+
     if not movement.compared:
         return [comparison_line(report), ""]
     lines = [comparison_line(report), "", f"{hashes} New in the top {n}", ""]
@@ -394,7 +456,7 @@ def movement_sections(report: Report, level: int = 3) -> list[str]:
         lines += table(
             ("Rank", "Title", "Before"),
             "rlr",
-            ((str(e.rank), title_cell(e), previous_label(e.previous_rank)) for e in movement.new_in_top),
+            ((str(e.rank), name(e), previous_label(e.previous_rank)) for e in movement.new_in_top),
         )
     else:
         lines.append(f"No title is new in the top {n}.")
@@ -404,7 +466,7 @@ def movement_sections(report: Report, level: int = 3) -> list[str]:
             ("Rank", "Title", "Before", "Change"),
             "rlrc",
             (
-                (str(e.rank), title_cell(e), previous_label(e.previous_rank), movement_label(e, True))
+                (str(e.rank), name(e), previous_label(e.previous_rank), movement_label(e, True))
                 for e in movement.climbers
             ),
         )
@@ -415,7 +477,7 @@ def movement_sections(report: Report, level: int = 3) -> list[str]:
         lines += table(
             ("Before", "Title", "Now"),
             "rlr",
-            ((str(d.previous.rank), title_cell(d.previous), previous_label(d.rank_now)) for d in movement.dropped),
+            ((str(d.previous.rank), name(d.previous), previous_label(d.rank_now)) for d in movement.dropped),
         )
     else:
         lines.append(f"No title dropped out of the top {n}.")
@@ -452,32 +514,117 @@ def compact_movement(report: Report) -> list[str]:
     ]
 
 
-def chart_label(entry: Entry, width: int = 18) -> str:
-    """A short chart label that cannot break mermaid: rank plus the title's letters, digits and ``.-+``."""
-    kept = "".join(ch if ch.isalnum() or ch in ".-+" else " " for ch in entry.title)
-    short = " ".join(kept.split())
-    if len(short) > width:
-        short = short[: width - 1].rstrip() + "…"
-    return f"{entry.rank}. {short}" if short else f"{entry.rank}."
+def trend_cells(section: FeedSection, entry: Entry) -> tuple[str, str, str]:
+    """A top-N row's ``7 days`` trajectory, its places gained over the week, and its streak."""
+    try:
+        item = section.trend.title(entry.key)
+    except KeyError:  # not in the model: today's day was not one of its days (another feed's rows)
+        return NO_VALUE, NO_VALUE, NO_VALUE
+    week = NO_VALUE if section.trend.baseline is None else trends.change_label(item.week_change)
+    return trends.sparkline(section.trend, item), week, streak_label(item.streak)
 
 
-def mermaid_chart(report: Report, bars: int = 10) -> list[str]:
-    """A fenced ``xychart-beta`` block: popularity of today's top ``bars`` titles."""
-    shown = report.movement.top[:bars]
+def section_title_cell(section: FeedSection, entry: Entry) -> str:
+    """The escaped title, told apart from a namesake of the window by year or id; ``—`` when TMDB sent none."""
+    try:
+        return label_cell(section.trend.title(entry.key)) if entry.title else NO_VALUE
+    except KeyError:
+        return title_cell(entry)
+
+
+def streak_label(days: int) -> str:
+    """``5 days``, ``1 day``, or ``—``."""
+    return NO_VALUE if days == 0 else f"{days} day" if days == 1 else f"{days} days"
+
+
+def label_cell(item: trends.TitleTrend) -> str:
+    """The escaped label (the name, told apart from namesakes by year or id), or ``—``."""
+    return escape_markdown(item.label) or NO_VALUE
+
+
+def trend_legend(section: FeedSection) -> str:
+    """The sentence under the top table that says how to read its trend columns."""
+    n, model = section.trend.top_n, section.trend
+    week = f"places gained since {model.baseline}" if model.baseline else "no day a week before to compare with"
+    return (
+        f"_{trends.WEEK} days: one mark per day, oldest first; a taller bar is a better rank in the top {n}, "
+        f"{trends.OUT_OF_TOP} below the top {n}, {trends.GAP_MARK} a day missing from the lake. "
+        f"Week: {week}. Streak: days running in the top {n} (a missing day neither counts nor breaks it)._"
+    )
+
+
+def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
+    """The week's four lists as small tables, or a sentence when there is no day a week before."""
+    model, n, hashes = section.trend, section.trend.top_n, "#" * level
+    if model.latest is None or model.baseline is None:
+        return ["There is no day in the lake a week or more before today: the week's lists start then.", ""]
+    base = model.baseline
+    gap = (section.day - base).days
+    lines = [f"Today compared with {base.isoformat()}, {gap} days before (the latest day in the lake a week back).", ""]
+
+    def was(item: trends.TitleTrend) -> str:
+        return previous_label(item.ranks[model.dates.index(base)])
+
+    def now(item: trends.TitleTrend) -> str:
+        return previous_label(item.rank)
+
+    lines += [f"{hashes} Holding the top {n}", ""]
+    if model.holding:
+        lines += table(
+            ("Rank", "Title", "Streak", f"Days in the top {n}"),
+            "rlrr",
+            (
+                (str(t.rank), label_cell(t), streak_label(t.streak), f"{t.days_in_top} of {len(model.present)}")
+                for t in model.holding
+            ),
+        )
+    else:
+        lines.append(f"No title of today's top {n} was in it the day before too.")
+    lines += [
+        "",
+        f"{hashes} Rising fastest",
+        "",
+        f"Titles of today's top {n} by places gained since {base.isoformat()}; moves deeper in the list are left "
+        "out as noise, and a title that was not in the list then is new, not rising.",
+        "",
+    ]
+    if model.rising:
+        lines += table(
+            ("Rank", "Title", "Was", "Gain"),
+            "rlrc",
+            ((str(t.rank), label_cell(t), was(t), trends.change_label(t.week_change)) for t in model.rising),
+        )
+    else:
+        lines.append(f"No title of today's top {n} gained places.")
+    lines += ["", f"{hashes} New in the top {n} this week", ""]
+    if model.new_this_week:
+        lines += table(
+            ("Rank", "Title", f"On {base.isoformat()}"),
+            "rlr",
+            ((str(t.rank), label_cell(t), was(t)) for t in model.new_this_week),
+        )
+    else:
+        lines.append(f"No title is new in the top {n} this week.")
+    lines += ["", f"{hashes} Fell out of the top {n} this week", ""]
+    if model.fell_out_this_week:
+        lines += table(
+            (f"On {base.isoformat()}", "Title", "Now"),
+            "rlr",
+            ((was(t), label_cell(t), now(t)) for t in model.fell_out_this_week),
+        )
+    else:
+        lines.append(f"No title fell out of the top {n} this week.")
+    return [*lines, ""]
+
+
+def gaps_line(section: FeedSection) -> list[str]:
+    """One sentence naming the days of the window that are gaps (none: nothing)."""
+    gaps = section.trend.gaps
+    first = section.trend.present[0] if section.trend.present else None
+    shown = [d for d in gaps if first is not None and d.date > first]
     if not shown:
         return []
-    labels = ", ".join(f'"{chart_label(e)}"' for e in shown)
-    values = ", ".join(f"{0.0 if math.isnan(e.popularity) else e.popularity:.1f}" for e in shown)
-    day = report.result.trend_date.isoformat()
-    return [
-        "```mermaid",
-        "xychart-beta",
-        f'    title "Popularity of the top {len(shown)} on {day}"',
-        f"    x-axis [{labels}]",
-        '    y-axis "Popularity"',
-        f"    bar [{values}]",
-        "```",
-    ]
+    return [f"Missing from the lake, shown as gaps: {trends.describe_dates([d.date for d in shown])}.", ""]
 
 
 # -- helpers -----------------------------------------------------------------------------------

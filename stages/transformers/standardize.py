@@ -54,15 +54,19 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         super().__init__(*args, **kwargs)
         # ids kept, by media type: a set of ints per type, not a tuple per row (a 500-page day keeps 10,000)
         self._seen: dict[str, set[int]] = {}
+        self._next_rank = 1
 
     async def transform(self, batch: Batch) -> pd.DataFrame:
         """Clean one page; pages must arrive in page order for dedupe to keep the best rank."""
         results = batch.payload.get("results")
         if not isinstance(results, list):
             raise TransformError(f"page {batch.page}: the body has no 'results' list", stage=self.name)
-        first_rank = (batch.page - 1) * self.options.page_size + 1
+        # A page longer than page_size (TMDB once sent 25 results) would give its last results the ranks
+        # of the next page's first ones: ranks go on from where the previous page ended.
+        first_rank = max((batch.page - 1) * self.options.page_size + 1, self._next_rank)
         if batch.page < 1 or first_rank + len(results) > INT64_MAX:
             raise TransformError(f"page {batch.page}: the page number is out of range", stage=self.name)
+        self._next_rank = first_rank + len(results)
         rows = []
         for index, item in enumerate(results):
             row = self._row(item, first_rank + index, batch)
@@ -96,15 +100,27 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             self._drop("non_numeric_popularity", rank, batch, tmdb_id)
             return None
         vote_count = item.get("vote_count")
-        if isinstance(vote_count, bool) or not isinstance(vote_count, int):
+        if vote_count is None:
             vote_count = 0
+        elif isinstance(vote_count, bool) or not isinstance(vote_count, int):
+            self._drop("non_integer_vote_count", rank, batch, tmdb_id, detail=f"got {_shown(vote_count)}")
+            return None
         elif not -INT64_MAX <= vote_count <= INT64_MAX:
             self._drop("vote_count_out_of_range", rank, batch, tmdb_id)
+            return None
+        vote_average = item.get("vote_average")
+        if vote_average is not None and _number(vote_average) is None:
+            self._drop("non_numeric_vote_average", rank, batch, tmdb_id, detail=f"got {_shown(vote_average)}")
+            return None
+        title_key, original_key, date_key = _TITLE_FIELDS[media_type]
+        wrong = [key for key in (title_key, original_key, "original_language") if not _is_text(item.get(key))]
+        if wrong:
+            shown = ", ".join(f"{key} {_shown(item.get(key))}" for key in wrong)
+            self._drop("non_string_text", rank, batch, tmdb_id, detail=f"expected text, got {shown}")
             return None
         if tmdb_id in self._seen.get(media_type, ()):
             self._drop("duplicate_id", rank, batch, tmdb_id, quiet=True)
             return None
-        title_key, original_key, date_key = _TITLE_FIELDS[media_type]
         raw_genres = item.get("genre_ids")
         genre_ids = [
             g
@@ -120,7 +136,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             "original_language": _text(item.get("original_language")),
             "release_date": _iso_date(item.get(date_key)),
             "popularity": popularity,
-            "vote_average": _number(item.get("vote_average")),
+            "vote_average": _number(vote_average),
             "vote_count": vote_count,
             "genre_ids": "|".join(str(g) for g in genre_ids),
             "media_type": media_type,
@@ -175,6 +191,16 @@ def _shown_id(value: Any) -> str:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _is_text(value: Any) -> bool:
+    """A text field is a string, or absent (``null`` or missing: stored as ``""``)."""
+    return value is None or isinstance(value, str)
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as a log line may show it: its JSON type and a short form."""
+    return f"{type(value).__name__} {repr(value) if isinstance(value, bool | float) else _shown_id(value)}"
 
 
 def _iso_date(value: Any) -> str:

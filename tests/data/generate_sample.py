@@ -1,19 +1,35 @@
-"""Regenerates the bundled SYNTHETIC sample of TMDB trending pages (two days, three pages each).
+"""Regenerates the bundled SYNTHETIC samples of TMDB trending pages.
+
+- ``sample/``: two days, three pages each, every hostile case (the report tests' golden files).
+- ``series/``: 30 days (one of them missing: the job "did not run"), one page each, as the
+  raw zone stores them (``pipeline.datalake.rawzone``: a lookups line, then one response
+  record per page, gzip-compressed); ``make run`` replays them so the demo report shows a trend.
 
 Every title, id and number here is invented; only the shape follows TMDB's API. The
 titles include the hostile cases the pipeline must survive: table pipes, newlines,
 Markdown and HTML, links, mentions, spreadsheet-formula prefixes and non-ASCII text.
 
-Run: ``python tests/data/generate_sample.py`` (deterministic; rewrites tests/data/sample/).
+Run: ``python tests/data/generate_sample.py`` (deterministic; rewrites tests/data/sample/ and series/).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 import json
+import math
 import random
+import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script: the raw zone's own writer formats the series
+
 HERE = Path(__file__).parent / "sample"
+SERIES = Path(__file__).parent / "series"
+SERIES_END = dt.date(2026, 11, 25)
+SERIES_DAYS = 30
+SERIES_SKIPPED = dt.date(2026, 11, 10)  # a day the job did not run: the report shows it as a gap
 GENRES = {
     28: "Action",
     12: "Adventure",
@@ -165,5 +181,63 @@ def main() -> None:
     )
 
 
+
+def series_catalogue(rng: random.Random) -> list[dict[str, object]]:
+    """40 titles: two share a name (told apart by year), two more share name and year (told apart by id)."""
+    names = [title(rng) for _ in range(34)]
+    names += ["The Velvet Paper", "The Velvet Paper", "Echo Garden", "Echo Garden", "<img src=x onerror=alert(1)>"]
+    names += ["Pipes | Between | Cells"]
+    items = [movie(rng, 800001 + i * 11, name) for i, name in enumerate(names)]
+    items[34]["release_date"], items[35]["release_date"] = "2019-03-08", "2026-10-30"
+    items[36]["release_date"], items[37]["release_date"] = "2025-06-01", "2025-09-12"
+    for m in items:
+        m["popularity"] = round(rng.uniform(40, 400), 3)
+    return items
+
+
+def series_day_results(items: list[dict[str, object]], rng: random.Random, n: int) -> list[dict[str, object]]:
+    """Day ``n``'s top 20: each title's popularity follows a slow wave plus noise, so ranks move and hold."""
+    scored = []
+    for index, m in enumerate(items):
+        base = float(m["popularity"])  # type: ignore[arg-type]
+        phase, period = (index * 0.7) % (2 * math.pi), 12 + index % 17
+        wave = 1 + 0.45 * math.sin(2 * math.pi * n / period + phase)
+        scored.append((round(base * wave * rng.uniform(0.97, 1.03), 3), index))
+    scored.sort(reverse=True)
+    return [dict(items[index], popularity=score) for score, index in scored[:20]]
+
+
+def series_main() -> None:
+    from pipeline.datalake import rawzone
+    from pipeline.stage import Batch, Feed, Lookups
+
+    rng = random.Random(20261027)
+    items = series_catalogue(rng)
+    lookups = Lookups(genres=dict(GENRES), poster_base_url="https://image.tmdb.org/t/p/w500")
+    SERIES.mkdir(parents=True, exist_ok=True)
+    for old in SERIES.glob("*.jsonl.gz"):
+        old.unlink()
+    for n in range(SERIES_DAYS):
+        day = SERIES_END - dt.timedelta(days=SERIES_DAYS - 1 - n)
+        results = series_day_results(items, rng, n)
+        if day == SERIES_SKIPPED:
+            continue
+        page = {"page": 1, "results": results, "total_pages": 1, "total_results": len(results)}
+        body = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        fetched = dt.datetime.combine(day, dt.time(12, 0, 3), tzinfo=dt.UTC)
+        batch = Batch(1, page, Feed(), fetched, lookups, body, 200, "/3/trending/movie/day?page=1")
+        lines = rawzone.dumps(rawzone.lookups_document(lookups) or {}) + rawzone.page_line(batch)
+        (SERIES / f"{day.isoformat()}.jsonl.gz").write_bytes(gzip.compress(lines, mtime=0))
+    (SERIES / "README.md").write_text(
+        "# Synthetic series\n\nSYNTHETIC data made by `tests/data/generate_sample.py`: "
+        f"{SERIES_DAYS} days of `/3/trending/movie/day` ending {SERIES_END}, one page of 20 each, stored as the "
+        "raw zone stores a day (`pipeline/datalake/rawzone.py`). "
+        f"{SERIES_SKIPPED} is missing on purpose (a day the job did not run). Two titles share a name and differ "
+        "by year; two share name and year and differ by id; one title is hostile HTML. `make run` replays them.\n",
+        encoding="utf-8",
+    )
+
+
 if __name__ == "__main__":
     main()
+    series_main()

@@ -32,9 +32,9 @@ def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     csv = tmp_path / "cleaned_data/2026/11/2026-11-25_movies.csv"
     assert csv.exists() and (tmp_path / "LATEST_UPDATE.md").exists()
-    assert "wrote 57 rows from 3 pages for 2026-11-25" in done.stdout
+    assert "wrote 20 rows from 1 pages for 2026-11-25" in done.stdout
     assert str(csv) in done.stdout
-    assert "dropped: duplicate_id: 1, missing_id: 1, non_numeric_popularity: 1" in done.stdout
+    assert "report:html" in done.stdout
 
 
 def test_dry_run_writes_nothing_and_prints_what_it_would_write(tmp_path: Path, run_cli: CliRunner) -> None:

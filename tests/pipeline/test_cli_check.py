@@ -45,7 +45,7 @@ def test_an_offline_check_of_a_good_config_passes_and_writes_nothing(tmp_path: P
     assert "✓ extractor   replay          path         " in done.stdout
     assert "4 JSON file(s)" in done.stdout
     assert "the first run creates it" in done.stdout
-    assert done.stdout.splitlines()[-1] == f"{path}: valid, 6 checks passed (offline; --connect for more)"
+    assert done.stdout.splitlines()[-1] == f"{path}: valid, 10 checks passed (offline; --connect for more)"
     assert not (tmp_path / "lake").exists() and not (tmp_path / "report.md").exists()
 
 
@@ -68,7 +68,7 @@ def test_a_replay_path_that_cannot_be_replayed_fails_the_check(
 
     assert done.returncode == 1
     assert failed(done) == [f"✗ extractor   replay          path         {reason.format(path=where)}"]
-    assert done.stdout.splitlines()[-1] == f"{path}: 1 of 6 checks failed"
+    assert done.stdout.splitlines()[-1] == f"{path}: 1 of 10 checks failed"
 
 
 def test_a_lake_root_that_cannot_be_created_fails_the_check(tmp_path: Path, run_cli: CliRunner) -> None:

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import tenacity
 
+from pipeline.datalake import schema
 from pipeline.errors import ConfigError, ExtractError, TransientError, TransientExtractError
 from pipeline.redact import redact, register_secret
 from stages.extractors.tmdb.progress import Progress
@@ -340,7 +341,7 @@ class TmdbClient:
         """The one decision: a payload, a ``TmdbTransientError`` to retry, or a fatal ``TmdbApiError``."""
         if status == 200:
             try:
-                document = json.loads(body)
+                document = schema.parse_json(body)
             except (ValueError, UnicodeDecodeError) as exc:
                 reason = f"invalid JSON in a 200 response ({len(body)} bytes: {exc}) from GET {display}"
                 failure = self._transient(reason, "invalid_json")

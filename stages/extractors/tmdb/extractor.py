@@ -80,7 +80,8 @@ class TmdbOptions(StageOptions):
     time_window: TimeWindow = "day"
     pages: int = Field(default=20, ge=1, le=MAX_PAGES)
     language: str | None = None
-    rate_limit: float = Field(default=35.0, gt=0, le=1000)
+    rate_limit: float = Field(default=35.0, ge=0.1, le=1000)
+    """Requests per second; at least 0.1 (a 500-page day then takes 83 minutes): a tiny rate never finishes."""
     concurrency: int = Field(default=10, ge=1, le=100)
     timeout: float = Field(default=10.0, gt=0, le=300)
     max_attempts: int = Field(default=5, ge=1, le=20)

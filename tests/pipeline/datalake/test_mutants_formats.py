@@ -26,7 +26,7 @@ def test_without_pyarrow_parquet_is_a_config_error_that_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)
-    with pytest.raises(ConfigError, match=r"needs pyarrow.*pip install 'tmdb-trending-pipeline\[parquet\]'"):
+    with pytest.raises(ConfigError, match=r"needs pyarrow.*make run EXTRAS=parquet"):
         formats.require_pyarrow()
 
 

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import load_config
 from pipeline.datalake import Layout, schema
@@ -242,3 +244,68 @@ def test_the_ddl_command_prints_the_statement_or_explains_why_not(run_cli: CliRu
 
     unknown = run_cli("ddl", "--engine", "bigquery", "--config", "config/demo.yml")
     assert unknown.returncode == 2 and "invalid choice: 'bigquery'" in unknown.stderr
+
+
+# -- quoting (issue 18): every literal is a well-formed string, or the DDL is refused ---------------------------
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")  # Hive's string literal: a backslash escapes the next character
+_IDENTIFIER = re.compile(r"`[^`]*`")
+STATEMENTS = [("csv", "monthly"), ("csv", "hive"), ("parquet", "monthly"), ("parquet", "hive")]
+
+
+def skeleton(ddl: str) -> str:
+    """The statement with every string literal and quoted identifier blanked: its SQL structure."""
+    return _IDENTIFIER.sub("`_`", _LITERAL.sub("'_'", ddl))
+
+
+@pytest.mark.parametrize(("fmt", "layout"), STATEMENTS)
+@pytest.mark.parametrize(
+    ("location", "bad"),
+    [
+        ("s3://b/p'; DROP TABLE x; --", "'"),
+        ("s3://b/it's", "'"),
+        ("s3://b/p\\", "\\"),
+        ("s3://b/p`x", "`"),
+        ("s3://b/${year}", "$"),
+        ("s3://b/p\nDROP TABLE x", "\n"),
+    ],
+)
+def test_a_location_the_ddl_cannot_quote_is_refused(fmt: str, layout: str, location: str, bad: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        athena_ddl(location=location, fmt=fmt, layout=layout)
+    assert str(caught.value).startswith(f"location {location!r}: the generated DDL cannot hold {bad!r}")
+
+
+@pytest.mark.parametrize(("fmt", "layout"), STATEMENTS)
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(tail=st.text(max_size=12))
+def test_every_statement_keeps_its_structure_whatever_the_location(fmt: str, layout: str, tail: str) -> None:
+    location = f"s3://bucket/{tail}"
+    plain = athena_ddl(location="s3://bucket/p", fmt=fmt, layout=layout)
+    try:
+        ddl = athena_ddl(location=location, fmt=fmt, layout=layout)
+    except ConfigError as exc:
+        assert "the generated DDL cannot hold" in str(exc)
+        return
+    assert skeleton(ddl) == skeleton(plain)  # no literal ends early, nothing outside them is injected
+    [shown] = re.findall(r"^LOCATION ('.*')$", ddl, re.M)
+    assert shown == f"'{location.rstrip('/')}/cleaned_data/'"
+
+
+def test_the_ddl_command_refuses_an_injection_with_one_line(run_cli: CliRunner) -> None:
+    hostile = "s3://b/p'; DROP TABLE x; --"
+    done = run_cli("ddl", "--config", "config/demo.yml", "--location", hostile)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: location {hostile!r}: the generated DDL cannot hold \"'\" (Athena's DDL and queries escape quotes "
+        "differently); use a prefix without it, or copy the lake and pass --location s3://bucket/prefix"
+    ]
+
+
+def test_a_configured_prefix_with_a_quote_is_refused_too(run_cli: CliRunner) -> None:
+    done = run_cli(
+        "ddl", "--config", "config/demo.yml", "--set", "loader.type=s3",
+        "--set", "loader.options={bucket: tmdb-lake, prefix: \"it's\"}",
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: location \"s3://tmdb-lake/it's\": the generated DDL cannot hold")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from pipeline.config import load_config
 from pipeline.datalake import ObjectLakeLoader, schema
 from pipeline.errors import ConfigError
 from pipeline.options import build_options
-from pipeline.query.history import DayPoint, History, history, render_table
+from pipeline.query.history import History, history, render_table
 from pipeline.stage import Feed, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.cli import CliRunner
@@ -82,21 +84,16 @@ async def test_a_title_has_one_point_per_day_with_the_missing_day_as_a_gap(
 
     assert_window(found)
     assert [(t.id, t.title) for t in found.titles] == [(4, "Rising")]
-    assert found.titles[0].points == (
-        DayPoint(FIRST, True, 4, 1000.0 - 30 + 23),
-        DayPoint(MISSING, False),
-        DayPoint(LAST, True, 1, 1000.0 + 25),
-    )
+    assert found.titles[0].ranks == (4, None, 1)
+    assert found.titles[0].popularity == (1000.0 - 30 + 23, None, 1000.0 + 25)
+    assert [d.state for d in found.trend.days] == ["ok", "missing", "ok"]
 
 
 async def test_a_title_out_of_the_list_on_a_day_is_in_the_lake_without_a_rank(tmp_path: Path) -> None:
     await fill(local_loader(tmp_path, "csv", "monthly"))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=3, title="GONE")
-    assert [(p.day, p.in_lake, p.rank) for p in found.titles[0].points] == [
-        (FIRST, True, 2),
-        (MISSING, False, None),
-        (LAST, True, None),
-    ]
+    assert found.titles[0].ranks == (2, None, None) and found.titles[0].rank is None
+    assert found.titles[0].best_rank == 2 and found.titles[0].best_date == FIRST
 
 
 async def test_an_exact_title_wins_over_titles_that_contain_it(tmp_path: Path) -> None:
@@ -111,20 +108,50 @@ async def test_an_exact_title_wins_over_titles_that_contain_it(tmp_path: Path) -
     assert (await history(config, end=LAST, days=3, title="nothing like it")).titles == ()
 
 
-@pytest.mark.parametrize(("fmt", "layout"), [("parquet", "monthly"), ("csv", "hive")])
-async def test_climbers_compare_the_first_and_last_days_the_lake_has(tmp_path: Path, fmt: str, layout: str) -> None:
-    await fill(local_loader(tmp_path, fmt, layout))
-    found = await history(load_config(local_config(tmp_path, fmt, layout)), end=LAST, days=3)
+WEEK_AGO = LAST - dt.timedelta(days=7)
 
-    assert_window(found)
-    assert [(c.title, c.from_rank, c.to_rank, c.change) for c in found.climbers] == [
-        ("Rising", 4, 1, 3),
-        ("Steady Climb", 5, 3, 2),
-        ("Holding", 3, 2, 1),
+
+async def fill_week(loader_for_day: Any) -> None:
+    """DAY_ONE a week before LAST, DAY_THREE on LAST; the six days between are missing."""
+    for day, ranking in ((WEEK_AGO, DAY_ONE), (LAST, DAY_THREE)):
+        loader: ObjectLakeLoader[Any] = loader_for_day(context_for(day))
+        async with loader:
+            await loader.begin(MOVIES)
+            await loader.write(day_frame(day, ranking))
+            await loader.commit(commit_info(loader))
+
+
+@pytest.mark.parametrize(("fmt", "layout"), [("parquet", "monthly"), ("csv", "hive")])
+async def test_the_weeks_lists_compare_the_latest_day_with_the_day_a_week_before(
+    tmp_path: Path, fmt: str, layout: str
+) -> None:
+    await fill_week(local_loader(tmp_path, fmt, layout))
+    found = await history(load_config(local_config(tmp_path, fmt, layout)), end=LAST, days=8, top=3)
+    model = found.trend
+    assert model.latest == LAST and model.baseline == WEEK_AGO and len(found.missing) == 6
+    assert [(t.title, t.rank, t.week_change) for t in model.top] == [
+        ("Rising", 1, 3),
+        ("Holding", 2, 1),
+        ("Steady Climb", 3, 2),
     ]
-    assert found.climbers[0].from_popularity == 1000.0 - 30 + 23 and found.climbers[0].to_popularity == 1025.0
-    top_one = await history(load_config(local_config(tmp_path, fmt, layout)), end=LAST, days=3, top=1)
-    assert [c.title for c in top_one.climbers] == ["Rising"]
+    assert [(t.title, t.week_change) for t in model.rising] == [("Rising", 3), ("Steady Climb", 2), ("Holding", 1)]
+    # the six missing days between neither break the streak nor count toward it
+    assert [(t.title, t.streak, t.days_in_top) for t in model.holding] == [("Holding", 2, 2)]
+    assert [t.title for t in model.new_this_week] == ["Rising", "Steady Climb"]
+    assert [(t.title, t.rank) for t in model.fell_out_this_week] == [("Falling", 5), ("Gone", None)]
+    text = render_table(found)
+    assert "  fell out of the top 3: Falling (was 1, now 5); Gone (was 2, out of the list)" in text
+    assert "gaps (not in the lake): 2026-11-19..2026-11-24" in text
+
+
+async def test_without_a_day_a_week_before_the_weeks_lists_are_empty(tmp_path: Path) -> None:
+    await fill(local_loader(tmp_path, "csv", "monthly"))
+    found = await history(load_config(local_config(tmp_path)), end=LAST, days=3, top=3)
+    model = found.trend
+    assert model.baseline is None
+    assert model.rising == model.new_this_week == model.fell_out_this_week == ()
+    assert [(t.title, t.change) for t in model.top] == [("Rising", 3), ("Holding", 1), ("Steady Climb", 2)]
+    assert "this week: no day in the lake a week before the latest to compare with" in render_table(found)
 
 
 async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Path) -> None:
@@ -144,8 +171,8 @@ async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Pa
 async def test_an_empty_window_is_all_gaps_not_an_error(tmp_path: Path) -> None:
     config = load_config(local_config(tmp_path / "no-lake-yet"))
     found = await history(config, end=LAST, days=5)
-    assert found.present == () and len(found.missing) == 5 and found.climbers == ()
-    assert "top climbers need at least two days in the lake" in render_table(found)
+    assert found.present == () and len(found.missing) == 5 and found.trend.top == ()
+    assert "no day of the window is in the lake" in render_table(found)
     titled = await history(config, end=LAST, days=5, title="Rising")
     assert titled.titles == () and "no title matching 'Rising'" in render_table(titled)
 
@@ -177,7 +204,7 @@ async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliR
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "trending movies, today, 2026-11-23 to 2026-11-25: 2 of 3 days in the lake"
-    assert lines[1] == "missing: 2026-11-24"
+    assert lines[1] == "gaps (not in the lake): 2026-11-24"
     assert "Rising (id 4)" in lines
     assert [line.split()[:2] for line in lines if line.startswith("  2026-")] == [
         ["2026-11-23", "4"],
@@ -189,9 +216,19 @@ async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliR
         run_cli, "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--format", "json"
     )
     assert as_json.returncode == 0, as_json.stderr
-    data = json.loads(as_json.stdout)
-    assert data["missing_days"] == ["2026-11-24"] and data["compared"] == ["2026-11-23", "2026-11-25"]
-    assert [(c["title"], c["change"]) for c in data["climbers"]] == [("Rising", 3), ("Steady Climb", 2), ("Holding", 1)]
+    data = json.loads(as_json.stdout)["trend"]
+    assert [d["state"] for d in data["days"]] == ["ok", "missing", "ok"] and data["latest"] == "2026-11-25"
+    assert [(t["title"], t["ranks"]) for t in data["top"][:2]] == [("Rising", [4, None, 1]), ("Holding", [3, None, 2])]
+
+    as_csv = await asyncio.to_thread(
+        run_cli, "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--format", "csv", "--top", "2"
+    )
+    assert as_csv.returncode == 0, as_csv.stderr
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["title"], r["2026-11-23"], r["2026-11-24"], r["2026-11-25"]) for r in table] == [
+        ("Rising", "4", "gap", "1"),
+        ("Holding", "3", "gap", "2"),
+    ]
 
     titled = await asyncio.to_thread(
         run_cli,
@@ -207,17 +244,22 @@ async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliR
         "--format",
         "json",
     )
-    points = json.loads(titled.stdout)["titles"][0]["history"]
-    assert [(p["in_lake"], p["rank"]) for p in points] == [(True, 2), (False, None), (True, None)]
+    assert json.loads(titled.stdout)["titles"][0]["ranks"] == [2, None, None]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--days", "0"], "expected at least 1"), (["--date", "25/11/2026"], "expected a date as YYYY-MM-DD")],
+    [
+        (["--days", "0"], "expected at least 1"),
+        (["--days", "367"], "--days must be between 1 and 366, got 367"),
+        (["--date", "25/11/2026"], "expected a date as YYYY-MM-DD"),
+        (["--date", "0001-01-01"], "expected a date from 1970-01-01 to 9998-12-31"),
+    ],
 )
 def test_bad_arguments_are_usage_errors(tmp_path: Path, args: list[str], message: str, run_cli: CliRunner) -> None:
     done = run_cli("history", "--config", write_config(tmp_path / "c.yml", local_config(tmp_path)), *args)
     assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
 
 
 def s3_config(bucket: str, endpoint: str, fmt: str, layout: str) -> dict[str, Any]:
@@ -254,7 +296,7 @@ async def test_history_on_s3(
 
     found = await history(load_config(raw), end=LAST, days=3, title="Rising")
     assert_window(found)
-    assert [p.rank for p in found.titles[0].points] == [4, None, 1]
+    assert found.titles[0].ranks == (4, None, 1)
 
     done = await asyncio.to_thread(
         run_cli,
@@ -270,10 +312,10 @@ async def test_history_on_s3(
         env=aws_env,
     )
     assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert data["missing_days"] == ["2026-11-24"]
-    assert [(c["title"], c["from_rank"], c["to_rank"]) for c in data["climbers"]] == [
-        ("Rising", 4, 1),
-        ("Steady Climb", 5, 3),
-        ("Holding", 3, 2),
+    data = json.loads(done.stdout)["trend"]
+    assert [d["state"] for d in data["days"]] == ["ok", "missing", "ok"]
+    assert [(t["title"], t["ranks"], t["change"]) for t in data["top"][:3]] == [
+        ("Rising", [4, None, 1], 3),
+        ("Holding", [3, None, 2], 1),
+        ("Steady Climb", [5, None, 3], 2),
     ]

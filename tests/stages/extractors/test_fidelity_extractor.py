@@ -27,6 +27,7 @@ from pipeline.stage import RunContext
 from stages.extractors.tmdb.client import DEFAULT_MAX_BODY_BYTES, RetryPolicy, parse_retry_after
 from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.cli import ROOT, run_subprocess
 from tests.support.fixtures_tmdb import today_context
 from tests.support.tmdb import CONFIGURATION, GENRES, TRENDING, Sleeps, build_extractor, collect
@@ -314,3 +315,18 @@ def test_the_command_line_refuses_a_past_date_with_one_line(tmp_path: Path) -> N
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --date 2025-01-01: tmdb-trending fetches the list")
     assert not (tmp_path / "lake" / "cleaned_data").exists()
+
+
+# -- issue 18: an integer of any length ------------------------------------------------------------
+@pytest.mark.usefixtures("aioresponses_compat")
+async def test_a_5000_digit_id_is_one_dropped_record_not_an_invalid_page() -> None:
+    huge = "9" * 5000
+    results = f'[{{"id": {huge}, "title": "Huge", "popularity": 1.0}}, {{"id": 2, "title": "B", "popularity": 2.0}}]'
+    body = f'{{"page": 1, "results": {results}, "total_pages": 1, "total_results": 2}}'
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, body=body, content_type="application/json")
+        [page] = await collect(make(enrich=False, pages=1))
+    assert page.body == body.encode()  # the raw zone keeps every digit
+    cleaner = StandardizeTransformer(StandardizeOptions(), today_context())
+    frame = await cleaner.transform(page)
+    assert frame["id"].tolist() == [2] and dict(cleaner.dropped) == {"id_out_of_range": 1}

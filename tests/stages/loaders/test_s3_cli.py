@@ -133,6 +133,7 @@ def test_aws_config_reads_tmdb_into_s3_and_writes_the_markdown_report() -> None:
     assert [(r.type, dict(r.options)) for r in config.reporters] == [
         ("markdown", {"path": "LATEST_UPDATE.md"}),
         ("github-summary", {}),
+        ("notify", {"url": ""}),
     ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipeline import trends
 from stages.reporters import json_report
 from tests.support.report_support import DAY1, DAY2, GOLDEN, SAMPLE, normalise, run_day, section, split_row
 
@@ -28,6 +29,11 @@ SCHEMAS = {
     "run": documented("#### JSON: run"),
     "entries": documented("#### JSON: entry"),
     "dropped": documented("#### JSON: dropped"),
+    "trends": documented("#### JSON: trend"),
+    "trend": documented("#### JSON: trend"),
+    "trend days": documented("#### JSON: trend day"),
+    "trend titles": documented("#### JSON: trend title"),
+    "history": documented("#### JSON: history"),
 }
 
 
@@ -43,8 +49,11 @@ def check(value: Any, kind: str, where: str) -> None:
         for index, element in enumerate(value):
             if item in SCHEMAS:
                 validate(element, item, f"{where}[{index}]")
-            else:
-                check(element, item.removesuffix("s"), f"{where}[{index}]")
+            else:  # "array of integers or nulls": each element an integer or null
+                check(element, " or ".join(w.removesuffix("s") for w in item.split(" or ")), f"{where}[{index}]")
+        return
+    if kind in SCHEMAS:
+        validate(value, kind, where)
         return
     expected: dict[str, tuple[type, ...]] = {
         "integer": (int,),
@@ -73,6 +82,8 @@ def test_the_readme_documents_every_field_the_code_writes() -> None:
     assert list(SCHEMAS["top level"]) == list(json_report.FIELDS)
     assert list(SCHEMAS["entries"]) == list(json_report.ENTRY_FIELDS)
     assert list(SCHEMAS["dropped"]) == list(json_report.DROPPED_FIELDS)
+    assert list(SCHEMAS["trend"]) == list(trends.TREND_FIELDS)
+    assert list(SCHEMAS["trend titles"]) == list(trends.TITLE_FIELDS)
     assert all(SCHEMAS.values())
 
 

@@ -21,7 +21,6 @@ from tests.support.report_support import (
     GOLDEN,
     SAMPLE,
     check_golden,
-    mermaid_block,
     normalise,
     run_day,
     split_row,
@@ -82,12 +81,16 @@ def test_full_list_with_every_hostile_title_matches_its_golden_file(sample_run: 
     check_golden("full_list.md", sample_run.full)
     rows = tables(sample_run.full)[0][1:]
     assert len(rows) == sample_run.result.rows == len(sample_run.titles)
-    assert [row[1] for row in rows] == [rm.escape_markdown(t) or rm.NO_VALUE for t in sample_run.titles]
+    expected = [rm.escape_markdown(t) or rm.NO_VALUE for t in sample_run.titles]
+    # a title that shares its name with another of the window is told apart by year: "The Velvet Paper (2010)"
+    pairs = list(zip(rows, expected, strict=True))
+    assert all(row[1] == e or re.fullmatch(re.escape(e) + r" \(\d{4}\)", row[1]) for row, e in pairs)
+    assert sum(row[1] != e for row, e in zip(rows, expected, strict=True)) == 8  # four names, two titles each
 
 
 def test_the_sample_shows_every_kind_of_movement(sample_run: SampleRun) -> None:
     top, new, climbers, dropped = tables(sample_run.report)
-    movements = {row[-1] for row in top[1:]}
+    movements = {row[top[0].index("Movement")] for row in top[1:]}
     assert "new" in movements
     assert any(m.startswith("▲") for m in movements) and any(m.startswith("▼") for m in movements)
     assert any(row[-1] == "not in the list" for row in new[1:])  # new to the list
@@ -121,7 +124,7 @@ def test_every_table_row_has_the_header_column_count(sample_run: SampleRun, whic
 def test_nothing_from_a_title_becomes_live(sample_run: SampleRun, which: str) -> None:
     text = getattr(sample_run, which)
     # The chart and the lake's code span are ours; everything else must hold no live syntax.
-    prose = re.sub(r"```mermaid\n.*?```\n", "", text, flags=re.S).replace(rm.code_span("lake"), "")
+    prose = re.sub(r"\n!\[[^\]\n]*\]\([\w.]+\.svg\)\n", "\n", text).replace(rm.code_span("lake"), "")
     for char in "<>[]!`":
         unescaped = [m.start() for m in re.finditer(re.escape(char), prose) if not _escaped(prose, m.start())]
         assert unescaped == [], f"unescaped {char!r} at {unescaped[:3]}"
@@ -137,41 +140,6 @@ def test_nothing_from_a_title_becomes_live(sample_run: SampleRun, which: str) ->
 def _escaped(text: str, index: int) -> bool:
     backslashes = len(text[:index]) - len(text[:index].rstrip("\\"))
     return backslashes % 2 == 1
-
-
-def test_mermaid_chart_is_well_formed(sample_run: SampleRun) -> None:
-    block = mermaid_block(sample_run.report)
-    assert block[0] == "xychart-beta"
-    x_axis = next(line.strip() for line in block if line.strip().startswith("x-axis"))
-    bars = next(line.strip() for line in block if line.strip().startswith("bar"))
-    body = re.fullmatch(r"x-axis \[(.*)\]", x_axis)
-    assert body is not None
-    labels = re.findall(r'"([^"]*)"', body.group(1))
-    # Nothing but quoted labels and separators: an unescaped quote would leave something over.
-    assert re.sub(r'"[^"]*"', "", body.group(1)).replace(",", "").strip() == ""
-    values = [float(v) for v in re.fullmatch(r"bar \[(.*)\]", bars).group(1).split(",")]  # type: ignore[union-attr]
-    top = tables(sample_run.report)[0][1:]
-    assert len(labels) == len(values) == min(10, len(top))
-    assert values == [float(row[4].replace(",", "")) for row in top[:10]]
-    for label in labels:
-        assert not set(label) & set("\"'[](){}<>#;:`|\\%")
-        assert len(label) <= len("10. ") + 18
-
-
-@pytest.mark.parametrize(
-    ("rank", "title", "label"),
-    [
-        (1, '"Quoted", With Comma', "1. Quoted With Comma"),
-        (2, "<script>alert('x')</script>", "2. script alert x sc…"),
-        (3, "[Click me](http://evil.example)", "3. Click me http evi…"),
-        (4, "Amélie's Café — 東京物語 🎬", "4. Amélie s Café 東京物語"),
-        (5, "%%{init: {}}%%", "5. init"),
-        (7, "!!!", "7."),
-        (6, "Short", "6. Short"),
-    ],
-)
-def test_chart_labels_are_short_and_inert(rank: int, title: str, label: str) -> None:
-    assert rm.chart_label(rm.Entry(rank, 1, title, "", "", 1.0, 0.0, 0, "")) == label
 
 
 async def test_same_day_and_data_give_the_same_report_but_the_run_time(sample_run: SampleRun) -> None:
@@ -257,4 +225,3 @@ def test_readme_excerpt_is_the_real_demo_report() -> None:
     assert excerpt is not None
     golden = (GOLDEN / "LATEST_UPDATE.md").read_text(encoding="utf-8")
     assert golden.startswith(normalise(excerpt.group(1)))
-    assert mermaid_block(part) == mermaid_block(golden)

@@ -25,6 +25,8 @@ from tests.support.report_support import DAY1, DAY2, movie, run_day, section, ta
 DAY1_IDS = [10, 20, 30, 40, 50, 80, 70, 60, 100, 120]
 DAY2_IDS = [20, 80, 90, 60, 10, 30, 50, 120, 100, 110]
 
+MOVEMENT = 6  # the top table's "Movement" column (the trend columns follow it)
+
 
 @pytest.fixture(params=["local", "s3"])
 def lake(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
@@ -73,7 +75,7 @@ async def test_movement_across_two_days(tmp_path: Path, lake: dict[str, Any]) ->
     ]
 
     top, new, climbers, dropped = tables(markdown)
-    assert [(row[0], row[1], row[-1]) for row in top[1:]] == [
+    assert [(row[0], row[1], row[MOVEMENT]) for row in top[1:]] == [
         ("1", "Title 20", "▲1"),
         ("2", "Title 80", "▲4"),
         ("3", "Title 90", "new"),
@@ -116,7 +118,7 @@ async def test_first_day_says_so_and_shows_no_movement(tmp_path: Path, lake: dic
     assert "This is the first day in the lake: there is no earlier day to compare with." in markdown
     assert "### New in the top" not in markdown
     top = tables(markdown)[0]
-    assert [row[-1] for row in top[1:]] == [rm.NO_VALUE] * 4
+    assert [row[MOVEMENT] for row in top[1:]] == [rm.NO_VALUE] * 4
 
 
 @pytest.mark.parametrize(
@@ -160,12 +162,12 @@ async def test_an_empty_day_is_skipped_as_the_previous_day(tmp_path: Path, caplo
     # An empty day needs the regression guard's override to be committed at all.
     empty_ok = {"type": "local", "options": {**lake["options"], "allow_regression": True}}
     await run_day(DAY1, write_day(tmp_path / "d1", []), empty_ok, [])
-    caplog.set_level(logging.DEBUG, logger="stages.reporters.report_model")
+    caplog.set_level(logging.DEBUG, logger="pipeline.trends")
     await run_day(DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake, reporters(tmp_path, top=4))
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert document["compared_with"] == "2026-11-23"
     assert [e["id"] for e in document["new_in_top"]] == [80, 90, 60]
-    assert "skipping 2026-11-24 as the previous day: it has no rows" in caplog.text
+    assert "trend: trending movies, today 2026-11-24 is a gap: it has no rows" in caplog.text
 
 
 def frame(ids: list[int]) -> pd.DataFrame:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import trends
 from pipeline.datalake import formats, schema
-from pipeline.query.history import title_histories, top_climbers
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.reporters import report_model as rm
 from stages.reporters.json_report import entry
@@ -96,16 +96,14 @@ def test_report_movement_and_the_json_report_key_on_media_type_and_id() -> None:
     assert len(rm.entries(today)) == 3
 
 
-def test_history_keeps_a_movie_and_a_show_with_the_same_id_apart() -> None:
+def test_the_trend_keeps_a_movie_and_a_show_with_the_same_id_apart() -> None:
     first, last = dt.date(2026, 11, 24), dt.date(2026, 11, 25)
-    frames = {first: _day([("movie", 7), ("tv", 8), ("tv", 7)]), last: _day([("tv", 7), ("movie", 7), ("tv", 8)])}
-    found = title_histories(frames, "7")
-    assert [(t.media_type, t.id, [p.rank for p in t.points]) for t in found] == [
-        ("movie", 7, [1, 2]),
-        ("tv", 7, [3, 1]),
-    ]
-    climbers = top_climbers(frames, 5)
-    assert [(c.media_type, c.id, c.change) for c in climbers] == [("tv", 7, 2)]
+    frames = [_day([("movie", 7), ("tv", 8), ("tv", 7)]), _day([("tv", 7), ("movie", 7), ("tv", 8)])]
+    reads = [trends.DayRead(day, "ok", trends.slim(f)) for day, f in zip((first, last), frames, strict=True)]
+    model = trends.build(ALL, reads, top_n=3)
+    found = model.find("7")
+    assert [(t.media_type, t.id, t.ranks) for t in found] == [("movie", 7, (1, 2)), ("tv", 7, (3, 1))]
+    assert [(t.media_type, t.id, t.change) for t in model.top] == [("tv", 7, 2), ("movie", 7, -1), ("tv", 8, -1)]
 
 
 # -- defect 6: poisoned records -------------------------------------------------------------------

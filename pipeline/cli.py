@@ -19,13 +19,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pipeline.errors import PipelineError
-from pipeline.query.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
-from pipeline.query.history import DEFAULT_DAYS, DEFAULT_TOP
+from pipeline.commands.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
+from pipeline.commands.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
-    from pipeline.result import RunResult
+    from pipeline.stage import RunResult
 
 # Only what --help needs is imported above: configs, stages and pydantic load with the
 # command that uses them, so `python -m pipeline --help` starts at once (test_cli_startup).
@@ -243,7 +243,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     result = _run_async(run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force))
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
-    _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
+    _print_result(result, sys.stderr if result.wrote_to_stdout else sys.stdout)
     return 0
 
 
@@ -317,7 +317,7 @@ def _cmd_stages(args: argparse.Namespace) -> int:
 
 def _cmd_ddl(args: argparse.Namespace) -> int:
     # Imported by the command that needs it, so --help and `stages` never load pandas (test_cli_startup).
-    from pipeline.query.ddl import ddl_for_config
+    from pipeline.commands.ddl import ddl_for_config
 
     config = _config(args)
     sys.stdout.write(
@@ -334,7 +334,7 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from pipeline.query.history import history, render_json, render_table  # pandas: see _cmd_ddl
+    from pipeline.commands.history import history, render_json, render_table  # pandas: see _cmd_ddl
 
     config = _config(args)
     found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
@@ -343,7 +343,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
-    from pipeline.datalake.repair import repair  # pandas: see _cmd_ddl
+    from pipeline.commands.repair import repair  # pandas: see _cmd_ddl
 
     config = _config(args)
     report = _run_async(repair(config, check=args.check))
@@ -363,7 +363,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 
 def _cmd_reprocess(args: argparse.Namespace) -> int:
-    from pipeline.query.reprocess import reprocess  # pandas: see _cmd_ddl
+    from pipeline.commands.reprocess import reprocess  # pandas: see _cmd_ddl
 
     config = _config(args)
     summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
         Manifest,
         ObjectLakeLoader,
         RepairReport,
-        configured_feed,
-        lake_reader,
     )
     from pipeline.datalake.store import Leftover, LockClaim, LockRecord, ObjectSink, StoredObject, lock_is_live
 
@@ -35,8 +33,6 @@ _WHERE = {
     "Manifest": "pipeline.datalake.loader",
     "ObjectLakeLoader": "pipeline.datalake.loader",
     "RepairReport": "pipeline.datalake.loader",
-    "configured_feed": "pipeline.datalake.loader",
-    "lake_reader": "pipeline.datalake.loader",
     "Leftover": "pipeline.datalake.store",
     "LockClaim": "pipeline.datalake.store",
     "LockRecord": "pipeline.datalake.store",
@@ -60,8 +56,6 @@ __all__ = [
     "ObjectSink",
     "RepairReport",
     "StoredObject",
-    "configured_feed",
-    "lake_reader",
     "lock_is_live",
     "run_of",
     "validate_prefix",

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 from pipeline.datalake.files import write_text_atomic
-from pipeline.result import RunResult
-from pipeline.stage import LakeReader, Reporter
+from pipeline.stage import RunResult
+from pipeline.stage import Reporter, RunLake
 from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class MarkdownReporter(Reporter[MarkdownOptions]):
 
     Options = MarkdownOptions
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Read today and the previous available day back from the lake, render, write."""
         model = await rm.build_report(result, lake, self.options, stage=self.name)
         await asyncio.to_thread(write_text_atomic, self.options.path, render(model))

@@ -22,7 +22,7 @@ from pydantic import Field
 from pipeline.errors import ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
-from pipeline.result import RunResult
+from pipeline.stage import RunResult
 from pipeline.stage import LakeReader, RunLake
 
 if TYPE_CHECKING:
@@ -230,16 +230,14 @@ async def previous_day(lake: LakeReader, result: RunResult, lookback_days: int) 
     return None
 
 
-async def build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
+async def build_report(result: RunResult, lake: RunLake, options: ReportOptions, *, stage: str) -> Report:
     """Read today and the previous available day back from the lake and compare them.
 
-    In a run, ``lake`` is the run's ``RunLake``: the model is built once for every reporter
-    that asks with the same ``top``, ``lookback_days`` and ``climbers``.
+    The model is built once per run for every reporter that asks with the same ``top``,
+    ``lookback_days`` and ``climbers``.
     """
-    if isinstance(lake, RunLake):
-        key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}"
-        return await lake.shared(key, lambda: _build_report(result, lake, options, stage=stage))
-    return await _build_report(result, lake, options, stage=stage)
+    key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}"
+    return await lake.shared(key, lambda: _build_report(result, lake, options, stage=stage))
 
 
 async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:

@@ -14,9 +14,9 @@ import pytest
 
 from pipeline.errors import ExtractError, LoadError
 from pipeline.options import NoOptions
-from pipeline.result import RunResult
+from pipeline.stage import RunResult
 from pipeline.runner import Stages, project_version, run_stages
-from pipeline.stage import Batch, CommitInfo, Feed, LakeReader, Loader, RunContext
+from pipeline.stage import Batch, CommitInfo, Feed, Loader, RunContext, RunLake
 from tests.support.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, batch
 
 
@@ -48,7 +48,7 @@ class SnapshotReporter(RecordingReporter):
     snapshot: RunResult | None = None
     reported_at: dt.datetime | None = None
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         self.snapshot = dataclasses.replace(result, timings=dict(result.timings), dropped=dict(result.dropped))
         outputs = await super().report(result, lake)
         self.reported_at = dt.datetime.now(dt.UTC)

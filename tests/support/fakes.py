@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline.options import NoOptions
-from pipeline.result import RunResult
-from pipeline.stage import Batch, CommitInfo, Extractor, Feed, LakeReader, Loader, Reporter, RunContext, Transformer
+from pipeline.stage import RunResult
+from pipeline.stage import Batch, CommitInfo, Extractor, Feed, Loader, Reporter, RunContext, RunLake, Transformer
 
 TREND_DATE = dt.date(2026, 11, 25)
 YESTERDAY = TREND_DATE - dt.timedelta(days=1)
@@ -166,7 +166,7 @@ class RecordingReporter(Reporter[NoOptions]):
     async def aclose(self) -> None:
         self.log.append("reporter.close")
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         self.log.append("reporter.report")
         today = await lake.read_day(result.trend_date, result.feed)
         self.seen.append(SeenReport(result.rows, None if today is None else len(today)))

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.result import RunResult
+from pipeline.stage import RunResult
 from pipeline.runner import run_pipeline
 
 TESTS = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.datalake import Layout, schema
-from pipeline.result import RunResult
+from pipeline.stage import RunResult
 from pipeline.stage import Feed
 from stages.reporters import report_model as rm
 from stages.reporters.github_summary import ENV_VAR

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.datalake import schema
-from pipeline.result import RunResult
+from pipeline.stage import RunResult
 from pipeline.stage import Feed
 from stages.reporters import report_model as rm
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.datalake import formats, schema
-from pipeline.query.history import title_histories, top_climbers
+from pipeline.commands.history import title_histories, top_climbers
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.reporters import report_model as rm
 from stages.reporters.json_report import entry

@@ -16,8 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands._lake import configured_feed
 from pipeline.config import PipelineConfig, StageConfig
-from pipeline.datalake import Manifest, ObjectLakeLoader, configured_feed
+from pipeline.datalake import Manifest, ObjectLakeLoader
 from pipeline.errors import ConfigError, LoadError, PipelineError
 from pipeline.redact import redact
 from pipeline.runner import Stages, build_stage, new_context, run_stages

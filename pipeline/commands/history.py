@@ -243,7 +243,7 @@ async def history(
     """Read the window ending at ``end`` (today, UTC) from the configured lake and summarise it."""
     end = end or dt.datetime.now(dt.UTC).date()
     dates = window(end, days)
-    from pipeline.datalake import configured_feed, lake_reader  # pandas: imported by the command that uses it
+    from pipeline.commands._lake import configured_feed, lake_reader  # pandas: imported by the command that uses it
 
     feed = configured_feed(config)
     loader = lake_reader(config)

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 from pipeline._lazy import exports
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig, load_config
     from pipeline.commands.repair import repair
-    from pipeline.errors import PipelineError
     from pipeline.commands.reprocess import reprocess
-    from pipeline.stage import RunResult
+    from pipeline.config import PipelineConfig, load_config
+    from pipeline.errors import PipelineError
     from pipeline.runner import run_pipeline
     from pipeline.stage import (
         Batch,
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
         Reporter,
         RunContext,
         RunLake,
+        RunResult,
         Transformer,
     )
 
@@ -62,10 +62,10 @@ __all__ = [
     "Feed",
     "LakeReader",
     "Loader",
+    "Output",
     "PipelineConfig",
     "PipelineError",
     "Reporter",
-    "Output",
     "RunContext",
     "RunLake",
     "RunResult",

@@ -18,9 +18,9 @@ import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from pipeline.errors import PipelineError
 from pipeline.commands.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
 from pipeline.commands.history import DEFAULT_DAYS, DEFAULT_TOP
+from pipeline.errors import PipelineError
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
 if TYPE_CHECKING:

@@ -23,8 +23,18 @@ from pipeline.config import PipelineConfig, StageConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.options import build_options
 from pipeline.redact import redact
-from pipeline.stage import RunResult
-from pipeline.stage import CommitInfo, Extractor, LakeReader, Loader, Reporter, RunContext, RunLake, Stage, Transformer
+from pipeline.stage import (
+    CommitInfo,
+    Extractor,
+    LakeReader,
+    Loader,
+    Reporter,
+    RunContext,
+    RunLake,
+    RunResult,
+    Stage,
+    Transformer,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ command does the same, plus a full check of every committed day against its mani
 
 from __future__ import annotations
 
-from pipeline.config import PipelineConfig
 from pipeline.commands._lake import lake_reader
+from pipeline.config import PipelineConfig
 from pipeline.datalake import RepairReport
 
 

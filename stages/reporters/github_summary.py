@@ -11,8 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.stage import RunResult
-from pipeline.stage import Reporter, RunLake
+from pipeline.stage import Reporter, RunLake, RunResult
 from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.datalake.files import write_text_atomic
-from pipeline.stage import RunResult
-from pipeline.stage import Output, Reporter, RunLake
+from pipeline.stage import Output, Reporter, RunLake, RunResult
 from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,7 @@ import logging
 from pathlib import Path
 
 from pipeline.datalake.files import write_text_atomic
-from pipeline.stage import RunResult
-from pipeline.stage import Reporter, RunLake
+from pipeline.stage import Reporter, RunLake, RunResult
 from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)

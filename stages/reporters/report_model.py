@@ -22,8 +22,7 @@ from pydantic import Field
 from pipeline.errors import ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
-from pipeline.stage import RunResult
-from pipeline.stage import LakeReader, RunLake
+from pipeline.stage import LakeReader, RunLake, RunResult
 
 if TYPE_CHECKING:
     import pandas as pd

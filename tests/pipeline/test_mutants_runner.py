@@ -14,9 +14,8 @@ import pytest
 
 from pipeline.errors import ExtractError, LoadError
 from pipeline.options import NoOptions
-from pipeline.stage import RunResult
 from pipeline.runner import Stages, project_version, run_stages
-from pipeline.stage import Batch, CommitInfo, Feed, Loader, RunContext, RunLake
+from pipeline.stage import Batch, CommitInfo, Feed, Loader, RunContext, RunLake, RunResult
 from tests.support.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, batch
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from pathlib import Path
 
 import pytest
 from pydantic import Field, ValidationError

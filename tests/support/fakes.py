@@ -10,8 +10,18 @@ from typing import Any
 import pandas as pd
 
 from pipeline.options import NoOptions
-from pipeline.stage import RunResult
-from pipeline.stage import Batch, CommitInfo, Extractor, Feed, Loader, Reporter, RunContext, RunLake, Transformer
+from pipeline.stage import (
+    Batch,
+    CommitInfo,
+    Extractor,
+    Feed,
+    Loader,
+    Reporter,
+    RunContext,
+    RunLake,
+    RunResult,
+    Transformer,
+)
 
 TREND_DATE = dt.date(2026, 11, 25)
 YESTERDAY = TREND_DATE - dt.timedelta(days=1)

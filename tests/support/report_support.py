@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.stage import RunResult
 from pipeline.runner import run_pipeline
+from pipeline.stage import RunResult
 
 TESTS = Path(__file__).resolve().parents[1]
 SAMPLE = TESTS / "data" / "sample"

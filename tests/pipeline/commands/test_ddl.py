@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.commands.ddl import athena_ddl, ddl_for_config
 from pipeline.config import load_config
 from pipeline.datalake import Layout, schema
 from pipeline.errors import ConfigError
-from pipeline.commands.ddl import athena_ddl, ddl_for_config
 from pipeline.stage import Feed
 from tests.support.cli import CliRunner
 

@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipeline.commands.history import DayPoint, History, history, render_table
 from pipeline.config import load_config
 from pipeline.datalake import ObjectLakeLoader, schema
 from pipeline.errors import ConfigError
 from pipeline.options import build_options
-from pipeline.commands.history import DayPoint, History, history, render_table
 from pipeline.stage import Feed, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.cli import CliRunner

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
+from pipeline.commands.reprocess import reprocess
 from pipeline.config import load_config
 from pipeline.datalake import Layout
-from pipeline.commands.reprocess import reprocess
 from pipeline.runner import project_version, run_pipeline
 from pipeline.stage import Feed
 from tests.support.fixtures_s3 import get_object, object_keys

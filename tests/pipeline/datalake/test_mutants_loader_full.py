@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
 from pipeline.commands._lake import configured_feed, lake_reader
+from pipeline.config import load_config
 from pipeline.datalake import Layout, LockRecord, schema
 from pipeline.datalake.loader import ENCODE_BYTES
 from pipeline.errors import CommitConflict, ConfigError, LoadError, RegressionRefused

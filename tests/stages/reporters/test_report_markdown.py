@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.datalake import Layout, schema
-from pipeline.stage import RunResult
-from pipeline.stage import Feed
+from pipeline.stage import Feed, RunResult
 from stages.reporters import report_model as rm
 from stages.reporters.github_summary import ENV_VAR
 from tests.support.report_support import (

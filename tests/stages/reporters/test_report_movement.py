@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.datalake import schema
-from pipeline.stage import RunResult
-from pipeline.stage import Feed
+from pipeline.stage import Feed, RunResult
 from stages.reporters import report_model as rm
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 from tests.support.report_support import DAY1, DAY2, movie, run_day, section, tables, write_day

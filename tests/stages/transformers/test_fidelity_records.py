@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.datalake import formats, schema
 from pipeline.commands.history import title_histories, top_climbers
+from pipeline.datalake import formats, schema
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.reporters import report_model as rm
 from stages.reporters.json_report import entry

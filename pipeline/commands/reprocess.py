@@ -1,6 +1,6 @@
 """``reprocess``: rebuild cleaned days from the raw zone with the configured transformer and format.
 
-Each day is replayed from the raw pages its manifest names (or the pre-protocol raw file),
+Each day is replayed from the raw pages its manifest names,
 through the same stages a live run uses, and committed with the lake's usual protocol: one
 day at a time, atomically, idempotently. The raw zone is only read, never written: the new
 manifest names the same raw object.
@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.commands._lake import configured_feed
 from pipeline.config import PipelineConfig, StageConfig
-from pipeline.datalake import Manifest, ObjectLakeLoader
+from pipeline.datalake import ObjectLakeLoader
 from pipeline.errors import ConfigError, LoadError, PipelineError
 from pipeline.redact import redact
 from pipeline.runner import Stages, build_stage, new_context, run_stages
@@ -79,13 +79,11 @@ async def _one_day(config: PipelineConfig, feed: Feed, day: dt.date, *, force: b
         found = await _raw_zone(loader, day, feed)
     if found is None:
         return None
-    data, entry, manifest = found
+    data, entry = found
     with tempfile.TemporaryDirectory(prefix="pipeline-reprocess-") as folder:
         path = Path(folder) / "raw.jsonl.gz"
         path.write_bytes(data)
         options: dict[str, Any] = {"path": str(path), "media_type": feed.media_type, "time_window": feed.time_window}
-        if manifest is not None and manifest.document.get("started_at"):
-            options["extracted_at"] = manifest.document["started_at"]  # for pages archived without a fetch time
         extractor = build_stage("extractor", StageConfig("replay", options, "reprocess.extractor"), context)
         loader = build_stage("loader", config.loader, context)
         loader.reuse_raw = entry
@@ -94,10 +92,8 @@ async def _one_day(config: PipelineConfig, feed: Feed, day: dt.date, *, force: b
     return result.rows
 
 
-async def _raw_zone(
-    loader: ObjectLakeLoader[Any], day: dt.date, feed: Feed
-) -> tuple[bytes, dict[str, Any], Manifest | None] | None:
-    """The day's raw pages, the manifest entry that names them, and the manifest; ``None`` without any."""
+async def _raw_zone(loader: ObjectLakeLoader[Any], day: dt.date, feed: Feed) -> tuple[bytes, dict[str, Any]] | None:
+    """The day's raw pages and the manifest entry that names them; ``None`` when no manifest names any."""
     manifest = await loader.read_manifest_entry(day, feed)
     raw = (manifest.document.get("objects") or {}).get("raw") if manifest else None
     if isinstance(raw, dict) and raw.get("key"):
@@ -105,15 +101,5 @@ async def _raw_zone(
         if data is not None:
             if raw.get("sha256") not in (None, hashlib.sha256(data).hexdigest()):
                 raise LoadError(f"{loader.locate(str(raw['key']))} does not match its manifest's sha256")
-            return data, dict(raw), manifest
-    legacy = loader.layout.key("raw", day, feed)  # a day written before raw pages were kept per run
-    data = await loader.get_bytes(legacy)
-    if data is None:
-        return None
-    entry = {
-        "key": legacy,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "content_type": "application/gzip",
-    }
-    return data, entry, manifest
+            return data, dict(raw)
+    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -12,9 +11,9 @@ from typing import Any
 
 from pipeline.runner import run_pipeline
 from pipeline.stage import RunResult
+from tests.support.sample import record_line
 
 TESTS = Path(__file__).resolve().parents[1]
-SAMPLE = TESTS / "data" / "sample"
 GOLDEN = TESTS / "golden"
 DAY1 = dt.date(2026, 11, 24)
 DAY2 = dt.date(2026, 11, 25)
@@ -48,7 +47,7 @@ def write_day(folder: Path, results: Sequence[Mapping[str, Any]]) -> Path:
     chunks = [list(results[i : i + 20]) for i in range(0, len(results), 20)] or [[]]
     for number, chunk in enumerate(chunks, start=1):
         page = {"page": number, "results": chunk, "total_pages": len(chunks), "total_results": len(results)}
-        (folder / f"page-{number:03d}.json").write_text(json.dumps(page), encoding="utf-8")
+        (folder / f"page-{number:03d}.json").write_bytes(record_line(page))
     return folder
 
 

@@ -92,25 +92,22 @@ async def test_reprocess_rebuilds_each_day_byte_for_byte_and_never_touches_the_r
     assert again.rebuilt == list(DAYS) and await store.snapshot("cleaned_data/") == cleaned, "idempotent"
 
 
-async def test_a_day_archived_in_the_old_raw_format_is_rebuilt(tmp_path: Path) -> None:
-    # Before raw pages were kept per run, a day had one raw file of bare TMDB pages.
+async def test_a_raw_file_no_manifest_names_is_not_a_raw_zone_and_the_day_is_skipped(tmp_path: Path) -> None:
+    # A raw file at the day's key without a run tag was never written by this protocol: nothing vouches for it.
     root = tmp_path / "lake"
     day = DAYS[1]
-    legacy = root / LAYOUT.key("raw", day, FEED)
-    legacy.parent.mkdir(parents=True)
-    lookups = json.loads((SAMPLE / day.isoformat() / "_lookups.json").read_text())
-    pages = [json.loads(p.read_text()) for p in sorted((SAMPLE / day.isoformat()).glob("page-*.json"))]
-    lines = [json.dumps(document, separators=(",", ":")) for document in (lookups, *pages)]
-    legacy.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    before = legacy.read_bytes()
+    stray = root / LAYOUT.key("raw", day, FEED)
+    stray.parent.mkdir(parents=True)
+    lines = [(SAMPLE / day.isoformat() / name).read_bytes().strip() for name in ("_lookups.json", "page-001.json")]
+    stray.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    before = stray.read_bytes()
     section = {"type": "local", "options": {"root": str(root)}}
 
     summary = await reprocess(load_config(config(section)), day, day)
 
-    assert summary.rebuilt == [day], summary.failed
-    manifest = json.loads((root / LAYOUT.key("manifest", day, FEED)).read_text())
-    assert manifest["rows"] == 57 and manifest["objects"]["raw"]["key"] == LAYOUT.key("raw", day, FEED)
-    assert legacy.read_bytes() == before
+    assert (summary.rebuilt, summary.skipped) == ([], [day]), summary.failed
+    assert not (root / LAYOUT.key("manifest", day, FEED)).exists()
+    assert stray.read_bytes() == before
     assert not list((root / "raw_data").rglob("*.run-*")), "no new raw object"
 
 

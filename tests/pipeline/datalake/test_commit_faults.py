@@ -59,16 +59,15 @@ DAY = dt.date(2026, 11, 25)
 OTHER_DAY = DAY - dt.timedelta(days=1)
 NEXT_DAY = DAY + dt.timedelta(days=1)
 FEED = Feed()
-FETCHED = "2026-11-25T12:00:00+00:00"
 DOC = ROOT / "docs/lake-protocol.md"
 
 pytestmark = pytest.mark.timeout(240)
 
 
 def config(loader: dict[str, Any], pages: Path) -> dict[str, Any]:
-    """Replay ``pages`` (with a fixed fetch time, so a run's bytes are known) into ``loader``."""
+    """Replay ``pages`` (raw-zone records carry their fetch time, so a run's bytes are known) into ``loader``."""
     return {
-        "extractor": {"type": "replay", "options": {"path": str(pages), "extracted_at": FETCHED}},
+        "extractor": {"type": "replay", "options": {"path": str(pages)}},
         "transformer": {"type": "standardize"},
         "loader": loader,
     }

@@ -31,6 +31,7 @@ from tests.support.cli import error_lines
 from tests.support.faults import Child
 from tests.support.fixtures_s3 import object_keys, open_uploads
 from tests.support.fixtures_tmdb import StandinFactory
+from tests.support.sample import record_line, sample_pages
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
@@ -83,7 +84,7 @@ def replaying_one_page(tmp_path: Path, name: str, lake: Path, page: dict[str, An
     """A config writing to ``lake`` that replays ``page`` alone (from ``tmp_path/name``) for 2026-11-25."""
     folder = tmp_path / name
     folder.mkdir()
-    (folder / "page-001.json").write_text(json.dumps(page))
+    (folder / "page-001.json").write_bytes(record_line(page))
     config = write(tmp_path / f"{name}.yml", replay("2026-11-25", local_section(lake)))
     config.write_text(config.read_text().replace(str(SAMPLE / "2026-11-25"), str(folder)))
     return config
@@ -357,7 +358,7 @@ def test_the_regression_guard_refuses_an_empty_day_changes_nothing_and_force_ove
 
 def test_a_much_smaller_day_is_refused_with_the_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lake, _ = commit_the_sample_day(tmp_path)
-    page = json.loads((SAMPLE / "2026-11-25/page-001.json").read_text())
+    page = sample_pages()[0]
     page["results"] = page["results"][:5]
     small = replaying_one_page(tmp_path, "short", lake, page)
     capsys.readouterr()

@@ -35,8 +35,8 @@ async def test_a_raw_zone_file_replays_the_same_pages(context: RunContext, tmp_p
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b'{"page": 1, "results": []}\n{not json\n', r"day.jsonl:2: invalid JSON"),
-        (b'{"results": []}\n', r"day.jsonl:1: missing or invalid 'page' number"),
+        ((SAMPLE / "page-001.json").read_bytes() + b"{not json\n", r"day.jsonl:2: invalid JSON"),
+        (b'{"page": 1, "results": []}\n', r"day.jsonl:1: not a raw-zone response record or lookups line"),
         (b"[1, 2]\n", r"day.jsonl:1: expected a JSON object"),
     ],
 )

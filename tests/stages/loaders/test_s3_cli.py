@@ -24,6 +24,7 @@ from tests.support.fakes import TREND_DATE, YESTERDAY, page
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 from tests.support.lake import context_for
 from tests.support.s3 import commit_small_day
+from tests.support.sample import record_line
 
 
 def s3_config(path: Path, pages: Path, bucket: str, **options: Any) -> Path:
@@ -49,7 +50,7 @@ async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_
     for number in range(1, 15):
         ids = list(range((number - 1) * 20 + 1, number * 20 + 1))
         document = page(number, ids, title="T" * 20_000 + " {id}")
-        (pages / f"page-{number:03d}.json").write_text(json.dumps(document), encoding="utf-8")
+        (pages / f"page-{number:03d}.json").write_bytes(record_line(document))
     (pages / "page-015.json").write_text("{not json", encoding="utf-8")
     config = s3_config(tmp_path / "s3.yml", pages, s3_bucket, part_size=5 * MiB)
 

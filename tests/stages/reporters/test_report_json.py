@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from stages.reporters import json_report
-from tests.support.report_support import DAY1, DAY2, GOLDEN, SAMPLE, normalise, run_day, section, split_row
+from tests.support.report_support import DAY1, DAY2, GOLDEN, normalise, run_day, section, split_row
+from tests.support.sample import SAMPLE
 
 README = (Path(__file__).resolve().parents[3] / "docs" / "stages.md").read_text(encoding="utf-8")
 REPORT_SECTION = README.split("<!-- section: report -->", 1)[1].split("<!-- /section: report -->", 1)[0]

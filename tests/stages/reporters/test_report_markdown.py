@@ -18,7 +18,6 @@ from tests.support.report_support import (
     DAY1,
     DAY2,
     GOLDEN,
-    SAMPLE,
     check_golden,
     mermaid_block,
     normalise,
@@ -26,6 +25,7 @@ from tests.support.report_support import (
     split_row,
     tables,
 )
+from tests.support.sample import SAMPLE
 
 LAKE = {"type": "local", "options": {"root": "lake"}}
 MARKDOWN = {"type": "markdown", "options": {"path": "LATEST_UPDATE.md"}}

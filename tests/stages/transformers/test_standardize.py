@@ -14,15 +14,12 @@ from pipeline.datalake import schema
 from pipeline.errors import TransformError
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
+from tests.support.sample import sample_pages
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "2026-11-25"
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
 DEFAULT_FEED = Feed()
 NO_LOOKUPS = Lookups()
-
-
-def sample_pages() -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(SAMPLE.glob("page-*.json"))]
 
 
 def sample_lookups() -> Lookups:

@@ -30,8 +30,10 @@ run: $(RUN_STAMP)
 	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-24 --set extractor.options.path=$(SAMPLE)/2026-11-24
 	$(PY) -m pipeline run --config config/demo.yml --date 2026-11-25 --set extractor.options.path=$(SAMPLE)/2026-11-25
 
+# ruff, then import-linter's contracts (setup.cfg [importlinter]): the layers and no import cycle.
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(TEST_STAMP)
 	$(PY) -m mypy

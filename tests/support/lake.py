@@ -52,3 +52,8 @@ def loader_for(
     """A ``local`` loader on ``root`` in ``fmt`` and ``layout``, built from a YAML-like mapping."""
     options = build_options(LocalOptions, {"root": str(root), "format": fmt, "layout": layout}, "loader.options")
     return LocalLoader(options, context_for(day, run_id, force=force), name="local")
+
+
+def files(root: Path) -> list[str]:
+    """The files under ``root``, as sorted relative POSIX paths."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())

@@ -7,7 +7,6 @@ condition; the listing condition itself is checked structurally in test_aws_docs
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ from pipeline.errors import LoadError
 from pipeline.stage import Feed, RunContext
 from stages.loaders.s3 import MiB, S3Loader, S3Options
 from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info
-from tests.support.fixtures_s3 import aws_session, moto_checks_auth, object_keys, open_uploads
+from tests.support.fixtures_s3 import moto_checks_auth, object_keys, open_uploads
 from tests.support.lake import context_for
-from tests.support.s3 import big_batch, standardize
+from tests.support.s3 import big_batch, iam_user, standardize
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "aws"
 PREFIX = "tmdb-trending"
@@ -31,16 +30,6 @@ def doc(name: str, bucket: str) -> dict[str, Any]:
     """A JSON file from docs/aws/ with the bucket placeholder filled in."""
     data: dict[str, Any] = json.loads((DOCS / name).read_text(encoding="utf-8").replace("YOUR_BUCKET", bucket))
     return data
-
-
-async def iam_user(endpoint: str, policy: dict[str, Any]) -> dict[str, str]:
-    """Environment variables for a new IAM user that has only ``policy``."""
-    name = f"etl-{uuid.uuid4().hex[:8]}"
-    async with aws_session().client("iam", endpoint_url=endpoint, verify=False) as iam:
-        await iam.create_user(UserName=name)
-        await iam.put_user_policy(UserName=name, PolicyName="lake", PolicyDocument=json.dumps(policy))
-        key = (await iam.create_access_key(UserName=name))["AccessKey"]
-    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
 def loader(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX, **options: Any) -> S3Loader:

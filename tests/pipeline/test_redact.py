@@ -91,7 +91,7 @@ def filtered_log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log = logging.getLogger("tests.mutants.redact")
+    log = logging.getLogger("tests.redact")
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.DEBUG)

@@ -1,4 +1,4 @@
-"""The s3 loader against answers moto never gives by itself (docs/testing.md, mutation testing).
+"""The s3 loader against answers moto never gives by itself.
 
 A proxy in front of moto answers chosen requests itself, the way S3 or an S3-compatible store
 does: a bare status without an error body, a 503, an answer that is not HTTP, an upload part

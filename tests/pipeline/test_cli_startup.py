@@ -114,4 +114,3 @@ def test_every_public_name_of_the_package_resolves() -> None:
     assert sorted(pipeline.__all__) == sorted(pipeline._WHERE)
     for name in pipeline.__all__:
         assert getattr(pipeline, name) is not None
-

@@ -22,7 +22,7 @@ from pipeline.stage import Batch, CommitInfo, Feed, Loader, RunContext, RunLake,
 from tests.support.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, SeenReport, batch
 
 
-def make(context: RunContext, log: list[str], **fail: int) -> Stages:
+def logged_stages(context: RunContext, log: list[str], **fail: int) -> Stages:
     batches = [batch(1, [1, 2]), batch(2, [3, 4]), batch(3, [5])]
     return Stages(
         extractor=ListExtractor(context, batches, fail_after=fail.get("extract"), log=log),
@@ -34,7 +34,7 @@ def make(context: RunContext, log: list[str], **fail: int) -> Stages:
 
 async def test_success_runs_stages_in_order_and_reports_what_was_committed(context: RunContext) -> None:
     log: list[str] = []
-    stages = make(context, log)
+    stages = logged_stages(context, log)
     result = await run_stages(stages, context)
     assert result.rows == 5
     assert result.batches == 3
@@ -52,7 +52,7 @@ async def test_success_runs_stages_in_order_and_reports_what_was_committed(conte
 
 async def test_chunks_stream_to_the_loader_before_extraction_ends(context: RunContext) -> None:
     log: list[str] = []
-    await run_stages(make(context, log), context)
+    await run_stages(logged_stages(context, log), context)
     assert log.index("loader.write 1") < log.index("extractor.yield 3")
     assert log.index("loader.write 2") < log.index("extractor.yield 3")
     assert log.index("extractor.yield 3") < log.index("extractor.done")
@@ -70,7 +70,7 @@ async def test_a_failing_stage_aborts_the_loader_and_closes_everything(
     context: RunContext, failure: dict[str, int], error: type[Exception], stage_name: str
 ) -> None:
     log: list[str] = []
-    stages = make(context, log, **failure)
+    stages = logged_stages(context, log, **failure)
     with pytest.raises(error) as caught:
         await run_stages(stages, context)
     assert getattr(caught.value, "stage", None) == stage_name
@@ -87,7 +87,7 @@ async def test_a_failing_stage_aborts_the_loader_and_closes_everything(
 async def test_dry_run_extracts_and_transforms_but_never_touches_the_loader(context: RunContext) -> None:
     log: list[str] = []
     dry = RunContext(context.trend_date, context.run_id, context.started_at, dry_run=True)
-    stages = make(dry, log)
+    stages = logged_stages(dry, log)
     result = await run_stages(stages, dry)
     assert result.rows == 5
     assert result.dry_run
@@ -107,7 +107,7 @@ async def test_a_surprise_carrying_a_secret_is_redacted_and_not_chained(context:
             yield  # pragma: no cover
 
     log: list[str] = []
-    stages = make(context, log)
+    stages = logged_stages(context, log)
     stages = Stages(LeakyExtractor(context, []), stages.transformer, stages.loader)
     with pytest.raises(ExtractError) as caught:
         await run_stages(stages, context)
@@ -118,7 +118,7 @@ async def test_a_surprise_carrying_a_secret_is_redacted_and_not_chained(context:
 async def test_a_later_stage_failing_closes_the_extractors_pages_before_the_abort(context: RunContext) -> None:
     log: list[str] = []
     with pytest.raises(LoadError):
-        await run_stages(make(context, log, load=2), context)
+        await run_stages(logged_stages(context, log, load=2), context)
     assert "extractor.done" not in log
     assert log.index("extractor.pages closed") < log.index("loader.abort")
 
@@ -127,7 +127,7 @@ async def test_reporters_share_one_read_of_each_day_and_a_run_without_readers_re
     context: RunContext,
 ) -> None:
     log: list[str] = []
-    stages = make(context, log)
+    stages = logged_stages(context, log)
     two = dataclasses.replace(stages, reporters=(RecordingReporter(context), RecordingReporter(context)))
     await run_stages(two, context)
     loader = stages.loader
@@ -135,13 +135,13 @@ async def test_reporters_share_one_read_of_each_day_and_a_run_without_readers_re
     assert loader.reads == 1, "two reporters, one read of the day"
     assert [r.seen for r in two.reporters if isinstance(r, RecordingReporter)] == [[SeenReport(5, 5)]] * 2
 
-    quiet = make(context, [])
+    quiet = logged_stages(context, [])
     await run_stages(dataclasses.replace(quiet, reporters=()), context)
     assert isinstance(quiet.loader, CollectingLoader) and quiet.loader.reads == 0
 
 
 async def test_the_loader_gets_the_runs_facts_typed_at_commit(context: RunContext) -> None:
-    stages = make(context, [])
+    stages = logged_stages(context, [])
     result = await run_stages(stages, context)
     loader = stages.loader
     assert isinstance(loader, CollectingLoader) and loader.summary is not None
@@ -154,7 +154,7 @@ async def test_the_loader_gets_the_runs_facts_typed_at_commit(context: RunContex
 
 
 async def test_timings_name_every_phase_and_are_rounded_only_for_output(context: RunContext) -> None:
-    result = await run_stages(make(context, []), context)
+    result = await run_stages(logged_stages(context, []), context)
     assert set(result.timings) == {"open", "extract", "transform", "load", "report"}
     assert all(value > 0 for value in result.timings.values())
     assert result.to_dict()["timings"] == {k: round(v, 3) for k, v in result.timings.items()}
@@ -162,7 +162,7 @@ async def test_timings_name_every_phase_and_are_rounded_only_for_output(context:
 
 async def test_a_failure_or_a_cancellation_carries_what_it_did_to_the_lake(context: RunContext) -> None:
     with pytest.raises(LoadError) as failed:
-        await run_stages(make(context, [], load=2), context)
+        await run_stages(logged_stages(context, [], load=2), context)
     assert failed.value.outcome == "nothing was committed"
 
     hanging_now = asyncio.Event()
@@ -173,7 +173,7 @@ async def test_a_failure_or_a_cancellation_carries_what_it_did_to_the_lake(conte
             hanging_now.set()
             await asyncio.Event().wait()
 
-    stages = make(context, [])
+    stages = logged_stages(context, [])
     run = asyncio.ensure_future(run_stages(dataclasses.replace(stages, extractor=Hanging(context, [])), context))
     await hanging_now.wait()
     run.cancel()
@@ -200,7 +200,7 @@ async def test_run_pipeline_takes_a_mapping_or_a_path(tmp_path: Path) -> None:
 # == what reaches the result, the commit and the reporters; errors and timings =============================
 def make_with(context: RunContext, **parts: Any) -> Stages:
     """The usual stages with ``parts`` in place of theirs."""
-    return dataclasses.replace(make(context, []), **parts)
+    return dataclasses.replace(logged_stages(context, []), **parts)
 
 
 class TimedLoader(CollectingLoader):

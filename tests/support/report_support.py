@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.runner import run_pipeline
 from pipeline.stage import RunResult
-from tests.support.sample import record_line
+from tests.support.sample import record_line, replay_config
 
 TESTS = Path(__file__).resolve().parents[1]
 GOLDEN = TESTS / "golden"
@@ -51,21 +51,11 @@ def write_day(folder: Path, results: Sequence[Mapping[str, Any]]) -> Path:
     return folder
 
 
-def config(pages: Path, loader: Mapping[str, Any], reporters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A config mapping: replay ``pages`` → standardize → ``loader`` → ``reporters``."""
-    return {
-        "extractor": {"type": "replay", "options": {"path": str(pages)}},
-        "transformer": {"type": "standardize"},
-        "loader": dict(loader),
-        "reporter": [dict(r) for r in reporters],
-    }
-
-
 async def run_day(
     day: dt.date, pages: Path, loader: Mapping[str, Any], reporters: Sequence[Mapping[str, Any]]
 ) -> RunResult:
     """Run the real pipeline for ``day`` through the registered stages."""
-    return await run_pipeline(config(pages, loader, reporters), trend_date=day)
+    return await run_pipeline(replay_config(loader, pages, reporters), trend_date=day)
 
 
 def normalise(text: str) -> str:

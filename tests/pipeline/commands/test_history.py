@@ -21,6 +21,7 @@ from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.cli import CliRunner
 from tests.support.fakes import commit_info
 from tests.support.lake import context_for, rows
+from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
 FIRST, MISSING, LAST = dt.date(2026, 11, 23), dt.date(2026, 11, 24), dt.date(2026, 11, 25)
@@ -61,7 +62,7 @@ def local_config(root: Path, fmt: str = "csv", layout: str = "monthly", **extrac
     }
 
 
-def local_loader(root: Path, fmt: str, layout: str) -> Any:
+def local_factory(root: Path, fmt: str, layout: str) -> Any:
     options = build_options(LocalOptions, {"root": str(root), "format": fmt, "layout": layout}, "loader.options")
     return lambda context: LocalLoader(options, context)
 
@@ -75,7 +76,7 @@ def assert_window(found: History) -> None:
 async def test_a_title_has_one_point_per_day_with_the_missing_day_as_a_gap(
     tmp_path: Path, fmt: str, layout: str
 ) -> None:
-    await fill(local_loader(tmp_path, fmt, layout))
+    await fill(local_factory(tmp_path, fmt, layout))
     config = load_config(local_config(tmp_path, fmt, layout))
 
     found = await history(config, end=LAST, days=3, title="rising")
@@ -90,7 +91,7 @@ async def test_a_title_has_one_point_per_day_with_the_missing_day_as_a_gap(
 
 
 async def test_a_title_out_of_the_list_on_a_day_is_in_the_lake_without_a_rank(tmp_path: Path) -> None:
-    await fill(local_loader(tmp_path, "csv", "monthly"))
+    await fill(local_factory(tmp_path, "csv", "monthly"))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=3, title="GONE")
     assert [(p.day, p.in_lake, p.rank) for p in found.titles[0].points] == [
         (FIRST, True, 2),
@@ -100,7 +101,7 @@ async def test_a_title_out_of_the_list_on_a_day_is_in_the_lake_without_a_rank(tm
 
 
 async def test_an_exact_title_wins_over_titles_that_contain_it(tmp_path: Path) -> None:
-    await fill(local_loader(tmp_path, "csv", "monthly"))
+    await fill(local_factory(tmp_path, "csv", "monthly"))
     config = load_config(local_config(tmp_path))
     assert [t.title for t in (await history(config, end=LAST, days=3, title="climb")).titles] == ["Steady Climb"]
     assert [t.title for t in (await history(config, end=LAST, days=3, title="in")).titles] == [
@@ -113,7 +114,7 @@ async def test_an_exact_title_wins_over_titles_that_contain_it(tmp_path: Path) -
 
 @pytest.mark.parametrize(("fmt", "layout"), [("parquet", "monthly"), ("csv", "hive")])
 async def test_climbers_compare_the_first_and_last_days_the_lake_has(tmp_path: Path, fmt: str, layout: str) -> None:
-    await fill(local_loader(tmp_path, fmt, layout))
+    await fill(local_factory(tmp_path, fmt, layout))
     found = await history(load_config(local_config(tmp_path, fmt, layout)), end=LAST, days=3)
 
     assert_window(found)
@@ -129,7 +130,7 @@ async def test_climbers_compare_the_first_and_last_days_the_lake_has(tmp_path: P
 
 async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Path) -> None:
     hostile = "Line\nBreak \x1b[31mRed"
-    loader = local_loader(tmp_path, "csv", "monthly")(context_for(LAST))
+    loader = local_factory(tmp_path, "csv", "monthly")(context_for(LAST))
     async with loader:
         await loader.begin(MOVIES)
         await loader.write(day_frame(LAST, [(7, hostile)]))
@@ -151,7 +152,7 @@ async def test_an_empty_window_is_all_gaps_not_an_error(tmp_path: Path) -> None:
 
 
 async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None:
-    await fill(local_loader(tmp_path, "csv", "hive"), feed=Feed("tv", "week"))
+    await fill(local_factory(tmp_path, "csv", "hive"), feed=Feed("tv", "week"))
     movies = await history(load_config(local_config(tmp_path, "csv", "hive")), end=LAST, days=3)
     assert movies.present == ()
     tv = await history(
@@ -162,14 +163,9 @@ async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None
         await history(load_config(local_config(tmp_path, media_type="person")), end=LAST, days=3)
 
 
-def write_config(path: Path, config: dict[str, Any]) -> str:
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    return str(path)
-
-
 async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliRunner) -> None:
-    await fill(local_loader(tmp_path / "lake", "parquet", "hive"))
-    config = write_config(tmp_path / "c.yml", local_config(tmp_path / "lake", "parquet", "hive"))
+    await fill(local_factory(tmp_path / "lake", "parquet", "hive"))
+    config = str(write_config(tmp_path / "c.yml", local_config(tmp_path / "lake", "parquet", "hive")))
 
     table = await asyncio.to_thread(
         run_cli, "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--title", "Rising"
@@ -216,17 +212,13 @@ async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliR
     [(["--days", "0"], "expected at least 1"), (["--date", "25/11/2026"], "expected a date as YYYY-MM-DD")],
 )
 def test_bad_arguments_are_usage_errors(tmp_path: Path, args: list[str], message: str, run_cli: CliRunner) -> None:
-    done = run_cli("history", "--config", write_config(tmp_path / "c.yml", local_config(tmp_path)), *args)
+    done = run_cli("history", "--config", str(write_config(tmp_path / "c.yml", local_config(tmp_path))), *args)
     assert done.returncode == 2 and message in done.stderr
 
 
-def s3_config(bucket: str, endpoint: str, fmt: str, layout: str) -> dict[str, Any]:
+def s3_lake_config(bucket: str, endpoint: str, fmt: str, layout: str) -> dict[str, Any]:
     options = {"bucket": bucket, "endpoint_url": endpoint, "prefix": "tmdb", "format": fmt, "layout": layout}
-    return {
-        "extractor": {"type": "replay", "options": {"path": "unused"}},
-        "transformer": {"type": "standardize"},
-        "loader": {"type": "s3", "options": options},
-    }
+    return replay_config({"type": "s3", "options": options}, Path("unused"))
 
 
 @pytest.mark.parametrize(("fmt", "layout"), [("csv", "monthly"), ("parquet", "hive")])
@@ -242,7 +234,7 @@ async def test_history_on_s3(
 ) -> None:
     from stages.loaders.s3 import S3Loader, S3Options
 
-    raw = s3_config(s3_bucket, moto_endpoint, fmt, layout)
+    raw = s3_lake_config(s3_bucket, moto_endpoint, fmt, layout)
     options = build_options(S3Options, raw["loader"]["options"], "loader.options")
 
     def s3_loader(context: RunContext) -> S3Loader:
@@ -260,7 +252,7 @@ async def test_history_on_s3(
         run_cli,
         "history",
         "--config",
-        write_config(tmp_path / "s3.yml", raw),
+        str(write_config(tmp_path / "s3.yml", raw)),
         "--date",
         "2026-11-25",
         "--days",

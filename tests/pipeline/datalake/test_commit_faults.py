@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import json
 import re
 import shutil
 import tempfile
@@ -43,6 +42,7 @@ from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.faults import ChildResult, FaultProxy, FsFaults, proxy_for, run_child
 from tests.support.fixtures_s3 import aws_environment, aws_session
+from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
@@ -55,6 +55,8 @@ def pages(day: str) -> Path:
     for name in ("_lookups.json", "page-001.json"):
         shutil.copy(SAMPLE / day / name, folder / name)
     return folder
+
+
 DAY = dt.date(2026, 11, 25)
 OTHER_DAY = DAY - dt.timedelta(days=1)
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -64,18 +66,9 @@ DOC = ROOT / "docs/lake-protocol.md"
 pytestmark = pytest.mark.timeout(240)
 
 
-def config(loader: dict[str, Any], pages: Path) -> dict[str, Any]:
-    """Replay ``pages`` (raw-zone records carry their fetch time, so a run's bytes are known) into ``loader``."""
-    return {
-        "extractor": {"type": "replay", "options": {"path": str(pages)}},
-        "transformer": {"type": "standardize"},
-        "loader": loader,
-    }
-
-
-def write_config(path: Path, loader: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(config(loader, pages("2026-11-25"))), encoding="utf-8")  # JSON is YAML
-    return path
+def write_day_config(path: Path, loader: dict[str, Any]) -> Path:
+    """Replay the sample's first page of 2026-11-25 (records carry their fetch time: a run's bytes are known)."""
+    return write_config(path, replay_config(loader, pages("2026-11-25")))
 
 
 class Lake:
@@ -88,7 +81,7 @@ class Lake:
 
     def loader(self, where: str, day: dt.date = DAY) -> ObjectLakeLoader[Any]:
         """A loader on ``where`` for a run of ``day``."""
-        built = build_stage("loader", load_config(config(self.section(where), SAMPLE)).loader, new_context(day))
+        built = build_stage("loader", load_config(replay_config(self.section(where), SAMPLE)).loader, new_context(day))
         assert isinstance(built, ObjectLakeLoader)
         return built
 
@@ -101,7 +94,7 @@ class Lake:
     async def commit(self, where: str, day: dt.date, day_pages: str) -> None:
         """One successful run, in this process."""
         context = new_context(day)
-        stages = build_stages(load_config(config(self.section(where), pages(day_pages))), context)
+        stages = build_stages(load_config(replay_config(self.section(where), pages(day_pages))), context)
         await run_stages(dataclasses.replace(stages, loader=self.loader(where, day)), context)
 
     async def view(self, where: str, *, decode: bool = True) -> tuple[bytes | None, bytes | None, bytes | None]:
@@ -195,8 +188,6 @@ class S3Lake(Lake):
         uploads = (await self.client.list_multipart_uploads(Bucket=where)).get("Uploads", [])
         locks = (await self.client.list_objects_v2(Bucket=where, Prefix="_locks/")).get("Contents", [])
         return [u["Key"] for u in uploads] + [o["Key"] for o in locks]
-
-
 
 
 class Harness:
@@ -301,7 +292,7 @@ def _local_probe(base: Path, **options: str) -> Probe:
         template = str(base / "template")
         old, other = await setup_lake(lake, template)
         where = await lake.copy(template)
-        run = run_child(argv(write_config(base / "probe.yml", lake.section(where))), base, fs=FsFaults())
+        run = run_child(argv(write_day_config(base / "probe.yml", lake.section(where))), base, fs=FsFaults())
         assert run.code == 0, run.stderr
         new = (await lake.view(where))[0]
         assert new is not None and new != old
@@ -336,7 +327,7 @@ async def test_local_commit_survives_a_failure_or_a_kill_at_every_file_system_st
     for at in probe.points(shard):
 
         def run(where: str, path: Path, at: int = at) -> ChildResult:
-            return run_child(argv(write_config(path, lake.section(where))), tmp_path, fs=FsFaults(mode, at))
+            return run_child(argv(write_day_config(path, lake.section(where))), tmp_path, fs=FsFaults(mode, at))
 
         await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])
     assert sum(harness.tally.values()) == len(probe.points(shard))
@@ -351,7 +342,7 @@ async def test_a_parquet_hive_lake_survives_a_kill_at_every_file_system_step(
     for at in probe.points(shard):
 
         def run(where: str, path: Path, at: int = at) -> ChildResult:
-            return run_child(argv(write_config(path, lake.section(where))), tmp_path, fs=FsFaults("kill", at))
+            return run_child(argv(write_day_config(path, lake.section(where))), tmp_path, fs=FsFaults("kill", at))
 
         await harness.point("kill", at, run, probe.expected("kill", at), whole_run=at == probe.points(shard)[-1])
     assert sum(harness.tally.values()) == len(probe.points(shard))
@@ -373,7 +364,7 @@ def _s3_probe(base: Path, moto_endpoint: str, **options: str) -> Iterator[tuple[
                 old, other = await setup_lake(lake, template)
                 where = await lake.copy(template)
                 proxy.arm()
-                run = run_child(argv(write_config(base / "probe.yml", lake.section(where, proxy.url))), base)
+                run = run_child(argv(write_day_config(base / "probe.yml", lake.section(where, proxy.url))), base)
                 assert run.code == 0, run.stderr
                 new = (await lake.view(where))[0]
             assert new is not None and new != old
@@ -420,7 +411,7 @@ async def _s3_points(probe: Probe, proxy: FaultProxy, mode: str, shard: int, wor
 
             def run(where: str, path: Path, at: int = at) -> ChildResult:
                 started = functools.partial(proxy.arm, mode, at)
-                return run_child(argv(write_config(path, lake.section(where, proxy.url))), workdir, started=started)
+                return run_child(argv(write_day_config(path, lake.section(where, proxy.url))), workdir, started=started)
 
             await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])
             proxy.arm()

@@ -42,7 +42,7 @@ from tests.support.fixtures_s3 import moto_checks_auth, object_keys, open_upload
 from tests.support.fixtures_tmdb import StandinFactory
 from tests.support.lake import context_for, files, loader_for, rows
 from tests.support.s3 import iam_user
-from tests.support.sample import record_line, sample_pages
+from tests.support.sample import record_line, replay_config, sample_pages, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
@@ -59,14 +59,6 @@ def s3_section(bucket: str, endpoint: str) -> dict[str, Any]:
     return {"type": "s3", "options": {"bucket": bucket, "endpoint_url": endpoint}}
 
 
-def replay(pages: str, loader: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "extractor": {"type": "replay", "options": {"path": str(SAMPLE / pages)}},
-        "transformer": {"type": "standardize"},
-        "loader": loader,
-    }
-
-
 def live(base_url: str, pages: int, loader: dict[str, Any]) -> dict[str, Any]:
     return {
         "extractor": {
@@ -78,15 +70,10 @@ def live(base_url: str, pages: int, loader: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    return path
-
-
 def commit_the_sample_day(tmp_path: Path) -> tuple[Path, Path]:
     """Run the sample's 2026-11-25 through the command line into ``tmp_path/lake``; returns the lake and the config."""
     lake = tmp_path / "lake"
-    config = write(tmp_path / "c.yml", replay("2026-11-25", local_section(lake)))
+    config = write_config(tmp_path / "c.yml", replay_config(local_section(lake), SAMPLE / "2026-11-25"))
     assert main(["run", "--config", str(config), "--date", "2026-11-25", "-q"]) == 0
     return lake, config
 
@@ -96,7 +83,7 @@ def replaying_one_page(tmp_path: Path, name: str, lake: Path, page: dict[str, An
     folder = tmp_path / name
     folder.mkdir()
     (folder / "page-001.json").write_bytes(record_line(page))
-    config = write(tmp_path / f"{name}.yml", replay("2026-11-25", local_section(lake)))
+    config = write_config(tmp_path / f"{name}.yml", replay_config(local_section(lake), SAMPLE / "2026-11-25"))
     config.write_text(config.read_text().replace(str(SAMPLE / "2026-11-25"), str(folder)))
     return config
 
@@ -143,7 +130,12 @@ async def test_two_runs_of_one_day_end_with_one_consistent_day_and_the_loser_say
     today = dt.datetime.now(dt.UTC).date()
     section, loader = race_lake
     argv = {
-        pages: ["run", "--config", str(write(tmp_path / f"{pages}.yml", live(standin.base_url, n, section))), "-q"]
+        pages: [
+            "run",
+            "--config",
+            str(write_config(tmp_path / f"{pages}.yml", live(standin.base_url, n, section))),
+            "-q",
+        ]
         for pages, n in (("three-pages", 3), ("two-pages", 2))
     }
     second = "two-pages" if first == "three-pages" else "three-pages"
@@ -179,7 +171,7 @@ async def test_two_runs_started_at_the_same_moment_leave_exactly_one_winner(
     standin = await tmdb_standin(token=TOKEN)
     monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
     today = dt.datetime.now(dt.UTC).date()
-    config = write(tmp_path / "live.yml", live(standin.base_url, 2, local_section(tmp_path / "lake")))
+    config = write_config(tmp_path / "live.yml", live(standin.base_url, 2, local_section(tmp_path / "lake")))
     children = [Child(["run", "--config", str(config), "-q"], tmp_path, name=f"run{n}") for n in (1, 2)]
 
     async def one_lost() -> bool:
@@ -210,9 +202,9 @@ async def test_sigterm_aborts_the_run_cleans_up_and_exits_143_with_one_line(
     monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
     today = dt.datetime.now(dt.UTC).date()
     lake = tmp_path / "lake"
-    await run_pipeline(replay("2026-11-24", local_section(lake)), trend_date=today)
+    await run_pipeline(replay_config(local_section(lake), SAMPLE / "2026-11-24"), trend_date=today)
     before = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
-    config = write(tmp_path / "live.yml", live(standin.base_url, 20, local_section(lake)))
+    config = write_config(tmp_path / "live.yml", live(standin.base_url, 20, local_section(lake)))
     child = Child(["run", "--config", str(config), "-q"], tmp_path, name="terminated")
 
     async def streaming() -> bool:  # the run holds the lock and has its temp files open
@@ -283,7 +275,9 @@ async def test_a_kill_during_a_multipart_upload_is_aborted_by_the_next_run(
     await s3_client.put_object(Bucket=s3_bucket, Key=lock, Body=old.to_bytes())
     await asyncio.wait([t for t in (dying._open["cleaned"].sink._inflight,) if t])  # type: ignore[attr-defined]
 
-    await run_pipeline(replay("2026-11-25", s3_section(s3_bucket, moto_endpoint)), trend_date=day + dt.timedelta(1))
+    await run_pipeline(
+        replay_config(s3_section(s3_bucket, moto_endpoint), SAMPLE / "2026-11-25"), trend_date=day + dt.timedelta(1)
+    )
 
     assert await open_uploads(s3_client, s3_bucket) == []
     assert not [k for k in await object_keys(s3_client, s3_bucket) if k.startswith("_locks/")]
@@ -294,7 +288,7 @@ async def test_a_kill_during_a_multipart_upload_is_aborted_by_the_next_run(
 
 async def test_a_reader_never_trusts_a_cleaned_file_that_does_not_match_its_manifest(tmp_path: Path) -> None:
     day = dt.date(2026, 11, 25)
-    await run_pipeline(replay("2026-11-25", local_section(tmp_path)), trend_date=day)
+    await run_pipeline(replay_config(local_section(tmp_path), SAMPLE / "2026-11-25"), trend_date=day)
     seed = tmp_path / LAYOUT.key("cleaned", day, FEED)
     good = seed.read_bytes()
     seed.write_bytes(b"trend_date,rank\n2026-11-25,1\n")  # changed behind the lake's back
@@ -320,7 +314,7 @@ async def test_a_reader_never_trusts_a_cleaned_file_that_does_not_match_its_mani
 
 async def test_a_damaged_file_that_matches_its_manifest_is_an_error_not_a_missing_day(tmp_path: Path) -> None:
     day = dt.date(2026, 11, 25)
-    await run_pipeline(replay("2026-11-25", local_section(tmp_path)), trend_date=day)
+    await run_pipeline(replay_config(local_section(tmp_path), SAMPLE / "2026-11-25"), trend_date=day)
     junk = b'\x00\xffnot a csv\n"unterminated'
     manifest_path = tmp_path / LAYOUT.key("manifest", day, FEED)
     manifest = json.loads(manifest_path.read_text())
@@ -336,7 +330,7 @@ async def test_a_damaged_file_that_matches_its_manifest_is_an_error_not_a_missin
 
 async def test_a_manifest_that_is_not_json_is_a_load_error(tmp_path: Path) -> None:
     day = dt.date(2026, 11, 25)
-    await run_pipeline(replay("2026-11-25", local_section(tmp_path)), trend_date=day)
+    await run_pipeline(replay_config(local_section(tmp_path), SAMPLE / "2026-11-25"), trend_date=day)
     (tmp_path / LAYOUT.key("manifest", day, FEED)).write_text("{half")
     async with local_loader(tmp_path, day) as loader:
         with pytest.raises(LoadError, match=r"_manifests/2026/11/2026-11-25_movies\.json is not valid JSON"):

@@ -75,7 +75,7 @@ COMBOS = [
 FORMAT_LAYOUTS = [pytest.param(*p.values[:2], id=p.id) for p in COMBOS]
 
 
-async def write_day(
+async def commit_chunks(
     root: Path,
     fmt: str,
     layout: str,
@@ -107,7 +107,7 @@ async def test_a_day_is_written_where_the_layout_says_and_reads_back_identically
     tmp_path: Path, fmt: str, layout: str, keys: dict[str, str]
 ) -> None:
     written = [rows(DAY, range(100, 120)), rows(DAY, range(200, 220)), rows(DAY, range(300, 305))]
-    outputs = await write_day(tmp_path, fmt, layout, DAY, written)
+    outputs = await commit_chunks(tmp_path, fmt, layout, DAY, written)
 
     assert sorted(contents(tmp_path)) == expected_files(keys, fmt, layout)
     assert outputs == {zone: str(tmp_path / key) for zone, key in keys.items()}
@@ -122,7 +122,7 @@ async def test_a_day_is_written_where_the_layout_says_and_reads_back_identically
 async def test_the_manifest_records_format_layout_and_the_stored_bytes(
     tmp_path: Path, fmt: str, layout: str, keys: dict[str, str]
 ) -> None:
-    await write_day(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 21))])
+    await commit_chunks(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 21))])
     manifest = json.loads((tmp_path / keys["manifest"]).read_text())
     assert (manifest["format"], manifest["layout"], manifest["rows"]) == (fmt, layout, 20)
     cleaned = manifest["objects"]["cleaned"]
@@ -136,8 +136,8 @@ async def test_the_manifest_records_format_layout_and_the_stored_bytes(
 
 @pytest.mark.parametrize(("fmt", "layout"), FORMAT_LAYOUTS)
 async def test_abort_leaves_nothing_new_and_earlier_days_intact(tmp_path: Path, fmt: str, layout: str) -> None:
-    await write_day(tmp_path, fmt, layout, PREVIOUS, [rows(PREVIOUS, range(1, 21))])
-    await write_day(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 11))])
+    await commit_chunks(tmp_path, fmt, layout, PREVIOUS, [rows(PREVIOUS, range(1, 21))])
+    await commit_chunks(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 11))])
     before = contents(tmp_path)
 
     # A re-run of DAY that fails half-way, and a first run of a new day that fails: both abort.
@@ -157,10 +157,10 @@ async def test_abort_leaves_nothing_new_and_earlier_days_intact(tmp_path: Path, 
 
 @pytest.mark.parametrize(("fmt", "layout"), FORMAT_LAYOUTS)
 async def test_re_running_a_day_replaces_it(tmp_path: Path, fmt: str, layout: str) -> None:
-    await write_day(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 21)), rows(DAY, range(21, 41))], "first")
+    await commit_chunks(tmp_path, fmt, layout, DAY, [rows(DAY, range(1, 21)), rows(DAY, range(21, 41))], "first")
     second = [rows(DAY, range(900, 905), title="Second run {id}")]
-    await write_day(tmp_path, fmt, layout, DAY, second, "second", force=True)
-    await write_day(tmp_path, fmt, layout, DAY, second, "third")
+    await commit_chunks(tmp_path, fmt, layout, DAY, second, "second", force=True)
+    await commit_chunks(tmp_path, fmt, layout, DAY, second, "third")
 
     layout_ = Layout("", layout, fmt)  # type: ignore[arg-type]
     names = sorted(contents(tmp_path))
@@ -180,7 +180,7 @@ async def test_re_running_a_day_replaces_it(tmp_path: Path, fmt: str, layout: st
 
 @pytest.mark.parametrize(("fmt", "layout"), FORMAT_LAYOUTS)
 async def test_an_empty_day_reads_back_as_an_empty_frame_with_the_schema(tmp_path: Path, fmt: str, layout: str) -> None:
-    await write_day(tmp_path, fmt, layout, DAY, [], force=True)
+    await commit_chunks(tmp_path, fmt, layout, DAY, [], force=True)
     back = await loader_for(tmp_path, fmt, layout).read_day(DAY, FEED)
     assert back is not None and len(back) == 0
     assert list(back.columns) == list(schema.COLUMN_NAMES)
@@ -192,7 +192,7 @@ async def test_a_day_reads_in_the_format_its_manifest_names_and_another_layout_i
     tmp_path: Path, fmt: str, layout: str
 ) -> None:
     written = rows(DAY, range(1, 4))
-    await write_day(tmp_path, fmt, layout, DAY, [written])
+    await commit_chunks(tmp_path, fmt, layout, DAY, [written])
     other_format = "csv" if fmt == "parquet" else "parquet"
     other_layout = "hive" if layout == "monthly" else "monthly"
     back = await loader_for(tmp_path, other_format, layout).read_day(DAY, FEED)
@@ -202,7 +202,7 @@ async def test_a_day_reads_in_the_format_its_manifest_names_and_another_layout_i
 
 
 async def test_parquet_columns_are_typed_as_the_schema_says_and_compressed_with_zstd(tmp_path: Path) -> None:
-    outputs = await write_day(tmp_path, "parquet", "monthly", DAY, [rows(DAY, range(1, 7))])
+    outputs = await commit_chunks(tmp_path, "parquet", "monthly", DAY, [rows(DAY, range(1, 7))])
     path = Path(outputs["cleaned"])
     stored = pq.read_schema(path)
     assert {f.name: str(f.type) for f in stored} == {
@@ -258,7 +258,7 @@ async def test_chunks_sliced_from_a_concatenated_frame_are_written_as_well(
 ) -> None:
     whole = schema.conform(pd.concat([rows(DAY, range(1, 31)), rows(DAY, range(31, 61))], ignore_index=True))
     chunks = [whole.iloc[start : start + 20] for start in range(0, 60, 20)]
-    await write_day(tmp_path, fmt, layout, DAY, chunks)
+    await commit_chunks(tmp_path, fmt, layout, DAY, chunks)
     back = await loader_for(tmp_path, fmt, layout).read_day(DAY, FEED)
     assert back is not None
     pd.testing.assert_frame_equal(back, whole)

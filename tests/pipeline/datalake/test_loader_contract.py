@@ -25,8 +25,9 @@ from pipeline.stage import Feed, Lookups, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from stages.loaders.s3 import S3Loader, S3Options
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
-from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
+from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import object_keys, open_uploads
+from tests.support.lake import context_for
 
 FEED = Feed()
 PREFIX = "team/tmdb"
@@ -94,11 +95,6 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> LakeUnderTest:
     )
 
 
-def context_for(day: dt.date, run_id: str = "contract0001") -> RunContext:
-    """A run context for ``day``."""
-    return RunContext(trend_date=day, run_id=run_id, started_at=NOW)
-
-
 async def frames(context: RunContext, pages: int = 3, first_id: int = 1) -> list[pd.DataFrame]:
     """Cleaned chunks of ``pages`` small TMDB pages, made by the real transformer."""
     transformer = StandardizeTransformer(StandardizeOptions(), context, name="standardize")
@@ -119,7 +115,7 @@ async def commit_day(lake: LakeUnderTest, context: RunContext, first_id: int = 1
 
 
 async def test_commit_writes_three_keys_and_reads_back_the_rows(lake: LakeUnderTest) -> None:
-    context = context_for(TREND_DATE)
+    context = context_for(TREND_DATE, "contract0001")
     written = await commit_day(lake, context)
 
     assert await lake.stored_keys() == stored()
@@ -137,8 +133,8 @@ async def test_commit_writes_three_keys_and_reads_back_the_rows(lake: LakeUnderT
 
 
 async def test_a_missing_day_reads_as_none(lake: LakeUnderTest) -> None:
-    await commit_day(lake, context_for(TREND_DATE))
-    async with lake.make(context_for(TREND_DATE)) as loader:
+    await commit_day(lake, context_for(TREND_DATE, "contract0001"))
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
         assert await loader.read_day(YESTERDAY, FEED) is None
         assert await loader.read_manifest(YESTERDAY, FEED) is None
         assert await loader.read_day(TREND_DATE, Feed("tv", "week")) is None
@@ -151,7 +147,7 @@ async def test_an_empty_day_is_refused_unless_forced_then_commits_a_header_only_
             await loader.commit(commit_info(loader))
         await loader.abort()
     assert await lake.stored_keys() == []
-    context = dataclasses.replace(context_for(TREND_DATE), force=True)
+    context = dataclasses.replace(context_for(TREND_DATE, "contract0001"), force=True)
     async with lake.make(context) as loader:
         await loader.begin(FEED)
         await loader.commit(commit_info(loader))
@@ -166,7 +162,7 @@ async def test_an_empty_day_is_refused_unless_forced_then_commits_a_header_only_
 async def test_abort_leaves_nothing_new_and_the_previous_version_intact(lake: LakeUnderTest) -> None:
     earlier = await commit_day(lake, context_for(TREND_DATE, "earlier00001"))
     keys = stored(last="earlier00001")
-    async with lake.make(context_for(TREND_DATE)) as loader:
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
         before = {key: await loader.get_bytes(key) for key in keys}
 
     context = context_for(TREND_DATE, "aborted00001")
@@ -186,7 +182,7 @@ async def test_abort_leaves_nothing_new_and_the_previous_version_intact(lake: La
 
 
 async def test_abort_of_a_first_write_leaves_the_day_missing(lake: LakeUnderTest) -> None:
-    context = context_for(TREND_DATE)
+    context = context_for(TREND_DATE, "contract0001")
     async with lake.make(context) as loader:
         await loader.begin(FEED)
         for chunk in await frames(context):
@@ -203,7 +199,7 @@ async def test_three_runs_leave_one_object_per_key_with_the_last_rows(lake: Lake
 
     runs = tuple(f"run{run:09d}" for run in (1, 2, 3))
     assert await lake.stored_keys() == stored(last=runs[-1], raws=runs), "raw pages are kept per run"
-    async with lake.make(context_for(TREND_DATE)) as loader:
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
         read = await loader.read_day(TREND_DATE, FEED)
         manifest = await loader.read_manifest(TREND_DATE, FEED)
     assert read is not None
@@ -212,10 +208,10 @@ async def test_three_runs_leave_one_object_per_key_with_the_last_rows(lake: Lake
 
 
 async def test_days_are_independent(lake: LakeUnderTest) -> None:
-    yesterday = await commit_day(lake, context_for(YESTERDAY), first_id=1)
-    today = await commit_day(lake, context_for(TREND_DATE), first_id=100)
+    yesterday = await commit_day(lake, context_for(YESTERDAY, "contract0001"), first_id=1)
+    today = await commit_day(lake, context_for(TREND_DATE, "contract0001"), first_id=100)
 
-    async with lake.make(context_for(TREND_DATE)) as loader:
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
         read_yesterday = await loader.read_day(YESTERDAY, FEED)
         read_today = await loader.read_day(TREND_DATE, FEED)
     assert read_yesterday is not None and read_today is not None
@@ -225,7 +221,7 @@ async def test_days_are_independent(lake: LakeUnderTest) -> None:
 
 
 async def test_lookups_line_comes_first_in_the_raw_zone(lake: LakeUnderTest) -> None:
-    context = dataclasses.replace(context_for(TREND_DATE), force=True)
+    context = dataclasses.replace(context_for(TREND_DATE, "contract0001"), force=True)
     lookups = Lookups(genres={28: "Action"}, poster_base_url="https://image.example/w500")
     first = batch(1, [1, 2])
     async with lake.make(context) as loader:
@@ -242,7 +238,7 @@ async def test_lookups_line_comes_first_in_the_raw_zone(lake: LakeUnderTest) -> 
 
 
 async def test_outputs_and_description_name_the_lake(lake: LakeUnderTest) -> None:
-    context = dataclasses.replace(context_for(TREND_DATE), force=True)
+    context = dataclasses.replace(context_for(TREND_DATE, "contract0001"), force=True)
     async with lake.make(context) as loader:
         planned = loader.planned_outputs(FEED)
         await loader.begin(FEED)

@@ -40,12 +40,6 @@ pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 KEY = "key-unit-fedcba9876543210"
 
 
-@pytest.fixture
-def context(live_context: RunContext) -> RunContext:
-    """Live extraction refuses past dates, so these tests run for today (UTC)."""
-    return live_context
-
-
 def page_doc(page: int, total_pages: int = 3, count: int = 20) -> dict[str, Any]:
     """A TMDB trending page with ``count`` movie results."""
     results = [
@@ -66,14 +60,14 @@ def paged(total_pages: int = 3) -> Callable[..., CallbackResult]:
 
 
 def extractor(
-    context: RunContext,
+    live_context: RunContext,
     *,
     env: dict[str, str] | None = None,
     sleep: Sleeps | None = None,
     **options: Any,
 ) -> TmdbTrendingExtractor:
     raw = {"enrich": False, "backoff": 0.5, "max_backoff": 30, **options}
-    return build_extractor(context, raw, token=TOKEN, sleep=sleep or Sleeps(), env=env)
+    return build_extractor(live_context, raw, token=TOKEN, sleep=sleep or Sleeps(), env=env)
 
 
 def sent(mocked: aioresponses) -> list[tuple[str, dict[str, Any]]]:
@@ -115,37 +109,37 @@ def test_bad_options_are_config_errors(raw: dict[str, Any], message: str) -> Non
 
 
 # -- auth ----------------------------------------------------------------------------
-async def test_bearer_token_is_sent_as_header_and_preferred_over_key(context: RunContext) -> None:
+async def test_bearer_token_is_sent_as_header_and_preferred_over_key(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        await collect(extractor(context, env={"TMDB_ACCESS_TOKEN": TOKEN, "TMDB_API_KEY": KEY}))
+        await collect(extractor(live_context, env={"TMDB_ACCESS_TOKEN": TOKEN, "TMDB_API_KEY": KEY}))
         [(url, kwargs)] = sent(mocked)
     assert kwargs["headers"]["Authorization"] == f"Bearer {TOKEN}"
     assert "api_key" not in url and KEY not in url
 
 
-async def test_api_key_is_sent_as_query_parameter_without_token(context: RunContext) -> None:
+async def test_api_key_is_sent_as_query_parameter_without_token(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        await collect(extractor(context, env={"TMDB_API_KEY": KEY}))
+        await collect(extractor(live_context, env={"TMDB_API_KEY": KEY}))
         [(url, kwargs)] = sent(mocked)
     assert f"api_key={KEY}" in url
     assert "Authorization" not in kwargs["headers"]
 
 
-async def test_no_credentials_is_a_config_error_before_any_request(context: RunContext) -> None:
+async def test_no_credentials_is_a_config_error_before_any_request(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
         with pytest.raises(ConfigError, match="TMDB_ACCESS_TOKEN"):
-            await collect(extractor(context, env={"TMDB_API_KEY": "  "}))
+            await collect(extractor(live_context, env={"TMDB_API_KEY": "  "}))
         assert sent(mocked) == []
 
 
 # -- pages ---------------------------------------------------------------------------
-async def test_page_one_reporting_fewer_pages_caps_the_run(context: RunContext) -> None:
+async def test_page_one_reporting_fewer_pages_caps_the_run(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(3), repeat=True)
-        ex = extractor(context, pages=20)
+        ex = extractor(live_context, pages=20)
         batches = await collect(ex)
         pages_asked = sorted(int(kwargs["params"]["page"]) for _url, kwargs in sent(mocked))
     assert [b.page for b in batches] == [1, 2, 3]
@@ -153,16 +147,16 @@ async def test_page_one_reporting_fewer_pages_caps_the_run(context: RunContext) 
     assert ex.counters["pages"] == 3 and ex.counters["total_pages_reported"] == 3
 
 
-async def test_empty_results_yield_one_empty_page(context: RunContext) -> None:
+async def test_empty_results_yield_one_empty_page(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, payload={"page": 1, "results": [], "total_pages": 0, "total_results": 0})
-        ex = extractor(context, pages=5)
+        ex = extractor(live_context, pages=5)
         batches = await collect(ex)
     assert [(b.page, b.payload["results"]) for b in batches] == [(1, [])]
     assert ex.counters["requests"] == 1 and ex.counters["results"] == 0
 
 
-async def test_batches_come_in_page_order_when_answers_arrive_out_of_order(context: RunContext) -> None:
+async def test_batches_come_in_page_order_when_answers_arrive_out_of_order(live_context: RunContext) -> None:
     async def answer(url: Any, **kwargs: Any) -> CallbackResult:
         page = int(kwargs["params"]["page"])
         await asyncio.sleep(0.002 * (12 - page))  # later pages answer first
@@ -170,17 +164,17 @@ async def test_batches_come_in_page_order_when_answers_arrive_out_of_order(conte
 
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=answer, repeat=True)
-        ex = extractor(context, pages=12, concurrency=6)
+        ex = extractor(live_context, pages=12, concurrency=6)
         batches = await collect(ex)
     assert [b.page for b in batches] == list(range(1, 13))
     assert ex.counters["reorder_buffer_peak"] > 1  # out-of-order answers really were buffered
     assert all(b.payload["page"] == b.page for b in batches)
 
 
-async def test_language_is_passed_on(context: RunContext) -> None:
+async def test_language_is_passed_on(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        await collect(extractor(context, language="de-DE"))
+        await collect(extractor(live_context, language="de-DE"))
         [(_url, kwargs)] = sent(mocked)
     assert kwargs["params"]["language"] == "de-DE"
 
@@ -195,12 +189,12 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after(None, now) is None
 
 
-async def test_429_waits_for_retry_after_and_slows_the_shared_limiter(context: RunContext) -> None:
+async def test_429_waits_for_retry_after_and_slows_the_shared_limiter(live_context: RunContext) -> None:
     sleeps = Sleeps()
     with aioresponses() as mocked:
         mocked.get(TRENDING, status=429, payload={"status_code": 25}, headers={"Retry-After": "7"})
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        ex = extractor(context, sleep=sleeps)
+        ex = extractor(live_context, sleep=sleeps)
         batches = await collect(ex)
     assert [b.page for b in batches] == [1]
     assert sleeps.waits == [7.0]
@@ -208,24 +202,24 @@ async def test_429_waits_for_retry_after_and_slows_the_shared_limiter(context: R
     assert ex.limiter is not None and ex.limiter.cuts == 1 and ex.limiter.rate < 1000
 
 
-async def test_retry_after_is_capped_by_max_backoff(context: RunContext) -> None:
+async def test_retry_after_is_capped_by_max_backoff(live_context: RunContext) -> None:
     sleeps = Sleeps()
     when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     with aioresponses() as mocked:
         mocked.get(TRENDING, status=429, headers={"Retry-After": "3600"})
         mocked.get(TRENDING, status=429, headers={"Retry-After": when})
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        await collect(extractor(context, sleep=sleeps, max_backoff=2))
+        await collect(extractor(live_context, sleep=sleeps, max_backoff=2))
     assert sleeps.waits == [2.0, 2.0]
 
 
-async def test_429_without_retry_after_backs_off_exponentially_with_jitter(context: RunContext) -> None:
+async def test_429_without_retry_after_backs_off_exponentially_with_jitter(live_context: RunContext) -> None:
     sleeps = Sleeps()
     with aioresponses() as mocked:
         for _ in range(3):
             mocked.get(TRENDING, status=429)
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        await collect(extractor(context, sleep=sleeps, backoff=0.5))
+        await collect(extractor(live_context, sleep=sleeps, backoff=0.5))
     assert len(sleeps.waits) == 3
     for attempt, wait in enumerate(sleeps.waits):
         ceiling = 0.5 * 2**attempt
@@ -256,20 +250,20 @@ TRANSIENT_CASES: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("label", "failure", "counter"), TRANSIENT_CASES, ids=[c[0] for c in TRANSIENT_CASES])
 async def test_transient_failures_are_retried_and_counted(
-    context: RunContext, label: str, failure: dict[str, Any], counter: str
+    live_context: RunContext, label: str, failure: dict[str, Any], counter: str
 ) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, **failure)
         mocked.get(TRENDING, **failure)
         mocked.get(TRENDING, callback=paged(2), repeat=True)
-        ex = extractor(context, pages=2)
+        ex = extractor(live_context, pages=2)
         batches = await collect(ex)
     assert [b.page for b in batches] == [1, 2]
     assert ex.counters[counter] == 2 and ex.counters["retries"] == 2
     assert ex.counters["requests"] == 4
 
 
-async def test_giving_up_names_the_page_and_the_reason(context: RunContext) -> None:
+async def test_giving_up_names_the_page_and_the_reason(live_context: RunContext) -> None:
     async def answer(url: Any, **kwargs: Any) -> CallbackResult:
         if kwargs["params"]["page"] == "2":
             return CallbackResult(
@@ -279,7 +273,7 @@ async def test_giving_up_names_the_page_and_the_reason(context: RunContext) -> N
 
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=answer, repeat=True)
-        ex = extractor(context, pages=3, max_attempts=3)
+        ex = extractor(live_context, pages=3, max_attempts=3)
         with pytest.raises(ExtractError) as caught:
             await collect(ex)
     message = str(caught.value)
@@ -297,12 +291,12 @@ FATAL_CASES: list[tuple[int, int, str]] = [
 
 @pytest.mark.parametrize(("status", "code", "text"), FATAL_CASES, ids=[str(c[0]) for c in FATAL_CASES])
 async def test_fatal_statuses_fail_at_once_with_tmdb_message(
-    context: RunContext, status: int, code: int, text: str
+    live_context: RunContext, status: int, code: int, text: str
 ) -> None:
     with aioresponses() as mocked:
         body = {"success": False, "status_code": code, "status_message": text}
         mocked.get(TRENDING, status=status, payload=body, repeat=True)
-        ex = extractor(context)
+        ex = extractor(live_context)
         with pytest.raises(ExtractError) as caught:
             await collect(ex)
     assert f"page 1: HTTP {status} (TMDB status_code {code}: {text})" in str(caught.value)
@@ -314,31 +308,31 @@ async def test_fatal_statuses_fail_at_once_with_tmdb_message(
 CONFIGURATION_BODY = {"images": {"secure_base_url": "https://image.tmdb.org/t/p/", "poster_sizes": ["w92", "w500"]}}
 
 
-async def test_all_feed_merges_both_genre_lists_and_builds_the_poster_base(context: RunContext) -> None:
+async def test_all_feed_merges_both_genre_lists_and_builds_the_poster_base(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(re.compile(r"^https://tmdb\.test/3/trending/all/week.*"), callback=paged(1), repeat=True)
         mocked.get(f"{BASE}/3/configuration", payload=CONFIGURATION_BODY)
         mocked.get(f"{BASE}/3/genre/movie/list", payload={"genres": [{"id": 28, "name": "Action"}]})
         mocked.get(f"{BASE}/3/genre/tv/list", payload={"genres": [{"id": 10759, "name": "Action & Adventure"}]})
-        batches = await collect(extractor(context, media_type="all", time_window="week", enrich=True))
+        batches = await collect(extractor(live_context, media_type="all", time_window="week", enrich=True))
     [batch] = batches
     assert dict(batch.lookups.genres) == {28: "Action", 10759: "Action & Adventure"}
     assert batch.lookups.poster_base_url == "https://image.tmdb.org/t/p/w500"
 
 
-async def test_a_failed_lookup_fails_the_run(context: RunContext) -> None:
+async def test_a_failed_lookup_fails_the_run(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
         mocked.get(f"{BASE}/3/configuration", payload=CONFIGURATION_BODY)
         mocked.get(f"{BASE}/3/genre/movie/list", status=404, payload={"status_code": 34, "status_message": "nope"})
         with pytest.raises(ExtractError, match="movie genre lookup: HTTP 404"):
-            await collect(extractor(context, enrich=True))
+            await collect(extractor(live_context, enrich=True))
 
 
-async def test_enrich_false_skips_lookups(context: RunContext) -> None:
+async def test_enrich_false_skips_lookups(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        [batch] = await collect(extractor(context, enrich=False))
+        [batch] = await collect(extractor(live_context, enrich=False))
         urls = [url for url, _kwargs in sent(mocked)]
     assert all("/3/trending/" in url for url in urls)
     assert batch.lookups.genres == {} and batch.lookups.poster_base_url is None
@@ -349,12 +343,12 @@ def _workers() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if "-worker-" in t.get_name() and not t.done()]
 
 
-async def test_stopping_early_cancels_and_awaits_the_workers(context: RunContext) -> None:
+async def test_stopping_early_cancels_and_awaits_the_workers(live_context: RunContext) -> None:
     callback, _ = hanging(lambda page: CallbackResult(payload=page_doc(page, 50)) if page <= 2 else None)
 
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=callback, repeat=True)
-        ex = extractor(context, pages=50, concurrency=4)
+        ex = extractor(live_context, pages=50, concurrency=4)
         async with ex:
             stream = ex.batches()
             seen = [(await stream.__anext__()).page, (await stream.__anext__()).page]
@@ -364,7 +358,7 @@ async def test_stopping_early_cancels_and_awaits_the_workers(context: RunContext
     assert seen == [1, 2]
 
 
-async def test_a_failing_page_cancels_the_other_workers(context: RunContext) -> None:
+async def test_a_failing_page_cancels_the_other_workers(live_context: RunContext) -> None:
     def answer(page: int) -> CallbackResult | None:
         if page == 3:
             return CallbackResult(status=404, payload={"status_code": 34, "status_message": "gone"})
@@ -373,27 +367,27 @@ async def test_a_failing_page_cancels_the_other_workers(context: RunContext) -> 
     callback, _ = hanging(answer)
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=callback, repeat=True)
-        ex = extractor(context, pages=50, concurrency=4)
+        ex = extractor(live_context, pages=50, concurrency=4)
         with pytest.raises(ExtractError, match="page 3: HTTP 404"):
             await collect(ex)
     assert _workers() == []
 
 
-async def test_an_injected_session_is_used_and_left_open(context: RunContext) -> None:
+async def test_an_injected_session_is_used_and_left_open(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
         async with aiohttp.ClientSession() as session:
             opts = build_options(TmdbOptions, {"base_url": BASE, "enrich": False}, "extractor.options")
-            ex = TmdbTrendingExtractor(opts, context, session=session, env={"TMDB_ACCESS_TOKEN": TOKEN})
+            ex = TmdbTrendingExtractor(opts, live_context, session=session, env={"TMDB_ACCESS_TOKEN": TOKEN})
             batches = await collect(ex)
             assert not session.closed
     assert [b.page for b in batches] == [1]
 
 
-async def test_an_owned_session_is_closed(context: RunContext) -> None:
+async def test_an_owned_session_is_closed(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, callback=paged(1), repeat=True)
-        ex = extractor(context)
+        ex = extractor(live_context)
         async with ex:
             session = ex._session
             assert session is not None

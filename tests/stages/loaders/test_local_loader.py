@@ -25,7 +25,7 @@ from pipeline.stage import Check, Feed, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions, _FileSink, _prune, _temp_run
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import NOW, TREND_DATE, ListExtractor, batch
-from tests.support.lake import files
+from tests.support.lake import files, lock_record
 
 DAY = dt.date(2026, 11, 25)
 CSV = Path("cleaned_data/2026/11/2026-11-25_movies.csv")
@@ -363,8 +363,9 @@ async def test_list_keys_lists_files_under_a_prefix_but_not_temp_files(tmp_path:
 LOCK = "_locks/2026-11-25_movie_day.json"
 
 
-def _record(run_id: str) -> LockRecord:
-    return LockRecord(run_id, TREND_DATE, Feed(), "host-x", 12, NOW, ("_versions/a.csv",))
+def host_x_record(run_id: str) -> LockRecord:
+    """``run_id``'s lock record, taken on host-x by process 12."""
+    return lock_record(run_id, host="host-x", pid=12, started_at=NOW, objects=("_versions/a.csv",))
 
 
 async def test_a_claimed_lock_keeps_others_out_until_it_is_released(tmp_path: Path) -> None:
@@ -373,8 +374,8 @@ async def test_a_claimed_lock_keeps_others_out_until_it_is_released(tmp_path: Pa
     assert (claim.key, claim.stale, claim.stale_unreadable) == (LOCK, None, False)
     with pytest.raises(CommitConflict, match=r"_locks/2026-11-25_movie_day\.lock is locked"):
         await second.claim_lock(LOCK)
-    await first.write_lock(claim, _record("run-a"))
-    assert LockRecord.from_bytes((tmp_path / LOCK).read_bytes()) == _record("run-a")
+    await first.write_lock(claim, host_x_record("run-a"))
+    assert LockRecord.from_bytes((tmp_path / LOCK).read_bytes()) == host_x_record("run-a")
     with pytest.raises(CommitConflict, match=r"'local': run run-a on host-x \(pid 12\)"):
         await second.claim_lock(LOCK)
     await first.release_lock(claim)
@@ -387,11 +388,11 @@ async def test_a_claimed_lock_keeps_others_out_until_it_is_released(tmp_path: Pa
 async def test_a_record_left_by_a_dead_run_comes_with_the_claim(tmp_path: Path) -> None:
     loader = loader_on(tmp_path)
     claim = await loader.claim_lock(LOCK)
-    await loader.write_lock(claim, _record("dead"))
+    await loader.write_lock(claim, host_x_record("dead"))
     await loader.release_lock(claim, keep_record=True)
     assert files(tmp_path) == [LOCK, LOCK.replace(".json", ".lock")]
     claim = await loader.claim_lock(LOCK)
-    assert (claim.stale, claim.stale_unreadable) == (_record("dead"), False)
+    assert (claim.stale, claim.stale_unreadable) == (host_x_record("dead"), False)
     await loader.release_lock(claim)
 
     (tmp_path / "_locks").mkdir()

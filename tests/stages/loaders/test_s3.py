@@ -34,7 +34,7 @@ from tests.support.fixtures_s3 import (
     object_keys,
     open_uploads,
 )
-from tests.support.lake import context_for
+from tests.support.lake import context_for, lock_record
 from tests.support.s3 import big_batch, commit_small_day, iam_user, s3_loader, standardize
 
 FEED = Feed()
@@ -481,11 +481,6 @@ def loader(s3_client: Any, s3_bucket: str, moto_endpoint: str) -> S3Loader:
     return S3Loader(built.options, built.context, name="s3", client=s3_client)
 
 
-def _record(run_id: str, *, host: str = "elsewhere", started_at: dt.datetime | None = None) -> LockRecord:
-    started = started_at or dt.datetime.now(dt.UTC)
-    return LockRecord(run_id, TREND_DATE, Feed(), host, 1, started, ("_versions/a.run-x.csv",))
-
-
 # -- objects -------------------------------------------------------------------------------
 async def test_get_object_gives_bytes_and_etag_or_none(loader: S3Loader, s3_client: Any, s3_bucket: str) -> None:
     put = await s3_client.put_object(Bucket=s3_bucket, Key="a/b.json", Body=b"{}")
@@ -563,7 +558,7 @@ async def test_a_free_lock_is_created_only_if_absent_and_released_only_if_unchan
     assert (claim.key, claim.token, claim.stale, claim.stale_unreadable) == (LOCK, None, None, False)
     await loader.release_lock(claim)  # nothing was written: nothing to delete
     assert loader.requests["delete_object"] == 0
-    record = _record("run-a", started_at=NOW)
+    record = lock_record("run-a", started_at=NOW)
     await loader.write_lock(claim, record)
     assert claim.token is not None
     assert LockRecord.from_bytes(await get_object(s3_client, s3_bucket, LOCK)) == record
@@ -579,13 +574,13 @@ async def test_a_lock_someone_else_created_first_is_a_conflict(
     loader: S3Loader, s3_client: Any, s3_bucket: str
 ) -> None:
     claim = await loader.claim_lock(LOCK)
-    await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=_record("run-b").to_bytes())
+    await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=lock_record("run-b").to_bytes())
     with pytest.raises(CommitConflict, match=rf"^.*s3://{s3_bucket}/{LOCK} was taken by another run$"):
-        await loader.write_lock(claim, _record("run-a"))
+        await loader.write_lock(claim, lock_record("run-a"))
 
 
 async def test_a_live_lock_is_a_conflict_naming_its_run(loader: S3Loader, s3_client: Any, s3_bucket: str) -> None:
-    await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=_record("run-b").to_bytes())
+    await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=lock_record("run-b").to_bytes())
     with pytest.raises(CommitConflict, match=r"run run-b on elsewhere \(pid 1\)"):
         await loader.claim_lock(LOCK)
 
@@ -593,11 +588,11 @@ async def test_a_live_lock_is_a_conflict_naming_its_run(loader: S3Loader, s3_cli
 async def test_a_dead_or_unreadable_lock_is_handed_over_with_its_etag(
     loader: S3Loader, s3_client: Any, s3_bucket: str
 ) -> None:
-    dead = _record("run-b", started_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+    dead = lock_record("run-b", started_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
     put = await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=dead.to_bytes())
     claim = await loader.claim_lock(LOCK)
     assert (claim.token, claim.stale, claim.stale_unreadable) == (put["ETag"], dead, False)
-    await loader.write_lock(claim, _record("run-a"))  # replaces it, If-Match its ETag
+    await loader.write_lock(claim, lock_record("run-a"))  # replaces it, If-Match its ETag
     record = LockRecord.from_bytes(await get_object(s3_client, s3_bucket, LOCK))
     assert record is not None and record.run_id == "run-a"
 
@@ -610,8 +605,8 @@ async def test_a_lock_taken_over_meanwhile_is_left_alone_on_release(
     loader: S3Loader, s3_client: Any, s3_bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     claim = await loader.claim_lock(LOCK)
-    await loader.write_lock(claim, _record("run-a"))
-    await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=_record("run-b").to_bytes())
+    await loader.write_lock(claim, lock_record("run-a"))
+    await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=lock_record("run-b").to_bytes())
     with caplog.at_level(logging.WARNING, logger="stages.loaders.s3"):
         await loader.release_lock(claim)
     assert "was taken over by another run; left it alone" in caplog.text
@@ -884,7 +879,7 @@ async def test_deleting_in_a_deleted_bucket_is_an_error(loader: S3Loader, s3_cli
 
 
 async def test_the_lock_object_is_json(loader: S3Loader, s3_client: Any, s3_bucket: str) -> None:
-    await loader.write_lock(await loader.claim_lock(LOCK), _record("run-a"))
+    await loader.write_lock(await loader.claim_lock(LOCK), lock_record("run-a"))
     head = await s3_client.head_object(Bucket=s3_bucket, Key=LOCK)
     assert head["ContentType"] == "application/json"
 

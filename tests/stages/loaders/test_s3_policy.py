@@ -32,14 +32,14 @@ def doc(name: str, bucket: str) -> dict[str, Any]:
     return data
 
 
-def loader(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX, **options: Any) -> S3Loader:
+def prefixed_loader(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX, **options: Any) -> S3Loader:
     """An ``s3`` loader under ``prefix``."""
     return S3Loader(S3Options(bucket=bucket, prefix=prefix, endpoint_url=endpoint, **options), context, name="s3")
 
 
-async def commit_day(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX) -> None:
+async def commit_one_page(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX) -> None:
     """Write and commit one small page."""
-    async with loader(context, bucket, endpoint, prefix) as s3:
+    async with prefixed_loader(context, bucket, endpoint, prefix) as s3:
         await s3.begin(FEED)
         await s3.write_raw(batch(1, [1, 2, 3]))
         await s3.write(await standardize(context).transform(batch(1, [1, 2, 3])))
@@ -77,9 +77,9 @@ async def test_the_documented_policy_is_enough_for_a_day_and_stops_at_the_prefix
         monkeypatch.setenv(name, value)
 
     with moto_checks_auth(moto_endpoint):
-        await commit_day(context, s3_bucket, moto_endpoint)
+        await commit_one_page(context, s3_bucket, moto_endpoint)
         again = context_for(TREND_DATE, "aborted00001")
-        async with loader(again, s3_bucket, moto_endpoint, part_size=5 * MiB) as s3:
+        async with prefixed_loader(again, s3_bucket, moto_endpoint, part_size=5 * MiB) as s3:
             read = await s3.read_day(TREND_DATE, FEED)
             missing = await s3.read_day(YESTERDAY, FEED)
             # A multipart upload, then its abort (AbortMultipartUpload + ListMultipartUploadParts).
@@ -88,7 +88,7 @@ async def test_the_documented_policy_is_enough_for_a_day_and_stops_at_the_prefix
                 await s3.write(chunk)
             await s3.abort()
         with pytest.raises(LoadError, match=f"cannot upload s3://{s3_bucket}/_locks/.*: AccessDenied"):
-            await commit_day(context_for(TREND_DATE, "outside0001"), s3_bucket, moto_endpoint, prefix="")
+            await commit_one_page(context_for(TREND_DATE, "outside0001"), s3_bucket, moto_endpoint, prefix="")
 
     assert read is not None and list(read["id"]) == [1, 2, 3]
     assert missing is None
@@ -107,7 +107,7 @@ async def test_a_403_for_a_missing_key_reads_as_missing_but_a_denied_existing_ke
 ) -> None:
     # Real S3 answers 403 for a missing key when s3:ListBucket does not apply; moto answers 404,
     # so a policy that denies reading yesterday's objects stands in for that 403.
-    await commit_day(context_for(YESTERDAY), s3_bucket, moto_endpoint, prefix="present")
+    await commit_one_page(context_for(YESTERDAY), s3_bucket, moto_endpoint, prefix="present")
     yesterday_keys = [
         f"arn:aws:s3:::{s3_bucket}/{prefix}/cleaned_data/{YESTERDAY:%Y/%m}/*" for prefix in ("present", "absent")
     ]
@@ -123,9 +123,9 @@ async def test_a_403_for_a_missing_key_reads_as_missing_but_a_denied_existing_ke
         monkeypatch.setenv(name, value)
 
     with moto_checks_auth(moto_endpoint):
-        async with loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="absent") as s3:
+        async with prefixed_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="absent") as s3:
             absent = await s3.read_day(YESTERDAY, FEED)
-        async with loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="present") as s3:
+        async with prefixed_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="present") as s3:
             with pytest.raises(LoadError, match=f"cannot read s3://{s3_bucket}/present/cleaned_data/.*: AccessDenied"):
                 await s3.read_day(YESTERDAY, FEED)
 

@@ -37,7 +37,7 @@ class Store:
 
 
 @pytest.fixture(params=["local", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], Store]:
+def lake_and_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], Store]:
     if request.param == "local":
         root = tmp_path / "lake"
 
@@ -61,9 +61,9 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any]
 
 
 async def test_reprocess_rebuilds_each_day_byte_for_byte_and_never_touches_the_raw_zone(
-    lake: tuple[dict[str, Any], Store],
+    lake_and_store: tuple[dict[str, Any], Store],
 ) -> None:
-    section, store = lake
+    section, store = lake_and_store
     for day in DAYS:
         await run_pipeline(replay_config(section, SAMPLE / day.isoformat()), trend_date=day)
     cleaned = await store.snapshot("cleaned_data/")

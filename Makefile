@@ -32,8 +32,10 @@ run: $(RUN_STAMP)
 	$(if $(EXTRAS),$(DEPS) extras $(EXTRAS))
 	$(PY) tools/demo.py
 
+# ruff, then import-linter's contracts (setup.cfg [importlinter]): the layers and no import cycle.
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(TEST_STAMP)
 	$(PY) -m mypy

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 from pipeline._lazy import exports
 
 if TYPE_CHECKING:
+    from pipeline.commands.repair import repair
+    from pipeline.commands.reprocess import reprocess
     from pipeline.config import PipelineConfig, load_config
-    from pipeline.datalake.repair import repair
     from pipeline.errors import PipelineError
-    from pipeline.query.reprocess import reprocess
-    from pipeline.result import RunResult
     from pipeline.runner import run_pipeline
     from pipeline.stage import (
         Batch,
@@ -25,8 +24,11 @@ if TYPE_CHECKING:
         Feed,
         LakeReader,
         Loader,
+        Output,
         Reporter,
         RunContext,
+        RunLake,
+        RunResult,
         Transformer,
     )
 
@@ -41,14 +43,16 @@ _WHERE = {
     "Loader": "pipeline.stage",
     "Reporter": "pipeline.stage",
     "RunContext": "pipeline.stage",
+    "RunLake": "pipeline.stage",
+    "Output": "pipeline.stage",
     "Transformer": "pipeline.stage",
     "PipelineConfig": "pipeline.config",
     "load_config": "pipeline.config",
     "PipelineError": "pipeline.errors",
-    "RunResult": "pipeline.result",
+    "RunResult": "pipeline.stage",
     "run_pipeline": "pipeline.runner",
-    "repair": "pipeline.datalake.repair",
-    "reprocess": "pipeline.query.reprocess",
+    "repair": "pipeline.commands.repair",
+    "reprocess": "pipeline.commands.reprocess",
 }
 
 __all__ = [
@@ -58,10 +62,12 @@ __all__ = [
     "Feed",
     "LakeReader",
     "Loader",
+    "Output",
     "PipelineConfig",
     "PipelineError",
     "Reporter",
     "RunContext",
+    "RunLake",
     "RunResult",
     "Transformer",
     "load_config",

@@ -15,13 +15,13 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
+from pipeline.commands.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
 from pipeline.errors import PipelineError
-from pipeline.query.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
-    from pipeline.result import RunResult
+    from pipeline.stage import RunResult
 
 # Only what --help needs is imported above: configs, stages, pydantic and asyncio (with ssl and
 # socket, ~60 ms) load with the command that uses them, so `python -m pipeline --help` starts at
@@ -36,7 +36,7 @@ HISTORY_DAYS = 30
 HISTORY_TOP = 10
 HISTORY_MAX_DAYS = 366
 HISTORY_FORMATS = ("table", "json", "csv")
-"""``history``'s defaults, here because pipeline.query.history imports asyncio (a test keeps them equal)."""
+"""``history``'s defaults, here because pipeline.commands.history imports asyncio (a test keeps them equal)."""
 
 
 class _UsageError(Exception):
@@ -278,7 +278,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     if args.skip_committed and not args.dry_run:
-        from pipeline.query.committed import find_committed
+        from pipeline.commands.committed import find_committed
 
         day = args.date or dt.datetime.now(dt.UTC).date()
         committed = _run_async(find_committed(config, day))
@@ -287,7 +287,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 0
     result = _run_async(run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force))
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
-    _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
+    _print_result(result, sys.stderr if result.wrote_to_stdout else sys.stdout)
     return 0
 
 
@@ -370,7 +370,7 @@ def _cmd_stages(args: argparse.Namespace) -> int:
 
 def _cmd_ddl(args: argparse.Namespace) -> int:
     # Imported by the command that needs it, so --help and `stages` never load pandas (test_cli_startup).
-    from pipeline.query.ddl import ddl_for_config
+    from pipeline.commands.ddl import ddl_for_config
 
     config = _config(args)
     sys.stdout.write(
@@ -387,7 +387,7 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from pipeline.query.history import history, render_csv, render_json, render_table  # pandas: see _cmd_ddl
+    from pipeline.commands.history import history, render_csv, render_json, render_table  # pandas: see _cmd_ddl
 
     config = _config(args)
     found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
@@ -397,7 +397,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
-    from pipeline.datalake.repair import repair  # pandas: see _cmd_ddl
+    from pipeline.commands.repair import repair  # pandas: see _cmd_ddl
 
     config = _config(args)
     report = _run_async(repair(config, check=args.check))
@@ -417,7 +417,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 
 def _cmd_reprocess(args: argparse.Namespace) -> int:
-    from pipeline.query.reprocess import reprocess  # pandas: see _cmd_ddl
+    from pipeline.commands.reprocess import reprocess  # pandas: see _cmd_ddl
 
     config = _config(args)
     summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))

@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.kinds import KINDS
 
-SECTIONS = ("extractor", "transformer", "loader", "reporter")
 REQUIRED = ("extractor", "transformer", "loader")
 _SECTION_KEYS = {"type", "options"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -76,7 +76,7 @@ def load_config(
     else:
         raw, name = _read_yaml(Path(source)), str(source)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{name}: the top level must be a mapping with {', '.join(SECTIONS)}")
+        raise ConfigError(f"{name}: the top level must be a mapping with {', '.join(KINDS)}")
     retyped = set()
     for item in overrides:
         apply_override(raw, item)
@@ -234,9 +234,9 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
 
 
 def _validate(raw: dict[str, Any], name: str, retyped: frozenset[str] = frozenset()) -> PipelineConfig:
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(KINDS))
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(SECTIONS)}")
+        raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(KINDS)}")
     for section in REQUIRED:
         if section not in raw:
             raise ConfigError(f"{section}: required section is missing")

@@ -8,13 +8,11 @@ every failure into a one-line ``ConfigError`` naming the full key path, e.g.
 ``loader.options.bucket: required``.
 
 Strings are accepted for numbers and booleans (``${VAR}`` interpolation yields strings),
-but ``true`` is not a number. A frozen dataclass is still accepted as an options class,
-for plugins written before the models; it is validated from its annotations.
+but ``true`` is not a number.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -115,16 +113,9 @@ def build_options(cls: type[T], raw: Mapping[str, Any] | None, path: str) -> T:
 
 def known_options(cls: type[Any]) -> dict[str, Any]:
     """The option names of ``cls`` and their annotations; ``TypeError`` if it is no options class."""
-    if isinstance(cls, type) and issubclass(cls, BaseModel):
-        return {name: field.annotation for name, field in cls.model_fields.items()}
-    if not dataclasses.is_dataclass(cls):
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
         raise TypeError(f"{cls!r} is not an options class (subclass pipeline.options.StageOptions)")
-    fields = [f for f in dataclasses.fields(cls) if f.init]
-    legacy = [f.name for f in fields if {"ge", "le", "gt"} & set(f.metadata)]
-    if legacy:  # no longer read: refuse rather than let an unchecked bound through
-        raise TypeError(f"{cls.__name__}.{legacy[0]}: declare bounds with Field(ge=..., le=...) on a StageOptions")
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields}
+    return {name: field.annotation for name, field in cls.model_fields.items()}
 
 
 def option_error(exc: ValidationError, cls: type[Any]) -> OptionError:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StageLoadError, UnknownStageError
+from pipeline.kinds import KINDS, entry_point_group
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -23,12 +24,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-GROUPS: dict[str, str] = {
-    "extractor": "pipeline.extractors",
-    "transformer": "pipeline.transformers",
-    "loader": "pipeline.loaders",
-    "reporter": "pipeline.reporters",
-}
+GROUPS: dict[str, str] = {kind: entry_point_group(kind) for kind in KINDS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +102,6 @@ def _distribution(ep: EntryPoint) -> str:
 
 def _bases() -> dict[str, type[Stage[Any]]]:
     """The base class each kind must subclass (``pipeline.stage`` loads pydantic: only ``load`` needs it)."""
-    from pipeline.stage import Extractor, Loader, Reporter, Transformer
+    from pipeline.stage import BASES
 
-    return {"extractor": Extractor, "transformer": Transformer, "loader": Loader, "reporter": Reporter}
+    return BASES

@@ -22,21 +22,19 @@ from typing import Any
 from pipeline import registry
 from pipeline.config import PipelineConfig, StageConfig, load_config
 from pipeline.datalake.files import uninterrupted
-from pipeline.datalake.loader import LakeLoader
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.options import build_options, known_options
 from pipeline.redact import redact
-from pipeline.result import RunResult
 from pipeline.stage import (
     CommitInfo,
     Extractor,
-    Feed,
     LakeReader,
     LoadDay,
     Loader,
     Reporter,
     RunContext,
     RunLake,
+    RunResult,
     Stage,
     Transformer,
 )
@@ -101,20 +99,6 @@ def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
         loader=build_stage("loader", config.loader, context),
         reporters=tuple(build_stage("reporter", r, context) for r in config.reporters),
     )
-
-
-def lake_reader(config: PipelineConfig) -> LakeLoader[Any]:
-    """The configured loader as a reader (and healer) of its lake, built outside a run; not opened."""
-    loader = build_stage("loader", config.loader)
-    if not isinstance(loader, LakeLoader):
-        raise ConfigError(f"loader {config.loader.type!r} does not keep an object-store lake that can be read back")
-    return loader
-
-
-def configured_feed(config: PipelineConfig) -> Feed:
-    """The feed the configured extractor produces, asked of the extractor itself (built outside a run)."""
-    feed: Feed = build_stage("extractor", config.extractor).feed
-    return feed
 
 
 async def run_pipeline(
@@ -366,9 +350,7 @@ __all__: Sequence[str] = (
     "Stages",
     "build_stage",
     "build_stages",
-    "configured_feed",
     "failure_line",
-    "lake_reader",
     "new_context",
     "notify_failure",
     "outcome_of",

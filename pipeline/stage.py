@@ -27,8 +27,6 @@ from pipeline.options import NoOptions
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipeline.result import RunResult
-
 MediaType = Literal["movie", "tv", "all"]
 TimeWindow = Literal["day", "week"]
 
@@ -97,6 +95,70 @@ class RunContext:
     dry_run: bool = False
     force: bool = False
     """Commit even where a safety guard (the loader's regression guard) would refuse."""
+
+
+class Output(str):
+    """Where one output went, as text (a path, a URL); ``to_stdout`` says it was written to standard output.
+
+    A plain ``str`` is an output that did not go to standard output.
+    """
+
+    to_stdout: bool
+
+    def __new__(cls, location: str, *, to_stdout: bool = False) -> Output:
+        output = super().__new__(cls, location)
+        output.to_stdout = to_stdout
+        return output
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Rows written, where they went, how long each stage took, and what was dropped."""
+
+    run_id: str
+    trend_date: dt.date
+    feed: Feed
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    rows: int = 0
+    batches: int = 0
+    outputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    counters: dict[str, float] = dataclasses.field(default_factory=dict)
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    dry_run: bool = False
+    lake: str = ""
+
+    @property
+    def wrote_to_stdout(self) -> bool:
+        """Whether a stage wrote one of the outputs to standard output."""
+        return any(isinstance(output, Output) and output.to_stdout for output in self.outputs.values())
+
+    @property
+    def wall_seconds(self) -> float:
+        """Seconds from start to finish (0 while running)."""
+        if self.finished_at is None:
+            return 0.0
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping; every value is a plain str, int, float, bool or dict."""
+        return {
+            "run_id": self.run_id,
+            "trend_date": self.trend_date.isoformat(),
+            "feed": {"media_type": self.feed.media_type, "time_window": self.feed.time_window},
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "rows": self.rows,
+            "batches": self.batches,
+            "outputs": dict(self.outputs),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "counters": dict(self.counters),
+            "dropped": dict(self.dropped),
+            "dry_run": self.dry_run,
+            "lake": self.lake,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,10 +397,10 @@ class Reporter(Stage[OptionsT]):
     error = ReportError
 
     @abstractmethod
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Write the report; return ``{output kind: location}`` (may be empty).
 
-        ``lake`` is the run's ``RunLake``: each day is read once however many reporters ask.
+        ``lake`` is the run's lake, read-only: each day is read once however many reporters ask.
         """
 
     async def on_failure(self, context: RunContext, message: str) -> None:
@@ -348,3 +410,6 @@ class Reporter(Stage[OptionsT]):
         here), also when the failure came after the commit. An error raised here is logged, never raised.
         The default does nothing: most reporters publish finished runs only.
         """
+
+BASES: dict[str, type[Stage[Any]]] = {base.kind: base for base in (Extractor, Transformer, Loader, Reporter)}
+"""The base class each stage kind (``pipeline.kinds.KINDS``) subclasses."""

@@ -41,6 +41,12 @@ def _logging_and_secrets_put_back(monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 @pytest.fixture
+def no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty secret registry of the test's own: what it registers leaks into no other test's messages."""
+    monkeypatch.setattr(redact, "_secrets", set())
+
+
+@pytest.fixture
 def context() -> RunContext:
     """A run context for a fixed trend date."""
     from tests.support.fakes import NOW, TREND_DATE

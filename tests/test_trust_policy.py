@@ -20,7 +20,7 @@ SUB = re.compile(r"^repo:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+:ref:refs/heads/main$")
 Weaken = Callable[[dict[str, Any]], None]
 
 
-def problems(policy: dict[str, Any]) -> list[str]:
+def trust_problems(policy: dict[str, Any]) -> list[str]:
     """Every way ``policy`` lets more than GitHub Actions on main assume the role."""
     found: list[str] = []
     statements = policy.get("Statement", [])
@@ -61,7 +61,7 @@ def committed() -> dict[str, Any]:
 
 
 def test_committed_policy_allows_only_main_of_one_repo() -> None:
-    assert problems(committed()) == []
+    assert trust_problems(committed()) == []
 
 
 def test_committed_policy_uses_the_documented_placeholders() -> None:
@@ -135,7 +135,7 @@ def test_checker_catches_a_weakened_policy(weaken: Weaken, expected: str) -> Non
     policy = copy.deepcopy(committed())
     weaken(policy)
 
-    assert expected in problems(policy)
+    assert expected in trust_problems(policy)
 
 
 def test_docs_show_the_committed_policy() -> None:

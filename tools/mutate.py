@@ -67,7 +67,8 @@ WARM = (
     "multidict",
 )
 # The tests of a module, where grepping for its imports would pull in slow end-to-end files (CLI, S3) that add
-# time but no kills. Unlisted modules get every test file importing them; ``test_mutants_<stem>*.py`` always.
+# time but no kills. Unlisted modules get every test file importing them; ``test_*<stem>*.py`` (the module's
+# behaviour files: ``test_layout.py``, ``test_tmdb_client.py``, ``test_local_loader.py``, ...) always.
 TESTS: dict[str, tuple[str, ...]] = {
     "pipeline/redact.py": (
         "tests/stages/extractors/test_tmdb_secrets.py",
@@ -525,7 +526,7 @@ def _report(module: str, source: str, mutants: list[Mutant], suffix: str = "") -
 
 
 def tests_for(module: str) -> list[str]:
-    """The test files for ``module``: its listed ones (else those importing it) and ``test_mutants_<stem>*.py``."""
+    """The test files for ``module``: its listed ones (else those importing it) and ``test_*<stem>*.py``."""
     found = set(TESTS.get(module, ()))
     if not found:
         dotted = module.removesuffix(".py").replace("/", ".")
@@ -534,7 +535,7 @@ def tests_for(module: str) -> list[str]:
             if pattern.search(path.read_text(encoding="utf-8")):
                 found.add(str(path.relative_to(ROOT)))
     stem = Path(module).stem
-    found.update(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob(f"test_mutants_{stem}*.py"))
+    found.update(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob(f"test_*{stem}*.py"))
     return sorted(found) or ["tests"]
 
 

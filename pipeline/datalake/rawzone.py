@@ -10,9 +10,7 @@ archives one response exactly as it arrived, with the request it answered::
 
 ``body`` holds the bytes as text, so ``body.encode("utf-8")`` gives them back byte for
 byte (``sha256`` proves it); a body that is not valid UTF-8 is kept as ``body_base64``
-instead. Files written before this format hold the parsed page itself on each line
-(it has ``results``); they still replay, with the body's own ``page`` and no fetch time.
-See ``docs/fidelity.md``.
+instead. See ``docs/fidelity.md``.
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ class RawPage:
     page: int
     document: Mapping[str, Any]
     body: bytes
-    fetched_at: dt.datetime | None = None
+    fetched_at: dt.datetime
     status: int | None = None
     request: str | None = None
 
@@ -73,7 +71,7 @@ def page_line(batch: Batch) -> bytes:
 
 
 def is_record(document: Mapping[str, Any]) -> bool:
-    """Whether ``document`` is a response record (rather than a legacy bare page or a lookups line)."""
+    """Whether ``document`` is a response record (rather than a lookups line)."""
     return "sha256" in document and ("body" in document or "body_base64" in document)
 
 

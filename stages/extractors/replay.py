@@ -1,26 +1,22 @@
 """``replay`` extractor: re-reads raw TMDB trending pages from disk, offline.
 
-Accepts a folder of page documents (``*.json``, one TMDB response each, replayed in
+Accepts a folder of raw-zone documents (``*.json``, one response record each, replayed in
 file-name order; an optional ``_lookups.json`` sorts first) or a raw-zone
-file (``.jsonl.gz`` or ``.jsonl``: an optional ``{"lookups": ...}`` line, then one page
-per line), so any archived day can be rebuilt without the network.
+file (``.jsonl.gz`` or ``.jsonl``: an optional ``{"lookups": ...}`` line, then one response
+record per line), so any archived day can be rebuilt without the network.
 
-A raw-zone response record (``pipeline.datalake.rawzone``) replays with the page that was
+A response record (``pipeline.datalake.rawzone``) replays with the page that was
 requested and the time it was fetched, so the cleaned file comes out byte-identical to
-the live run's. A legacy line (a bare page document) has neither: its body's own
-``page`` is used, and ``extracted_at`` (default: when the replay started).
+the live run's.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import zlib
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-from pydantic import field_validator
 
 from pipeline.datalake import rawzone, schema
 from pipeline.errors import ExtractError
@@ -34,26 +30,6 @@ class ReplayOptions(StageOptions):
     path: Path
     media_type: MediaType = "movie"
     time_window: TimeWindow = "day"
-    extracted_at: str | None = None
-
-    @field_validator("extracted_at")
-    @classmethod
-    def _extracted_at_has_an_offset(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                stamp = dt.datetime.fromisoformat(value)
-            except ValueError:
-                stamp = None
-            if stamp is None or stamp.tzinfo is None:
-                raise ValueError(
-                    f"expected an ISO 8601 time with a UTC offset, e.g. 2026-11-25T12:00:00+00:00, got {value!r}"
-                )
-        return value
-
-    @property
-    def legacy_extracted_at(self) -> dt.datetime | None:
-        """The fetch time for pages archived without one, if set."""
-        return None if self.extracted_at is None else dt.datetime.fromisoformat(self.extracted_at)
 
 
 class ReplayExtractor(Extractor[ReplayOptions]):
@@ -67,7 +43,7 @@ class ReplayExtractor(Extractor[ReplayOptions]):
         return Feed(self.options.media_type, self.options.time_window)
 
     async def preflight(self, connect: bool) -> list[Check]:
-        """Options valid, and the replay path there: a folder with ``*.json`` pages, or a readable file."""
+        """Options valid, and the replay path there: a folder with ``*.json`` records, or a readable file."""
         checks = await super().preflight(connect)
         path = self.options.path
         if not path.exists():
@@ -92,55 +68,40 @@ class ReplayExtractor(Extractor[ReplayOptions]):
     async def batches(self) -> AsyncGenerator[Batch, None]:
         """Pages in file order (files by name in a folder); a lookups line applies to the pages after it."""
         lookups = Lookups()
-        legacy_extracted_at = self.options.legacy_extracted_at or dt.datetime.now(dt.UTC)
-        for where, data, document in self._documents():
+        for where, document in self._documents():
             if not isinstance(document, Mapping):
                 raise ExtractError(f"{where}: expected a JSON object", stage=self.name)
             found = rawzone.parse_lookups(document)
             if found is not None:
                 lookups = found
                 continue
-            if rawzone.is_record(document):
-                try:
-                    raw = rawzone.parse_record(document)
-                except rawzone.RawRecordError as exc:
-                    raise ExtractError(f"{where}: {exc}", stage=self.name) from None
-                self.counters["pages"] += 1
-                yield Batch(
-                    page=raw.page,
-                    payload=raw.document,
-                    feed=self.feed,
-                    extracted_at=raw.fetched_at or legacy_extracted_at,
-                    lookups=lookups,
-                    body=raw.body,
-                    status=raw.status,
-                    request=raw.request,
-                )
-                continue
-            page = document.get("page")
-            if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-                raise ExtractError(f"{where}: missing or invalid 'page' number", stage=self.name)
+            if not rawzone.is_record(document):
+                raise ExtractError(f"{where}: not a raw-zone response record or lookups line", stage=self.name)
+            try:
+                raw = rawzone.parse_record(document)
+            except rawzone.RawRecordError as exc:
+                raise ExtractError(f"{where}: {exc}", stage=self.name) from None
             self.counters["pages"] += 1
-            self.counters["legacy_pages"] += 1
             yield Batch(
-                page=page,
-                payload=document,
+                page=raw.page,
+                payload=raw.document,
                 feed=self.feed,
-                extracted_at=legacy_extracted_at,
+                extracted_at=raw.fetched_at,
                 lookups=lookups,
-                body=data,
+                body=raw.body,
+                status=raw.status,
+                request=raw.request,
             )
 
-    def _documents(self) -> Iterator[tuple[str, bytes, Any]]:
-        """``(where, bytes, parsed)`` per document: a file of a folder, or a non-empty line of an archive."""
+    def _documents(self) -> Iterator[tuple[str, Any]]:
+        """``(where, parsed)`` per document: a file of a folder, or a non-empty line of an archive."""
         path = self.options.path
         if path.is_dir():
             files = sorted(path.glob("*.json"))
             if not files:
                 raise ExtractError(f"no *.json page files in {path}", stage=self.name)
             for file in files:
-                data = file.read_bytes()
-                yield str(file), data, self._parse(data, str(file))
+                yield str(file), self._parse(file.read_bytes(), str(file))
             return
         opener = gzip.open if path.suffix == ".gz" else open
         try:
@@ -148,8 +109,7 @@ class ReplayExtractor(Extractor[ReplayOptions]):
                 for number, line in enumerate(handle, start=1):
                     if line.strip():
                         where = f"{path}:{number}"
-                        data = line.rstrip(b"\r\n")
-                        yield where, data, self._parse(data, where)
+                        yield where, self._parse(line.rstrip(b"\r\n"), where)
         except (OSError, EOFError, zlib.error) as exc:
             raise ExtractError(f"cannot read {path}: {exc}", stage=self.name) from exc
 

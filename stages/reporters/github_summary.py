@@ -11,8 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.result import RunResult
-from pipeline.stage import LakeReader, Reporter
+from pipeline.stage import Reporter, RunLake, RunResult
 from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ class GithubSummaryReporter(Reporter[GithubSummaryOptions]):
 
     Options = GithubSummaryOptions
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Append the summary when running in Actions; otherwise do nothing."""
         target = os.environ.get(ENV_VAR, "")
         if not target:

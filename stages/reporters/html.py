@@ -21,8 +21,7 @@ from typing import Any
 
 from pipeline import trends
 from pipeline.datalake.files import write_text_atomic
-from pipeline.result import RunResult
-from pipeline.stage import LakeReader, Reporter
+from pipeline.stage import Reporter, RunLake, RunResult
 from stages.reporters import chart
 from stages.reporters import report_model as rm
 
@@ -69,7 +68,7 @@ class HtmlReporter(Reporter[HtmlOptions]):
 
     Options = HtmlOptions
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Build the shared model, draw the chart (once per run), render, write."""
         model = await rm.build_report(result, lake, self.options, stage=self.name)
         charts = {s.feed.slug: await chart.shared_chart(lake, s.trend, s.feed.slug) for s in model.sections}

@@ -16,8 +16,7 @@ from typing import Any
 
 from pipeline import trends
 from pipeline.datalake.files import write_text_atomic
-from pipeline.result import RunResult
-from pipeline.stage import LakeReader, Reporter
+from pipeline.stage import Output, Reporter, RunLake, RunResult
 from stages.reporters import report_model as rm
 
 logger = logging.getLogger(__name__)
@@ -66,14 +65,14 @@ class JsonReporter(Reporter[JsonOptions]):
 
     Options = JsonOptions
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Build the document and write it to the file or to standard output."""
         model = await rm.build_report(result, lake, self.options, stage=self.name)
         text = json.dumps(document(model), ensure_ascii=False, indent=2) + "\n"
         if str(self.options.path) == STDOUT:
             sys.stdout.write(text)
             sys.stdout.flush()
-            return {f"report:{self.name}": "stdout"}
+            return {f"report:{self.name}": Output("stdout", to_stdout=True)}
         await asyncio.to_thread(write_text_atomic, self.options.path, text)
         logger.info("wrote the JSON report to %s", self.options.path)
         return {f"report:{self.name}": str(self.options.path)}

@@ -14,8 +14,7 @@ import logging
 from pathlib import Path
 
 from pipeline.datalake.files import write_text_atomic
-from pipeline.result import RunResult
-from pipeline.stage import LakeReader, Reporter
+from pipeline.stage import Reporter, RunLake, RunResult
 from stages.reporters import chart
 from stages.reporters import report_model as rm
 
@@ -40,7 +39,7 @@ class MarkdownReporter(Reporter[MarkdownOptions]):
 
     Options = MarkdownOptions
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Read today and the trend window back from the lake, draw, render, write."""
         model = await rm.build_report(result, lake, self.options, stage=self.name)
         outputs: dict[str, str] = {}

@@ -22,8 +22,7 @@ from pydantic import Field, field_validator
 
 from pipeline.errors import ConfigError, ReportError
 from pipeline.redact import redact, register_secret
-from pipeline.result import RunResult
-from pipeline.stage import Check, LakeReader, Reporter, RunContext
+from pipeline.stage import Check, Reporter, RunContext, RunLake, RunResult
 from stages.reporters import report_model as rm
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ class NotifyReporter(Reporter[NotifyOptions]):
             return [*checks, self.preflight_check("url", "empty: notifications are off")]
         return [*checks, self.preflight_check("url", f"set ({urlsplit(url).scheme}://…); nothing sent by check")]
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Send the digest when ``on_success`` is set and a URL is configured; otherwise do nothing."""
         if not (self.options.url and self.options.on_success):
             return {}

@@ -24,8 +24,7 @@ from pipeline import trends
 from pipeline.errors import ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
-from pipeline.result import RunResult
-from pipeline.stage import Feed, LakeReader, RunLake
+from pipeline.stage import Feed, LakeReader, RunLake, RunResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -240,16 +239,13 @@ def listed_entries(trend: trends.FeedTrend, day: dt.date) -> list[Entry]:
     return [Entry(rank, key[1], title, "", "", math.nan, math.nan, 0, "", key[0]) for key, rank, title in listed]
 
 
-async def build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
+async def build_report(result: RunResult, lake: RunLake, options: ReportOptions, *, stage: str) -> Report:
     """Read today and the trend window back from the lake; compare today with the previous day the lake has.
 
-    In a run, ``lake`` is the run's ``RunLake``: the model is built once for every reporter
-    that asks with the same options.
+    The model is built once per run for every reporter that asks with the same options.
     """
-    if isinstance(lake, RunLake):
-        key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}:{options.trend_days}"
-        return await lake.shared(key, lambda: _build_report(result, lake, options, stage=stage))
-    return await _build_report(result, lake, options, stage=stage)
+    key = f"report_model:{options.top}:{options.lookback_days}:{options.climbers}:{options.trend_days}"
+    return await lake.shared(key, lambda: _build_report(result, lake, options, stage=stage))
 
 
 async def feed_section(

@@ -9,7 +9,10 @@ Every title, id and number here is invented; only the shape follows TMDB's API. 
 titles include the hostile cases the pipeline must survive: table pipes, newlines,
 Markdown and HTML, links, mentions, spreadsheet-formula prefixes and non-ASCII text.
 
-Run: ``python tests/data/generate_sample.py`` (deterministic; rewrites tests/data/sample/ and series/).
+Each page file of ``sample/`` is one raw-zone response record (``pipeline.datalake.rawzone``): the body as
+TMDB would send it, the request it answered and when it was fetched, as a live run archives it.
+
+Run: ``.venv/bin/python tests/data/generate_sample.py`` (deterministic; rewrites tests/data/sample/ and series/).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # run as a script: the raw zone's own writer formats the series
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the raw zone's own writer formats the files
+
+from pipeline.datalake import rawzone  # noqa: E402 - after the path is set
+from pipeline.stage import Batch, Feed  # noqa: E402
 
 HERE = Path(__file__).parent / "sample"
 SERIES = Path(__file__).parent / "series"
@@ -144,6 +150,21 @@ def day_pages(items: list[dict[str, object]], rng: random.Random) -> list[dict[s
     return pages
 
 
+def record(day: str, page: dict[str, object]) -> bytes:
+    """The raw-zone line a live run writes for ``page`` of ``day``, fetched at noon UTC plus a second per page."""
+    number = int(page["page"])  # type: ignore[call-overload]
+    batch = Batch(
+        page=number,
+        payload=page,
+        feed=Feed(),
+        extracted_at=dt.datetime.fromisoformat(f"{day}T12:00:00+00:00") + dt.timedelta(seconds=number),
+        body=json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        status=200,
+        request=f"/3/trending/movie/day?page={number}",
+    )
+    return rawzone.page_line(batch)
+
+
 def main() -> None:
     rng = random.Random(20261125)
     catalogue = build_catalogue(rng)
@@ -170,12 +191,12 @@ def main() -> None:
             old.unlink()
         (folder / "_lookups.json").write_text(json.dumps(lookups, indent=1, ensure_ascii=False) + "\n")
         for page in pages:
-            text = json.dumps(page, indent=1, ensure_ascii=False) + "\n"
-            (folder / f"page-{page['page']:03d}.json").write_text(text, encoding="utf-8")
+            (folder / f"page-{page['page']:03d}.json").write_bytes(record(day, page))
     (HERE / "README.md").write_text(
         "# Synthetic sample\n\nSYNTHETIC data in the shape of TMDB's `/3/trending/movie/day` responses, made by "
         "`tests/data/generate_sample.py`. No title, id or number is real. Two days (2026-11-24 and 2026-11-25), "
-        "three pages each, with hostile titles, a missing release date, null and empty fields, a record without "
+        "three pages each, each page a raw-zone response record (`pipeline.datalake.rawzone`), "
+        "with hostile titles, a missing release date, null and empty fields, a record without "
         "an id, a non-numeric popularity and a duplicate id across pages.\n",
         encoding="utf-8",
     )

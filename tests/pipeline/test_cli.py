@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "sample"
 
 
-def write_config(path: Path, lake: Path, reporter: str = "") -> Path:
+def write_sample_config(path: Path, lake: Path, reporter: str = "") -> Path:
     path.write_text(
         f"extractor: {{type: replay, options: {{path: '{SAMPLE / '2026-11-25'}'}}}}\n"
         "transformer: {type: standardize}\n"
@@ -39,7 +39,9 @@ def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path)
 
 def test_dry_run_writes_nothing_and_prints_what_it_would_write(tmp_path: Path, run_cli: CliRunner) -> None:
     lake = tmp_path / "lake"
-    done = run_cli("run", "--config", str(write_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run")
+    done = run_cli(
+        "run", "--config", str(write_sample_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run"
+    )
     assert done.returncode == 0, done.stderr
     assert not lake.exists()
     assert "would write 57 rows" in done.stdout
@@ -48,7 +50,7 @@ def test_dry_run_writes_nothing_and_prints_what_it_would_write(tmp_path: Path, r
 
 def test_check_resolves_every_stage_without_running(tmp_path: Path, run_cli: CliRunner) -> None:
     lake = tmp_path / "lake"
-    done = run_cli("check", "--config", str(write_config(tmp_path / "c.yml", lake)))
+    done = run_cli("check", "--config", str(write_sample_config(tmp_path / "c.yml", lake)))
     assert done.returncode == 0, done.stderr
     assert "valid" in done.stdout and "stages.extractors.replay.ReplayExtractor" in done.stdout
     assert not lake.exists()
@@ -63,7 +65,7 @@ def test_stages_lists_every_kind_with_its_distribution(run_cli: CliRunner) -> No
 
 
 def test_unknown_stage_exits_2_listing_the_registered_names(tmp_path: Path, run_cli: CliRunner) -> None:
-    config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: pdf}\n")
+    config = write_sample_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: pdf}\n")
     done = run_cli("run", "--config", str(config))
     assert done.returncode == 2
     assert done.stderr.startswith("error: unknown reporter 'pdf'; registered reporters: ")
@@ -72,7 +74,7 @@ def test_unknown_stage_exits_2_listing_the_registered_names(tmp_path: Path, run_
 
 def test_missing_environment_variable_exits_2_naming_it(tmp_path: Path, run_cli: CliRunner) -> None:
     config = tmp_path / "c.yml"
-    config.write_text(write_config(config, tmp_path).read_text().replace(str(tmp_path), "${NO_SUCH_LAKE_VAR}"))
+    config.write_text(write_sample_config(config, tmp_path).read_text().replace(str(tmp_path), "${NO_SUCH_LAKE_VAR}"))
     done = run_cli("run", "--config", str(config))
     assert done.returncode == 2
     assert "loader.options.root: environment variable NO_SUCH_LAKE_VAR is not set" in done.stderr
@@ -80,7 +82,7 @@ def test_missing_environment_variable_exits_2_naming_it(tmp_path: Path, run_cli:
 
 def test_a_third_party_plugin_reporter_runs_by_its_entry_point_name(tmp_path: Path, run_cli: CliRunner) -> None:
     out = tmp_path / "count.txt"
-    config = write_config(
+    config = write_sample_config(
         tmp_path / "c.yml", tmp_path / "lake", f"reporter: {{type: row-count, options: {{path: '{out}'}}}}\n"
     )
     done = run_cli("run", "--config", str(config), "--date", "2026-11-25")
@@ -106,7 +108,7 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], message: str, run_cl
 
 
 def test_a_failed_run_exits_1_with_one_line_and_a_traceback_only_with_verbose(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.yml", tmp_path / "lake")
+    config = write_sample_config(tmp_path / "c.yml", tmp_path / "lake")
     config.write_text(config.read_text().replace(str(SAMPLE / "2026-11-25"), str(tmp_path / "missing")))
     quiet = run_subprocess("run", "--config", str(config))
     assert quiet.returncode == 1
@@ -117,7 +119,7 @@ def test_a_failed_run_exits_1_with_one_line_and_a_traceback_only_with_verbose(tm
 
 
 def test_invalid_option_exits_2_naming_the_key(tmp_path: Path, run_cli: CliRunner) -> None:
-    config = write_config(tmp_path / "c.yml", tmp_path / "lake")
+    config = write_sample_config(tmp_path / "c.yml", tmp_path / "lake")
     done = run_cli("run", "--config", str(config), "--set", "transformer.options.page_size=0")
     assert done.returncode == 2
     assert "error: transformer.options.page_size: must be at least 1, got 0" in done.stderr
@@ -126,7 +128,9 @@ def test_invalid_option_exits_2_naming_the_key(tmp_path: Path, run_cli: CliRunne
 def test_json_reporter_on_stdout_keeps_stdout_parseable(tmp_path: Path, run_cli: CliRunner) -> None:
     import json
 
-    config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: json, options: {path: '-'}}\n")
+    config = write_sample_config(
+        tmp_path / "c.yml", tmp_path / "lake", "reporter: {type: json, options: {path: '-'}}\n"
+    )
     done = run_cli("run", "--config", str(config), "--date", "2026-11-25", "-q")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -150,7 +154,7 @@ def test_an_unknown_command_exits_2_guessing_the_command(word: str, message: str
 
 def test_options_without_a_command_still_mean_run(tmp_path: Path, run_cli: CliRunner) -> None:
     lake = tmp_path / "lake"
-    done = run_cli("--config", str(write_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run")
+    done = run_cli("--config", str(write_sample_config(tmp_path / "c.yml", lake)), "--date", "2026-11-25", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "would write 57 rows" in done.stdout
 
@@ -165,7 +169,9 @@ def test_version_prints_the_installed_distribution_version(run_cli: CliRunner) -
 
 @pytest.mark.parametrize("key", ["reporter[0].options.top", "reporter.0.options.top"])
 def test_set_takes_the_key_path_errors_print(key: str, tmp_path: Path, run_cli: CliRunner) -> None:
-    config = write_config(tmp_path / "c.yml", tmp_path / "lake", "reporter: [{type: json, options: {path: '-'}}]\n")
+    config = write_sample_config(
+        tmp_path / "c.yml", tmp_path / "lake", "reporter: [{type: json, options: {path: '-'}}]\n"
+    )
     args = ("check", "--config", str(config))
     bad = run_cli(*args, "--set", f"{key}=500")
     assert bad.returncode == 2

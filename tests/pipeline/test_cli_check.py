@@ -12,22 +12,21 @@ import pytest
 from tests.support.cli import CliResult, CliRunner
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, object_keys
 from tests.support.fixtures_tmdb import StandinFactory
+from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "sample" / "2026-11-25"
 TOKEN = "check-test-token-0123456789abcdef"
 
 
-def config(path: Path, *, extractor: dict[str, Any] | None = None, loader: dict[str, Any] | None = None) -> Path:
+def check_config(path: Path, *, extractor: dict[str, Any] | None = None, loader: dict[str, Any] | None = None) -> Path:
     """A config file: replay of the sample (or ``extractor``) → standardize → ``loader`` (default: local)."""
-    document = {
-        "extractor": extractor or {"type": "replay", "options": {"path": str(SAMPLE)}},
-        "transformer": {"type": "standardize"},
-        "loader": loader or {"type": "local", "options": {"root": str(path.parent / "lake")}},
-        "reporter": {"type": "markdown", "options": {"path": str(path.parent / "report.md")}},
-    }
-    path.write_text(json.dumps(document), encoding="utf-8")  # JSON is YAML
-    return path
+    reporters = [{"type": "markdown", "options": {"path": str(path.parent / "report.md")}}]
+    lake = loader or {"type": "local", "options": {"root": str(path.parent / "lake")}}
+    document = replay_config(lake, SAMPLE, reporters)
+    if extractor is not None:
+        document["extractor"] = extractor
+    return write_config(path, document)
 
 
 def failed(done: CliResult) -> list[str]:
@@ -36,7 +35,7 @@ def failed(done: CliResult) -> list[str]:
 
 
 def test_an_offline_check_of_a_good_config_passes_and_writes_nothing(tmp_path: Path, run_cli: CliRunner) -> None:
-    path = config(tmp_path / "c.yml")
+    path = check_config(tmp_path / "c.yml")
 
     done = run_cli("check", "--config", str(path))
 
@@ -62,7 +61,7 @@ def test_a_replay_path_that_cannot_be_replayed_fails_the_check(
     where = tmp_path / replay_path
     if replay_path == "empty":
         where.mkdir()
-    path = config(tmp_path / "c.yml", extractor={"type": "replay", "options": {"path": str(where)}})
+    path = check_config(tmp_path / "c.yml", extractor={"type": "replay", "options": {"path": str(where)}})
 
     done = run_cli("check", "--config", str(path))
 
@@ -74,7 +73,7 @@ def test_a_replay_path_that_cannot_be_replayed_fails_the_check(
 def test_a_lake_root_that_cannot_be_created_fails_the_check(tmp_path: Path, run_cli: CliRunner) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    path = config(tmp_path / "c.yml", loader={"type": "local", "options": {"root": str(blocker / "lake")}})
+    path = check_config(tmp_path / "c.yml", loader={"type": "local", "options": {"root": str(blocker / "lake")}})
 
     done = run_cli("check", "--config", str(path))
 
@@ -91,7 +90,7 @@ def tmdb(**options: Any) -> dict[str, Any]:
 
 
 def test_tmdb_without_credentials_fails_offline_naming_both_variables(tmp_path: Path, run_cli: CliRunner) -> None:
-    done = run_cli("check", "--config", str(config(tmp_path / "c.yml", extractor=tmdb())))
+    done = run_cli("check", "--config", str(check_config(tmp_path / "c.yml", extractor=tmdb())))
 
     assert done.returncode == 1
     assert failed(done) == [
@@ -112,7 +111,7 @@ def test_tmdb_credentials_present_pass_offline_without_a_request_or_the_secret(
 ) -> None:
     # A closed port: any request would fail the check, so passing proves none was made.
     section = tmdb(base_url=f"http://127.0.0.1:{closed_port}")
-    done = run_cli("check", "--config", str(config(tmp_path / "c.yml", extractor=section)), env=env)
+    done = run_cli("check", "--config", str(check_config(tmp_path / "c.yml", extractor=section)), env=env)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert source in done.stdout
@@ -124,7 +123,7 @@ async def test_tmdb_connect_makes_one_authenticated_configuration_call(
     tmp_path: Path, run_cli: CliRunner, tmdb_standin: StandinFactory
 ) -> None:
     standin = await tmdb_standin(token=TOKEN)
-    path = config(tmp_path / "c.yml", extractor=tmdb(base_url=standin.base_url))
+    path = check_config(tmp_path / "c.yml", extractor=tmdb(base_url=standin.base_url))
 
     done = await asyncio.to_thread(
         run_cli, "check", "--config", str(path), "--connect", env={"TMDB_ACCESS_TOKEN": TOKEN}
@@ -141,7 +140,7 @@ async def test_tmdb_connect_with_a_wrong_token_fails_with_tmdb_message_and_no_se
     tmp_path: Path, run_cli: CliRunner, tmdb_standin: StandinFactory
 ) -> None:
     standin = await tmdb_standin(token="the-right-token-0123456789")
-    path = config(tmp_path / "c.yml", extractor=tmdb(base_url=standin.base_url))
+    path = check_config(tmp_path / "c.yml", extractor=tmdb(base_url=standin.base_url))
 
     done = await asyncio.to_thread(
         run_cli, "check", "--config", str(path), "--connect", env={"TMDB_ACCESS_TOKEN": TOKEN}
@@ -164,7 +163,7 @@ def test_s3_offline_finds_environment_credentials_and_never_prints_them(
     tmp_path: Path, run_cli: CliRunner, aws_env: dict[str, str], closed_port: int
 ) -> None:
     section = s3("some-bucket", endpoint_url=f"http://127.0.0.1:{closed_port}")
-    done = run_cli("check", "--config", str(config(tmp_path / "c.yml", loader=section)), env=aws_env)
+    done = run_cli("check", "--config", str(check_config(tmp_path / "c.yml", loader=section)), env=aws_env)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "✓ loader      s3              bucket       s3://some-bucket/lake/tmdb (bucket name and prefix valid)" in (
@@ -185,7 +184,7 @@ def test_s3_offline_finds_a_profile_in_the_shared_credentials_file(
     env = {k: v for k, v in aws_env.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET"))}
     env |= {"AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_PROFILE": "lake"}
 
-    done = run_cli("check", "--config", str(config(tmp_path / "c.yml", loader=s3("some-bucket"))), env=env)
+    done = run_cli("check", "--config", str(check_config(tmp_path / "c.yml", loader=s3("some-bucket"))), env=env)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "found by the standard AWS chain (shared-credentials-file)" in done.stdout
@@ -196,7 +195,7 @@ def test_s3_offline_without_credentials_fails_and_asks_no_metadata_service(
 ) -> None:
     env = {k: v for k, v in aws_env.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "AWS_EC2_METADATA"))}
 
-    done = run_cli("check", "--config", str(config(tmp_path / "c.yml", loader=s3("some-bucket"))), env=env)
+    done = run_cli("check", "--config", str(check_config(tmp_path / "c.yml", loader=s3("some-bucket"))), env=env)
 
     assert done.returncode == 1
     assert failed(done) == [
@@ -206,7 +205,7 @@ def test_s3_offline_without_credentials_fails_and_asks_no_metadata_service(
 
 
 def test_an_invalid_bucket_is_a_failed_check_and_a_configuration_error(tmp_path: Path, run_cli: CliRunner) -> None:
-    done = run_cli("check", "--config", str(config(tmp_path / "c.yml", loader=s3("s3://Bad_Bucket"))))
+    done = run_cli("check", "--config", str(check_config(tmp_path / "c.yml", loader=s3("s3://Bad_Bucket"))))
 
     assert done.returncode == 2
     [line] = failed(done)
@@ -217,7 +216,7 @@ def test_an_invalid_bucket_is_a_failed_check_and_a_configuration_error(tmp_path:
 async def test_s3_connect_heads_the_bucket_and_writes_then_deletes_one_probe(
     tmp_path: Path, run_cli: CliRunner, aws_env: dict[str, str], s3_client: Any, s3_bucket: str, moto_endpoint: str
 ) -> None:
-    path = config(tmp_path / "c.yml", loader=s3(s3_bucket, endpoint_url=moto_endpoint))
+    path = check_config(tmp_path / "c.yml", loader=s3(s3_bucket, endpoint_url=moto_endpoint))
 
     done = await asyncio.to_thread(run_cli, "check", "--config", str(path), "--connect", env=aws_env)
 
@@ -236,7 +235,7 @@ async def test_s3_connect_to_a_missing_bucket_or_a_dead_endpoint_fails_at_head_b
     tmp_path: Path, run_cli: CliRunner, aws_env: dict[str, str], moto_endpoint: str, closed_port: int, endpoint: str
 ) -> None:
     url = moto_endpoint if endpoint == "moto" else f"http://127.0.0.1:{closed_port}"
-    path = config(tmp_path / "c.yml", loader=s3("no-such-bucket-here", endpoint_url=url))
+    path = check_config(tmp_path / "c.yml", loader=s3("no-such-bucket-here", endpoint_url=url))
 
     done = await asyncio.to_thread(
         run_cli, "check", "--config", str(path), "--connect", env={**aws_env, "AWS_MAX_ATTEMPTS": "1"}
@@ -254,7 +253,7 @@ async def test_s3_connect_to_a_missing_bucket_or_a_dead_endpoint_fails_at_head_b
 
 
 def test_a_plugin_stage_gets_the_default_preflight(tmp_path: Path, run_cli: CliRunner) -> None:
-    path = config(tmp_path / "c.yml")
+    path = check_config(tmp_path / "c.yml")
     document = json.loads(path.read_text())
     document["reporter"] = {"type": "row-count", "options": {"path": str(tmp_path / "count.txt")}}
     path.write_text(json.dumps(document))

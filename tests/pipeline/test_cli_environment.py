@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli
-from pipeline.query import history
+from pipeline.commands import history
 from tests.support.cli import CliRunner, run_subprocess
 
 NOT_INSTALLED = (

@@ -138,14 +138,3 @@ def test_every_public_name_of_the_package_resolves() -> None:
     assert sorted(pipeline.__all__) == sorted(pipeline._WHERE)
     for name in pipeline.__all__:
         assert getattr(pipeline, name) is not None
-
-
-def test_the_0_1_module_paths_third_party_stages_use_still_resolve() -> None:
-    import pipeline.datalake
-    import pipeline.datalake.schema
-    import pipeline.lake
-    import pipeline.schema
-
-    assert pipeline.lake.ObjectLakeLoader is pipeline.datalake.ObjectLakeLoader
-    assert sorted(pipeline.lake.__all__) == sorted(pipeline.datalake.__all__)
-    assert pipeline.schema.COLUMNS is pipeline.datalake.schema.COLUMNS

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pipeline.result import RunResult
 
 from pipeline.errors import ReportError
-from pipeline.result import RunResult
 from pipeline.runner import Stages, run_stages
 from pipeline.stage import LakeReader, RunContext
 from tests.support.cli import CliRunner, error_lines

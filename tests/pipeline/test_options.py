@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from pathlib import Path
 
 import pytest
 from pydantic import Field, ValidationError
@@ -14,7 +13,7 @@ from pipeline import Reporter, RunResult
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.options import NoOptions, OptionError, StageOptions, build_options
-from pipeline.stage import LakeReader
+from pipeline.stage import RunLake
 
 CONFIG = {
     "extractor": {"type": "replay", "options": {"path": "pages"}},
@@ -36,7 +35,7 @@ class WeightedReporter(Reporter[WeightedOptions]):
 
     Options = WeightedOptions
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Nothing to write."""
         return {}
 
@@ -102,36 +101,12 @@ def test_no_options_takes_none() -> None:
     assert str(caught.value) == "transformer.options: expected a mapping, got list"
 
 
-@dataclasses.dataclass(frozen=True)
-class LegacyOptions:
-    """A plugin's options from before the models: still accepted, checked from the annotations."""
-
-    path: Path
-    pages: int = 20
-
-    def __post_init__(self) -> None:
-        if self.pages > 100:
-            raise OptionError("pages", "must be at most 100")
-
-
-def test_a_dataclass_options_class_still_works() -> None:
-    assert build_options(LegacyOptions, {"path": "out", "pages": "5"}, "o") == LegacyOptions(Path("out"), 5)
-    for raw, message in [
-        ({}, "o.path: required"),
-        ({"path": "x", "extra": 1}, "o.extra: unknown option; allowed: pages, path"),
-        ({"path": "x", "pages": 101}, "o.pages: must be at most 100"),
-    ]:
-        with pytest.raises(ConfigError) as caught:
-            build_options(LegacyOptions, raw, "o")
-        assert str(caught.value) == message
-
-
-def test_dataclass_bounds_in_field_metadata_are_refused_not_ignored() -> None:
+def test_a_class_that_is_not_stage_options_is_refused() -> None:
     @dataclasses.dataclass(frozen=True)
-    class Bounded:
-        pages: int = dataclasses.field(default=20, metadata={"ge": 1})
+    class Plain:
+        pages: int = 20
 
-    with pytest.raises(TypeError, match=r"Bounded\.pages: declare bounds with Field"):
-        build_options(Bounded, {}, "o")
+    with pytest.raises(TypeError, match="is not an options class"):
+        build_options(Plain, {}, "o")
     with pytest.raises(TypeError, match="is not an options class"):
         build_options(dict, {}, "o")

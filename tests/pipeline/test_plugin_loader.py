@@ -9,21 +9,17 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.registry import describe
+from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests/data/sample"
 
 
-def config(tmp_path: Path, day: str, pages: Path | None = None) -> Path:
-    path = tmp_path / f"{day}.yml"
-    document = {
-        "extractor": {"type": "replay", "options": {"path": str(pages or SAMPLE / day)}},
-        "transformer": {"type": "standardize"},
-        "loader": {"type": "jsonl", "options": {"folder": str(tmp_path / "days")}},
-        "reporter": [{"type": "markdown", "options": {"path": str(tmp_path / "LATEST_UPDATE.md"), "top": 5}}],
-    }
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return path
+def plugin_config(tmp_path: Path, day: str, pages: Path | None = None) -> Path:
+    """A config file: replay ``day`` (or ``pages``) into the plugin's ``jsonl`` loader, with a Markdown report."""
+    loader = {"type": "jsonl", "options": {"folder": str(tmp_path / "days")}}
+    reporters = [{"type": "markdown", "options": {"path": str(tmp_path / "LATEST_UPDATE.md"), "top": 5}}]
+    return write_config(tmp_path / f"{day}.yml", replay_config(loader, pages or SAMPLE / day, reporters))
 
 
 def test_the_plugin_loader_is_registered_from_its_own_distribution() -> None:
@@ -35,7 +31,7 @@ def test_a_plugin_loader_commits_days_that_the_built_in_report_reads_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for day in ("2026-11-24", "2026-11-25"):
-        assert main(["run", "--config", str(config(tmp_path, day)), "--date", day, "-q"]) == 0
+        assert main(["run", "--config", str(plugin_config(tmp_path, day)), "--date", day, "-q"]) == 0
     days = tmp_path / "days"
     assert sorted(p.name for p in days.iterdir()) == ["2026-11-24_movies.jsonl", "2026-11-25_movies.jsonl"]
     rows = [json.loads(line) for line in (days / "2026-11-25_movies.jsonl").read_text().splitlines()]
@@ -46,12 +42,12 @@ def test_a_plugin_loader_commits_days_that_the_built_in_report_reads_back(
 
 
 def test_a_failed_run_leaves_the_plugins_previous_day_and_no_temp_file(tmp_path: Path) -> None:
-    assert main(["run", "--config", str(config(tmp_path, "2026-11-25")), "--date", "2026-11-25", "-q"]) == 0
+    assert main(["run", "--config", str(plugin_config(tmp_path, "2026-11-25")), "--date", "2026-11-25", "-q"]) == 0
     before = (tmp_path / "days" / "2026-11-25_movies.jsonl").read_bytes()
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "page-001.json").write_text("{not json", encoding="utf-8")
-    bad = config(tmp_path, "2026-11-25", broken)
+    bad = plugin_config(tmp_path, "2026-11-25", broken)
     assert main(["run", "--config", str(bad), "--date", "2026-11-25", "-q"]) == 1
     assert sorted(p.name for p in (tmp_path / "days").iterdir()) == ["2026-11-25_movies.jsonl"]
     assert (tmp_path / "days" / "2026-11-25_movies.jsonl").read_bytes() == before

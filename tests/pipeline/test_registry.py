@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import registry
+from pipeline import registry, stage
 from pipeline.errors import StageLoadError, UnknownStageError
+from pipeline.kinds import KINDS
 from stages.loaders.local import LocalLoader
 from tests.support.cli import run_python
 
@@ -64,6 +65,13 @@ def test_the_installed_entry_points_of_each_kind_are_found_in_one_scan() -> None
     assert {"local", "s3"} <= found["loader"] and "standardize" in found["transformer"]
     assert registry._installed_stages.cache_info().misses <= 1  # four kinds asked for, metadata read once
     assert {ep.group for ep in registry._installed_stages()} == set(registry.GROUPS.values())
+
+
+def test_each_kind_has_one_group_and_one_base_class_in_run_order() -> None:
+    assert KINDS == ("extractor", "transformer", "loader", "reporter")
+    assert list(registry.GROUPS.items()) == [(kind, f"pipeline.{kind}s") for kind in KINDS]
+    assert [(kind, base.kind) for kind, base in stage.BASES.items()] == [(kind, kind) for kind in KINDS]
+    assert [base.__name__ for base in stage.BASES.values()] == ["Extractor", "Transformer", "Loader", "Reporter"]
 
 
 def in_fresh_interpreter(code: str) -> Any:

@@ -7,15 +7,18 @@ import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
-from collections.abc import AsyncGenerator, Mapping
+import time
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from pipeline.errors import ExtractError, LoadError, TransformError
+from pipeline.options import NoOptions
 from pipeline.runner import Stages, outcome_of, project_version, run_pipeline, run_stages
-from pipeline.stage import Batch, Feed, RunContext
+from pipeline.stage import Batch, CommitInfo, Feed, Loader, RunContext, RunLake, RunResult
 from tests.support.fakes import (
     CollectingDay,
     CollectingLoader,
@@ -27,7 +30,7 @@ from tests.support.fakes import (
 )
 
 
-def make(context: RunContext, log: list[str], **fail: int) -> Stages:
+def logged_stages(context: RunContext, log: list[str], **fail: int) -> Stages:
     batches = [batch(1, [1, 2]), batch(2, [3, 4]), batch(3, [5])]
     return Stages(
         extractor=ListExtractor(context, batches, fail_after=fail.get("extract"), log=log),
@@ -39,7 +42,7 @@ def make(context: RunContext, log: list[str], **fail: int) -> Stages:
 
 async def test_success_runs_stages_in_order_and_reports_what_was_committed(context: RunContext) -> None:
     log: list[str] = []
-    stages = make(context, log)
+    stages = logged_stages(context, log)
     result = await run_stages(stages, context)
     assert result.rows == 5
     assert result.batches == 3
@@ -57,7 +60,7 @@ async def test_success_runs_stages_in_order_and_reports_what_was_committed(conte
 
 async def test_chunks_stream_to_the_loader_before_extraction_ends(context: RunContext) -> None:
     log: list[str] = []
-    await run_stages(make(context, log), context)
+    await run_stages(logged_stages(context, log), context)
     assert log.index("loader.write 1") < log.index("extractor.yield 3")
     assert log.index("loader.write 2") < log.index("extractor.yield 3")
     assert log.index("extractor.yield 3") < log.index("extractor.done")
@@ -75,7 +78,7 @@ async def test_a_failing_stage_aborts_the_loader_and_closes_everything(
     context: RunContext, failure: dict[str, int], error: type[Exception], stage_name: str
 ) -> None:
     log: list[str] = []
-    stages = make(context, log, **failure)
+    stages = logged_stages(context, log, **failure)
     with pytest.raises(error) as caught:
         await run_stages(stages, context)
     assert getattr(caught.value, "stage", None) == stage_name
@@ -92,7 +95,7 @@ async def test_a_failing_stage_aborts_the_loader_and_closes_everything(
 async def test_dry_run_extracts_and_transforms_but_never_touches_the_loader(context: RunContext) -> None:
     log: list[str] = []
     dry = RunContext(context.trend_date, context.run_id, context.started_at, dry_run=True)
-    stages = make(dry, log)
+    stages = logged_stages(dry, log)
     result = await run_stages(stages, dry)
     assert result.rows == 5
     assert result.dry_run
@@ -112,7 +115,7 @@ async def test_a_surprise_carrying_a_secret_is_redacted_and_not_chained(context:
             yield  # pragma: no cover
 
     log: list[str] = []
-    stages = make(context, log)
+    stages = logged_stages(context, log)
     stages = Stages(LeakyExtractor(context, []), stages.transformer, stages.loader)
     with pytest.raises(ExtractError) as caught:
         await run_stages(stages, context)
@@ -123,7 +126,7 @@ async def test_a_surprise_carrying_a_secret_is_redacted_and_not_chained(context:
 async def test_a_later_stage_failing_closes_the_extractors_pages_before_the_abort(context: RunContext) -> None:
     log: list[str] = []
     with pytest.raises(LoadError):
-        await run_stages(make(context, log, load=2), context)
+        await run_stages(logged_stages(context, log, load=2), context)
     assert "extractor.done" not in log
     assert log.index("extractor.pages closed") < log.index("loader.abort")
 
@@ -132,7 +135,7 @@ async def test_reporters_share_one_read_of_each_day_and_a_run_without_readers_re
     context: RunContext,
 ) -> None:
     log: list[str] = []
-    stages = make(context, log)
+    stages = logged_stages(context, log)
     two = dataclasses.replace(stages, reporters=(RecordingReporter(context), RecordingReporter(context)))
     await run_stages(two, context)
     loader = stages.loader
@@ -140,13 +143,13 @@ async def test_reporters_share_one_read_of_each_day_and_a_run_without_readers_re
     assert loader.reads == 1, "two reporters, one read of the day"
     assert [r.seen for r in two.reporters if isinstance(r, RecordingReporter)] == [[SeenReport(5, 5)]] * 2
 
-    quiet = make(context, [])
+    quiet = logged_stages(context, [])
     await run_stages(dataclasses.replace(quiet, reporters=()), context)
     assert isinstance(quiet.loader, CollectingLoader) and quiet.loader.reads == 0
 
 
 async def test_the_loader_gets_the_runs_facts_typed_at_commit(context: RunContext) -> None:
-    stages = make(context, [])
+    stages = logged_stages(context, [])
     result = await run_stages(stages, context)
     loader = stages.loader
     assert isinstance(loader, CollectingLoader) and loader.summary is not None
@@ -159,7 +162,7 @@ async def test_the_loader_gets_the_runs_facts_typed_at_commit(context: RunContex
 
 
 async def test_timings_name_every_phase_and_are_rounded_only_for_output(context: RunContext) -> None:
-    result = await run_stages(make(context, []), context)
+    result = await run_stages(logged_stages(context, []), context)
     assert set(result.timings) == {"open", "extract", "transform", "load", "report"}
     assert all(value > 0 for value in result.timings.values())
     assert result.to_dict()["timings"] == {k: round(v, 3) for k, v in result.timings.items()}
@@ -167,7 +170,7 @@ async def test_timings_name_every_phase_and_are_rounded_only_for_output(context:
 
 async def test_a_failure_or_a_cancellation_carries_what_it_did_to_the_lake(context: RunContext) -> None:
     with pytest.raises(LoadError) as failed:
-        await run_stages(make(context, [], load=2), context)
+        await run_stages(logged_stages(context, [], load=2), context)
     assert failed.value.outcome == "nothing was committed"
 
     hanging_now = asyncio.Event()
@@ -178,7 +181,7 @@ async def test_a_failure_or_a_cancellation_carries_what_it_did_to_the_lake(conte
             hanging_now.set()
             await asyncio.Event().wait()
 
-    stages = make(context, [])
+    stages = logged_stages(context, [])
     run = asyncio.ensure_future(run_stages(dataclasses.replace(stages, extractor=Hanging(context, [])), context))
     await hanging_now.wait()
     run.cancel()
@@ -223,7 +226,7 @@ async def test_a_second_cancellation_waits_for_the_abort_and_the_outcome_is_stil
             await super().begin(feed)
             return SlowDay(self)
 
-    stages = make(context, [])
+    stages = logged_stages(context, [])
     stages = dataclasses.replace(stages, extractor=Hanging(context, []), loader=SlowAbort(context))
     run = asyncio.ensure_future(run_stages(stages, context))
     await hanging_now.wait()
@@ -237,3 +240,172 @@ async def test_a_second_cancellation_waits_for_the_abort_and_the_outcome_is_stil
         await run
     assert stages.loader.aborted
     assert outcome_of(cancelled.value) == "nothing was committed"
+# == what reaches the result, the commit and the reporters; errors and timings =============================
+def make_with(context: RunContext, **parts: Any) -> Stages:
+    """The usual stages with ``parts`` in place of theirs."""
+    return dataclasses.replace(logged_stages(context, []), **parts)
+
+
+class TimedLoader(CollectingLoader):
+    """Notes when its commit ended."""
+
+    committed_at: dt.datetime | None = None
+
+    async def commit(self, info: CommitInfo) -> dict[str, str]:
+        outputs = await super().commit(info)
+        self.committed_at = dt.datetime.now(dt.UTC)
+        return outputs
+
+
+class SnapshotReporter(RecordingReporter):
+    """Keeps a copy of the result as it was handed to the reporter."""
+
+    snapshot: RunResult | None = None
+    reported_at: dt.datetime | None = None
+
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
+        self.snapshot = dataclasses.replace(result, timings=dict(result.timings), dropped=dict(result.dropped))
+        outputs = await super().report(result, lake)
+        self.reported_at = dt.datetime.now(dt.UTC)
+        return outputs
+
+
+class DroppingTransformer(FrameTransformer):
+    """Drops one row per page, and says so."""
+
+    async def transform(self, batch: Batch) -> pd.DataFrame:
+        frame = await super().transform(batch)
+        self.dropped["no title"] += 1
+        return frame.iloc[1:]
+
+
+class WriteOnlyLoader(Loader[NoOptions]):
+    """A loader that cannot read its lake back (no ``read_day``)."""
+
+    def __init__(self, context: RunContext) -> None:
+        super().__init__(NoOptions(), context, name="write-only")
+
+    async def begin(self, feed: Feed) -> None:
+        pass
+
+    async def write(self, chunk: pd.DataFrame) -> None:
+        pass
+
+    async def commit(self, info: CommitInfo) -> dict[str, str]:
+        return {"cleaned": "nowhere://"}
+
+    async def abort(self) -> None:
+        pass
+
+
+async def test_reporters_see_the_result_as_of_the_commit(context: RunContext) -> None:
+    loader, reporter = TimedLoader(context), SnapshotReporter(context)
+    result = await run_stages(make_with(context, loader=loader, reporters=(reporter,)), context)
+    seen = reporter.snapshot
+    assert seen is not None and seen.finished_at is not None and loader.committed_at is not None
+    assert seen.finished_at >= loader.committed_at, "the finish time is taken again after the commit"
+    assert {"open", "extract", "transform", "load"} <= set(seen.timings)
+    assert seen.counters == {"pages": 3}
+    assert result.finished_at is not None and reporter.reported_at is not None
+    assert result.finished_at >= reporter.reported_at, "the run finishes after its reports"
+    assert "report" in result.timings
+
+
+async def test_what_the_transformer_dropped_reaches_the_commit_and_the_result(context: RunContext) -> None:
+    loader, reporter = CollectingLoader(context), SnapshotReporter(context)
+    stages = make_with(context, transformer=DroppingTransformer(context), loader=loader, reporters=(reporter,))
+    result = await run_stages(stages, context)
+    assert result.rows == 2
+    assert result.dropped == {"no title": 3}
+    assert loader.summary is not None and dict(loader.summary.dropped) == {"no title": 3}
+    assert reporter.snapshot is not None and reporter.snapshot.dropped == {"no title": 3}
+
+
+async def test_a_loader_that_cannot_read_gives_reporters_no_day(context: RunContext) -> None:
+    reporter = RecordingReporter(context)
+    result = await run_stages(make_with(context, loader=WriteOnlyLoader(context), reporters=(reporter,)), context)
+    assert [(s.rows, s.today_rows) for s in reporter.seen] == [(5, None)]
+    assert result.outputs == {"cleaned": "nowhere://", "report:record": "memory://report"}
+
+
+async def test_a_stages_own_pipeline_error_passes_through_unwrapped(context: RunContext) -> None:
+    own = ExtractError("TMDB said no", stage="list")
+
+    class Refusing(ListExtractor):
+        async def batches(self) -> AsyncGenerator[Batch, None]:
+            raise own
+            yield  # pragma: no cover
+
+    loader = CollectingLoader(context)
+    with pytest.raises(ExtractError) as caught:
+        await run_stages(make_with(context, extractor=Refusing(context, []), loader=loader), context)
+    assert caught.value is own
+    assert loader.aborted
+    assert own.outcome == "nothing was committed"
+
+
+async def test_an_outcome_the_error_already_carries_is_kept(context: RunContext) -> None:
+    own = LoadError("the commit failed", stage="collect")
+    own.outcome = "the old day was restored"
+
+    class Failing(CollectingLoader):
+        async def commit(self, info: CommitInfo) -> dict[str, str]:
+            raise own
+
+    with pytest.raises(LoadError) as caught:
+        await run_stages(make_with(context, loader=Failing(context)), context)
+    assert caught.value is own and own.outcome == "the old day was restored"
+
+
+async def test_timings_are_durations_within_the_runs_wall_time(context: RunContext) -> None:
+    started = time.perf_counter()
+    result = await run_stages(make_with(context), context)
+    elapsed = time.perf_counter() - started
+    assert result.timings and all(0 < value <= elapsed for value in result.timings.values())
+    assert sum(result.timings.values()) <= elapsed
+
+
+@pytest.fixture
+def uncached_version() -> Iterator[None]:
+    """``project_version`` computed afresh in the test (it is cached for the process)."""
+    project_version.cache_clear()
+    yield
+    project_version.cache_clear()
+
+
+def test_project_version_is_the_installed_distributions(uncached_version: None) -> None:
+    assert project_version() == importlib.metadata.version("tmdb-trending-pipeline")
+
+
+def test_project_version_without_the_distribution_is_unknown(
+    uncached_version: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert project_version() == "0+unknown"
+
+
+async def test_a_dry_run_reports_where_the_loader_would_write(context: RunContext) -> None:
+    class Planning(CollectingLoader):
+        def planned_outputs(self, feed: Feed) -> dict[str, str]:
+            return {"cleaned": f"memory://{feed.slug}"}
+
+    dry = dataclasses.replace(context, dry_run=True)
+    loader = Planning(dry)
+    result = await run_stages(make_with(dry, loader=loader), dry)
+    assert result.outputs == {"cleaned": "memory://movies"}
+    assert loader.summary is None and result.rows == 5
+    assert result.finished_at is not None and result.counters == {"pages": 3}
+    assert set(result.timings) == {"open", "extract", "transform"}
+
+
+async def test_a_loader_with_nothing_to_say_leaves_the_error_without_an_outcome(context: RunContext) -> None:
+    class Failing(WriteOnlyLoader):
+        async def write(self, chunk: pd.DataFrame) -> None:
+            raise OSError("disk full")
+
+    with pytest.raises(LoadError, match="disk full") as caught:
+        await run_stages(make_with(context, loader=Failing(context)), context)
+    assert caught.value.outcome is None

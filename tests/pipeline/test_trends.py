@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import trends
+from pipeline.commands.history import history
 from pipeline.config import load_config
-from pipeline.query.history import history
 from pipeline.stage import Feed
 from stages.reporters import chart, html
 from tests.support.report_support import movie, run_day, write_day

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline import Reporter, RunResult
 from pipeline.options import StageOptions
-from pipeline.stage import LakeReader
+from pipeline.stage import RunLake
 
 
 class RowCountOptions(StageOptions):
@@ -20,7 +20,7 @@ class RowCountReporter(Reporter[RowCountOptions]):
 
     Options = RowCountOptions
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Write one line and say where."""
         self.options.path.write_text(f"{result.trend_date} {result.rows}\n", encoding="utf-8")
         return {"report:row-count": str(self.options.path)}

@@ -10,18 +10,18 @@ from typing import Any
 import pandas as pd
 
 from pipeline.options import NoOptions
-from pipeline.result import RunResult
 from pipeline.stage import (
     Batch,
     CommitInfo,
     Committed,
     Extractor,
     Feed,
-    LakeReader,
     LoadDay,
     Loader,
     Reporter,
     RunContext,
+    RunLake,
+    RunResult,
     Transformer,
 )
 
@@ -186,7 +186,7 @@ class RecordingReporter(Reporter[NoOptions]):
     async def aclose(self) -> None:
         self.log.append("reporter.close")
 
-    async def report(self, result: RunResult, lake: LakeReader) -> dict[str, str]:
+    async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         self.log.append("reporter.report")
         today = await lake.read_day(result.trend_date, result.feed)
         self.seen.append(SeenReport(result.rows, None if today is None else len(today)))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.datalake import schema
+from pipeline.datalake import LockRecord, schema
 from pipeline.options import build_options
-from pipeline.stage import RunContext
+from pipeline.stage import Feed, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.fakes import NOW, TREND_DATE
 
@@ -52,3 +52,20 @@ def loader_for(
     """A ``local`` loader on ``root`` in ``fmt`` and ``layout``, built from a YAML-like mapping."""
     options = build_options(LocalOptions, {"root": str(root), "format": fmt, "layout": layout}, "loader.options")
     return LocalLoader(options, context_for(day, run_id, force=force), name="local")
+
+
+def files(root: Path) -> list[str]:
+    """The files under ``root``, as sorted relative POSIX paths."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def lock_record(
+    run_id: str,
+    *,
+    host: str = "elsewhere",
+    pid: int = 1,
+    started_at: dt.datetime | None = None,
+    objects: tuple[str, ...] = ("_versions/a.run-x.csv",),
+) -> LockRecord:
+    """The lock record of ``run_id`` on ``TREND_DATE``'s default feed; started now unless ``started_at``."""
+    return LockRecord(run_id, TREND_DATE, Feed(), host, pid, started_at or dt.datetime.now(dt.UTC), objects)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.result import RunResult
 from pipeline.runner import run_pipeline
+from pipeline.stage import RunResult
+from tests.support.sample import record_line, replay_config
 
 TESTS = Path(__file__).resolve().parents[1]
-SAMPLE = TESTS / "data" / "sample"
 GOLDEN = TESTS / "golden"
 DAY1 = dt.date(2026, 11, 24)
 DAY2 = dt.date(2026, 11, 25)
@@ -48,25 +47,15 @@ def write_day(folder: Path, results: Sequence[Mapping[str, Any]]) -> Path:
     chunks = [list(results[i : i + 20]) for i in range(0, len(results), 20)] or [[]]
     for number, chunk in enumerate(chunks, start=1):
         page = {"page": number, "results": chunk, "total_pages": len(chunks), "total_results": len(results)}
-        (folder / f"page-{number:03d}.json").write_text(json.dumps(page), encoding="utf-8")
+        (folder / f"page-{number:03d}.json").write_bytes(record_line(page))
     return folder
-
-
-def config(pages: Path, loader: Mapping[str, Any], reporters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A config mapping: replay ``pages`` → standardize → ``loader`` → ``reporters``."""
-    return {
-        "extractor": {"type": "replay", "options": {"path": str(pages)}},
-        "transformer": {"type": "standardize"},
-        "loader": dict(loader),
-        "reporter": [dict(r) for r in reporters],
-    }
 
 
 async def run_day(
     day: dt.date, pages: Path, loader: Mapping[str, Any], reporters: Sequence[Mapping[str, Any]]
 ) -> RunResult:
     """Run the real pipeline for ``day`` through the registered stages."""
-    return await run_pipeline(config(pages, loader, reporters), trend_date=day)
+    return await run_pipeline(replay_config(loader, pages, reporters), trend_date=day)
 
 
 def normalise(text: str) -> str:

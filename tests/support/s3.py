@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 from pipeline.options import build_options
@@ -10,6 +12,7 @@ from pipeline.stage import Batch, Feed, RunContext
 from stages.loaders.s3 import S3Loader, S3Options
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import NOW, ListExtractor, batch, page
+from tests.support.fixtures_s3 import aws_session
 
 
 def s3_loader(context: RunContext, bucket: str, endpoint: str | None, **options: Any) -> S3Loader:
@@ -36,3 +39,13 @@ async def commit_small_day(context: RunContext, bucket: str, endpoint: str, firs
     stages = Stages(ListExtractor(context, batches), standardize(context), s3_loader(context, bucket, endpoint))
     result = await run_stages(stages, context)
     return result.outputs
+
+
+async def iam_user(endpoint: str, policy: dict[str, Any]) -> dict[str, str]:
+    """Environment variables for a new IAM user that has only ``policy``."""
+    name = f"etl-{uuid.uuid4().hex[:8]}"
+    async with aws_session().client("iam", endpoint_url=endpoint, verify=False) as iam:
+        await iam.create_user(UserName=name)
+        await iam.put_user_policy(UserName=name, PolicyName="lake", PolicyDocument=json.dumps(policy))
+        key = (await iam.create_access_key(UserName=name))["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}

@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
+import yarl
 from aioresponses import CallbackResult
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from pipeline.options import build_options
 from pipeline.stage import Batch, RunContext
@@ -107,3 +109,9 @@ async def collect(ex: TmdbTrendingExtractor, guard: float | None = None) -> list
     """Every batch the extractor yields, inside its ``async with``; ``guard`` seconds stop a hang."""
     async with asyncio.timeout(guard), ex:
         return [batch async for batch in ex.batches()]
+
+
+def request_info(url: str) -> aiohttp.RequestInfo:
+    """What aiohttp says a GET of ``url`` was, for errors built by hand."""
+    parsed = yarl.URL(url)
+    return aiohttp.RequestInfo(parsed, "GET", CIMultiDictProxy(CIMultiDict()), parsed)

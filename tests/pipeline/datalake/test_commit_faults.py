@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import json
 import re
 import shutil
 import tempfile
@@ -37,13 +36,14 @@ from typing import Any
 import pytest
 
 from pipeline.config import load_config
-from pipeline.datalake import ObjectLakeLoader
+from pipeline.datalake import LakeLoader
 from pipeline.runner import build_stage, build_stages, new_context, run_stages
 from pipeline.stage import Feed
 from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.faults import CANCELLED_EXIT, CANCELS, ChildResult, FaultProxy, FsFaults, proxy_for, run_child
 from tests.support.fixtures_s3 import aws_environment, aws_session
+from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
@@ -56,28 +56,20 @@ def pages(day: str) -> Path:
     for name in ("_lookups.json", "page-001.json"):
         shutil.copy(SAMPLE / day / name, folder / name)
     return folder
+
+
 DAY = dt.date(2026, 11, 25)
 OTHER_DAY = DAY - dt.timedelta(days=1)
 NEXT_DAY = DAY + dt.timedelta(days=1)
 FEED = Feed()
-FETCHED = "2026-11-25T12:00:00+00:00"
 DOC = ROOT / "docs/lake-protocol.md"
 
 pytestmark = pytest.mark.timeout(240)
 
 
-def config(loader: dict[str, Any], pages: Path) -> dict[str, Any]:
-    """Replay ``pages`` (with a fixed fetch time, so a run's bytes are known) into ``loader``."""
-    return {
-        "extractor": {"type": "replay", "options": {"path": str(pages), "extracted_at": FETCHED}},
-        "transformer": {"type": "standardize"},
-        "loader": loader,
-    }
-
-
-def write_config(path: Path, loader: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(config(loader, pages("2026-11-25"))), encoding="utf-8")  # JSON is YAML
-    return path
+def write_day_config(path: Path, loader: dict[str, Any]) -> Path:
+    """Replay the sample's first page of 2026-11-25 (records carry their fetch time: a run's bytes are known)."""
+    return write_config(path, replay_config(loader, pages("2026-11-25")))
 
 
 class Lake:
@@ -88,10 +80,10 @@ class Lake:
     def section(self, where: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def loader(self, where: str, day: dt.date = DAY) -> ObjectLakeLoader[Any]:
+    def loader(self, where: str, day: dt.date = DAY) -> LakeLoader[Any]:
         """A loader on ``where`` for a run of ``day``."""
-        built = build_stage("loader", load_config(config(self.section(where), SAMPLE)).loader, new_context(day))
-        assert isinstance(built, ObjectLakeLoader)
+        built = build_stage("loader", load_config(replay_config(self.section(where), SAMPLE)).loader, new_context(day))
+        assert isinstance(built, LakeLoader)
         return built
 
     async def copy(self, source: str) -> str:
@@ -103,7 +95,7 @@ class Lake:
     async def commit(self, where: str, day: dt.date, day_pages: str) -> None:
         """One successful run, in this process."""
         context = new_context(day)
-        stages = build_stages(load_config(config(self.section(where), pages(day_pages))), context)
+        stages = build_stages(load_config(replay_config(self.section(where), pages(day_pages))), context)
         await run_stages(dataclasses.replace(stages, loader=self.loader(where, day)), context)
 
     async def view(self, where: str, *, decode: bool = True) -> tuple[bytes | None, bytes | None, bytes | None]:
@@ -113,7 +105,7 @@ class Lake:
             if decode:
                 frame = await loader.read_day(DAY, FEED)
                 assert (found is None) == (frame is None)
-            seed = await loader.get_bytes(loader.layout.key("cleaned", DAY, FEED))
+            seed = await loader.lake.get_bytes(loader.layout.key("cleaned", DAY, FEED))
             other = await loader.read_committed(OTHER_DAY, FEED)
         return (found[0] if found else None), seed, (other[0] if other else None)
 
@@ -171,7 +163,7 @@ class S3Lake(Lake):
         url = endpoint or self.endpoint
         return {"type": "s3", "options": {"bucket": where, "endpoint_url": url, **self.options}}
 
-    def loader(self, where: str, day: dt.date = DAY) -> ObjectLakeLoader[Any]:
+    def loader(self, where: str, day: dt.date = DAY) -> LakeLoader[Any]:
         assert self.client is not None, "S3 checks run inside S3Lake.connected()"
         options = S3Options(bucket=where, endpoint_url=self.endpoint, **self.options)  # type: ignore[arg-type]
         return S3Loader(options, new_context(day), client=self.client)
@@ -197,8 +189,6 @@ class S3Lake(Lake):
         uploads = (await self.client.list_multipart_uploads(Bucket=where)).get("Uploads", [])
         locks = (await self.client.list_objects_v2(Bucket=where, Prefix="_locks/")).get("Contents", [])
         return [u["Key"] for u in uploads] + [o["Key"] for o in locks]
-
-
 
 
 class Harness:
@@ -313,7 +303,7 @@ def _local_probe(base: Path, **options: str) -> Probe:
         template = str(base / "template")
         old, other = await setup_lake(lake, template)
         where = await lake.copy(template)
-        run = run_child(argv(write_config(base / "probe.yml", lake.section(where))), base, fs=FsFaults())
+        run = run_child(argv(write_day_config(base / "probe.yml", lake.section(where))), base, fs=FsFaults())
         assert run.code == 0, run.stderr
         new = (await lake.view(where))[0]
         assert new is not None and new != old
@@ -349,7 +339,7 @@ async def test_local_commit_survives_a_failure_or_a_kill_at_every_file_system_st
     for at in probe.points(shard):
 
         def run(where: str, path: Path, at: int = at) -> ChildResult:
-            return run_child(argv(write_config(path, lake.section(where))), tmp_path, fs=FsFaults(mode, at))
+            return run_child(argv(write_day_config(path, lake.section(where))), tmp_path, fs=FsFaults(mode, at))
 
         await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])
     assert sum(harness.tally.values()) == len(probe.points(shard))
@@ -366,7 +356,7 @@ async def test_local_commit_survives_a_cancellation_at_every_file_system_step(
     for at in probe.points(shard):
 
         def run(where: str, path: Path, at: int = at) -> ChildResult:
-            config_path = write_config(path, lake.section(where))
+            config_path = write_day_config(path, lake.section(where))
             return run_child(argv(config_path), tmp_path, fs=FsFaults(mode, at), library=mode == "cancel")
 
         await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])
@@ -383,7 +373,7 @@ async def test_a_parquet_hive_lake_survives_a_kill_at_every_file_system_step(
     for at in probe.points(shard):
 
         def run(where: str, path: Path, at: int = at) -> ChildResult:
-            return run_child(argv(write_config(path, lake.section(where))), tmp_path, fs=FsFaults("kill", at))
+            return run_child(argv(write_day_config(path, lake.section(where))), tmp_path, fs=FsFaults("kill", at))
 
         await harness.point("kill", at, run, probe.expected("kill", at), whole_run=at == probe.points(shard)[-1])
     assert sum(harness.tally.values()) == len(probe.points(shard))
@@ -405,7 +395,7 @@ def _s3_probe(base: Path, moto_endpoint: str, **options: str) -> Iterator[tuple[
                 old, other = await setup_lake(lake, template)
                 where = await lake.copy(template)
                 proxy.arm()
-                run = run_child(argv(write_config(base / "probe.yml", lake.section(where, proxy.url))), base)
+                run = run_child(argv(write_day_config(base / "probe.yml", lake.section(where, proxy.url))), base)
                 assert run.code == 0, run.stderr
                 new = (await lake.view(where))[0]
             assert new is not None and new != old
@@ -452,7 +442,7 @@ async def _s3_points(probe: Probe, proxy: FaultProxy, mode: str, shard: int, wor
 
             def run(where: str, path: Path, at: int = at) -> ChildResult:
                 started = functools.partial(proxy.arm, mode, at)
-                config_path = write_config(path, lake.section(where, proxy.url))
+                config_path = write_day_config(path, lake.section(where, proxy.url))
                 return run_child(argv(config_path), workdir, started=started, library=mode == "cancel")
 
             await harness.point(mode, at, run, probe.expected(mode, at), whole_run=at == probe.points(shard)[-1])

@@ -19,14 +19,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.datalake import Layout, ObjectLakeLoader, schema
+from pipeline.datalake import LakeLoader, Layout, schema
 from pipeline.errors import RegressionRefused
 from pipeline.stage import Feed, Lookups, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from stages.loaders.s3 import S3Loader, S3Options
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
-from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
+from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import object_keys, open_uploads
+from tests.support.lake import context_for
 
 FEED = Feed()
 PREFIX = "team/tmdb"
@@ -52,7 +53,7 @@ class LakeUnderTest:
     """One loader kind, and ways to look at its storage without going through it."""
 
     kind: str
-    make: Callable[[RunContext], ObjectLakeLoader[Any]]
+    make: Callable[[RunContext], LakeLoader[Any]]
     stored_keys: Callable[[], Awaitable[list[str]]]
     leftovers: Callable[[], Awaitable[list[str]]]
 
@@ -94,11 +95,6 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> LakeUnderTest:
     )
 
 
-def context_for(day: dt.date, run_id: str = "contract0001") -> RunContext:
-    """A run context for ``day``."""
-    return RunContext(trend_date=day, run_id=run_id, started_at=NOW)
-
-
 async def frames(context: RunContext, pages: int = 3, first_id: int = 1) -> list[pd.DataFrame]:
     """Cleaned chunks of ``pages`` small TMDB pages, made by the real transformer."""
     transformer = StandardizeTransformer(StandardizeOptions(), context, name="standardize")
@@ -110,16 +106,16 @@ async def commit_day(lake: LakeUnderTest, context: RunContext, first_id: int = 1
     """Write and commit three pages; returns the rows written."""
     chunks = await frames(context, first_id=first_id)
     async with lake.make(context) as loader:
-        await loader.begin(FEED)
+        loader_day = await loader.begin(FEED)
         for number, chunk in enumerate(chunks, start=1):
-            await loader.write_raw(batch(number, list(chunk["id"])))
-            await loader.write(chunk)
-        await loader.commit(commit_info(loader, counters={"pages": len(chunks)}))
+            await loader_day.write_raw(batch(number, list(chunk["id"])))
+            await loader_day.write(chunk)
+        await loader_day.commit(commit_info(loader, counters={"pages": len(chunks)}))
     return schema.conform(pd.concat(chunks, ignore_index=True))
 
 
 async def test_commit_writes_three_keys_and_reads_back_the_rows(lake: LakeUnderTest) -> None:
-    context = context_for(TREND_DATE)
+    context = context_for(TREND_DATE, "contract0001")
     written = await commit_day(lake, context)
 
     assert await lake.stored_keys() == stored()
@@ -127,7 +123,7 @@ async def test_commit_writes_three_keys_and_reads_back_the_rows(lake: LakeUnderT
     async with lake.make(context) as loader:
         read = await loader.read_day(TREND_DATE, FEED)
         manifest = await loader.read_manifest(TREND_DATE, FEED)
-        raw = await loader.get_bytes(KEYS["raw"])
+        raw = await loader.lake.get_bytes(KEYS["raw"])
     assert read is not None
     pd.testing.assert_frame_equal(read, written)
     assert manifest is not None and manifest["rows"] == len(written) == 60
@@ -137,8 +133,8 @@ async def test_commit_writes_three_keys_and_reads_back_the_rows(lake: LakeUnderT
 
 
 async def test_a_missing_day_reads_as_none(lake: LakeUnderTest) -> None:
-    await commit_day(lake, context_for(TREND_DATE))
-    async with lake.make(context_for(TREND_DATE)) as loader:
+    await commit_day(lake, context_for(TREND_DATE, "contract0001"))
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
         assert await loader.read_day(YESTERDAY, FEED) is None
         assert await loader.read_manifest(YESTERDAY, FEED) is None
         assert await loader.read_day(TREND_DATE, Feed("tv", "week")) is None
@@ -146,18 +142,18 @@ async def test_a_missing_day_reads_as_none(lake: LakeUnderTest) -> None:
 
 async def test_an_empty_day_is_refused_unless_forced_then_commits_a_header_only_csv(lake: LakeUnderTest) -> None:
     async with lake.make(context_for(TREND_DATE, "refused00001")) as loader:
-        await loader.begin(FEED)
+        loader_day = await loader.begin(FEED)
         with pytest.raises(RegressionRefused, match=r"refusing to commit 0 rows .* --force"):
-            await loader.commit(commit_info(loader))
-        await loader.abort()
+            await loader_day.commit(commit_info(loader))
+        await loader_day.abort()
     assert await lake.stored_keys() == []
-    context = dataclasses.replace(context_for(TREND_DATE), force=True)
+    context = dataclasses.replace(context_for(TREND_DATE, "contract0001"), force=True)
     async with lake.make(context) as loader:
-        await loader.begin(FEED)
-        await loader.commit(commit_info(loader))
+        loader_day = await loader.begin(FEED)
+        await loader_day.commit(commit_info(loader))
     async with lake.make(context) as loader:
         read = await loader.read_day(TREND_DATE, FEED)
-        cleaned = await loader.get_bytes(KEYS["cleaned"])
+        cleaned = await loader.lake.get_bytes(KEYS["cleaned"])
     assert read is not None and read.empty
     assert list(read.columns) == list(schema.COLUMN_NAMES)
     assert cleaned == (",".join(schema.COLUMN_NAMES) + "\n").encode()
@@ -166,32 +162,32 @@ async def test_an_empty_day_is_refused_unless_forced_then_commits_a_header_only_
 async def test_abort_leaves_nothing_new_and_the_previous_version_intact(lake: LakeUnderTest) -> None:
     earlier = await commit_day(lake, context_for(TREND_DATE, "earlier00001"))
     keys = stored(last="earlier00001")
-    async with lake.make(context_for(TREND_DATE)) as loader:
-        before = {key: await loader.get_bytes(key) for key in keys}
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
+        before = {key: await loader.lake.get_bytes(key) for key in keys}
 
     context = context_for(TREND_DATE, "aborted00001")
     async with lake.make(context) as loader:
-        await loader.begin(FEED)
+        loader_day = await loader.begin(FEED)
         for chunk in await frames(context, first_id=900):
-            await loader.write(chunk)
-        await loader.abort()
+            await loader_day.write(chunk)
+        await loader_day.abort()
 
     assert await lake.stored_keys() == keys
     assert await lake.leftovers() == []
     async with lake.make(context) as loader:
-        assert {key: await loader.get_bytes(key) for key in keys} == before
+        assert {key: await loader.lake.get_bytes(key) for key in keys} == before
         read = await loader.read_day(TREND_DATE, FEED)
     assert read is not None
     pd.testing.assert_frame_equal(read, earlier)
 
 
 async def test_abort_of_a_first_write_leaves_the_day_missing(lake: LakeUnderTest) -> None:
-    context = context_for(TREND_DATE)
+    context = context_for(TREND_DATE, "contract0001")
     async with lake.make(context) as loader:
-        await loader.begin(FEED)
+        loader_day = await loader.begin(FEED)
         for chunk in await frames(context):
-            await loader.write(chunk)
-        await loader.abort()
+            await loader_day.write(chunk)
+        await loader_day.abort()
         assert await loader.read_day(TREND_DATE, FEED) is None
     assert await lake.stored_keys() == []
     assert await lake.leftovers() == []
@@ -203,7 +199,7 @@ async def test_three_runs_leave_one_object_per_key_with_the_last_rows(lake: Lake
 
     runs = tuple(f"run{run:09d}" for run in (1, 2, 3))
     assert await lake.stored_keys() == stored(last=runs[-1], raws=runs), "raw pages are kept per run"
-    async with lake.make(context_for(TREND_DATE)) as loader:
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
         read = await loader.read_day(TREND_DATE, FEED)
         manifest = await loader.read_manifest(TREND_DATE, FEED)
     assert read is not None
@@ -212,10 +208,10 @@ async def test_three_runs_leave_one_object_per_key_with_the_last_rows(lake: Lake
 
 
 async def test_days_are_independent(lake: LakeUnderTest) -> None:
-    yesterday = await commit_day(lake, context_for(YESTERDAY), first_id=1)
-    today = await commit_day(lake, context_for(TREND_DATE), first_id=100)
+    yesterday = await commit_day(lake, context_for(YESTERDAY, "contract0001"), first_id=1)
+    today = await commit_day(lake, context_for(TREND_DATE, "contract0001"), first_id=100)
 
-    async with lake.make(context_for(TREND_DATE)) as loader:
+    async with lake.make(context_for(TREND_DATE, "contract0001")) as loader:
         read_yesterday = await loader.read_day(YESTERDAY, FEED)
         read_today = await loader.read_day(TREND_DATE, FEED)
     assert read_yesterday is not None and read_today is not None
@@ -225,14 +221,14 @@ async def test_days_are_independent(lake: LakeUnderTest) -> None:
 
 
 async def test_lookups_line_comes_first_in_the_raw_zone(lake: LakeUnderTest) -> None:
-    context = dataclasses.replace(context_for(TREND_DATE), force=True)
+    context = dataclasses.replace(context_for(TREND_DATE, "contract0001"), force=True)
     lookups = Lookups(genres={28: "Action"}, poster_base_url="https://image.example/w500")
     first = batch(1, [1, 2])
     async with lake.make(context) as loader:
-        await loader.begin(FEED)
-        await loader.write_raw(dataclasses.replace(first, lookups=lookups))
-        await loader.commit(commit_info(loader))
-        raw = await loader.get_bytes(KEYS["raw"])
+        loader_day = await loader.begin(FEED)
+        await loader_day.write_raw(dataclasses.replace(first, lookups=lookups))
+        await loader_day.commit(commit_info(loader))
+        raw = await loader.lake.get_bytes(KEYS["raw"])
     assert raw is not None
     lines = [json.loads(line) for line in gzip.decompress(raw).splitlines()]
     assert lines[0] == {
@@ -242,11 +238,11 @@ async def test_lookups_line_comes_first_in_the_raw_zone(lake: LakeUnderTest) -> 
 
 
 async def test_outputs_and_description_name_the_lake(lake: LakeUnderTest) -> None:
-    context = dataclasses.replace(context_for(TREND_DATE), force=True)
+    context = dataclasses.replace(context_for(TREND_DATE, "contract0001"), force=True)
     async with lake.make(context) as loader:
         planned = loader.planned_outputs(FEED)
-        await loader.begin(FEED)
-        outputs = await loader.commit(commit_info(loader))
+        loader_day = await loader.begin(FEED)
+        outputs = (await loader_day.commit(commit_info(loader))).outputs
         description = loader.describe()
     assert outputs == planned
     assert set(outputs) == {"cleaned", "raw", "manifest"}

@@ -36,7 +36,7 @@ TOKEN = "tok-fidelity-0123456789abcdef"
 PAGE = {"page": 1, "results": [{"id": 1, "title": "A", "popularity": 1.0}], "total_pages": 1, "total_results": 1}
 
 
-def make(
+def tmdb_extractor(
     context: RunContext | None = None,
     *,
     sleep: Sleeps | None = None,
@@ -74,7 +74,7 @@ async def test_a_failed_lookup_fails_the_run_at_once_while_page_one_is_still_ret
         mocked.get(CONFIGURATION, status=401, payload={"status_code": 7, "status_message": "Invalid API key"})
         mocked.get(GENRES, payload={"genres": []}, repeat=True)
         with pytest.raises(ExtractError, match=r"configuration lookup: HTTP 401"):
-            await asyncio.wait_for(collect(make(sleep=Sleeps(block=True))), timeout=5)
+            await asyncio.wait_for(collect(tmdb_extractor(sleep=Sleeps(block=True))), timeout=5)
     assert _settled(unretrieved) == []
 
 
@@ -86,7 +86,7 @@ async def test_lookup_and_page_failing_together_leave_no_unretrieved_exception(u
         mocked.get(GENRES, status=404, payload={"status_code": 34, "status_message": "not found"}, repeat=True)
         # Both fail; which one is reported depends on which finished first. Neither may be left unretrieved.
         with pytest.raises(ExtractError, match=r"movie genre lookup: HTTP 404|page 1: failed after 3 attempts"):
-            await collect(make(max_attempts=3))
+            await collect(tmdb_extractor(max_attempts=3))
     assert _settled(unretrieved) == []
 
 
@@ -103,7 +103,7 @@ class NoDns(AbstractResolver):
 async def test_no_network_at_all_is_one_clear_error(unretrieved: list[str]) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=NoDns())) as session:
         with pytest.raises(ExtractError, match=r"failed after 2 attempts: ClientConnectorDNSError") as caught:
-            await collect(make(session=session, max_attempts=2))
+            await collect(tmdb_extractor(session=session, max_attempts=2))
     assert "on GET /3/" in str(caught.value)
     assert _settled(unretrieved) == []
 
@@ -115,7 +115,7 @@ async def test_total_pages_that_is_not_a_whole_number_is_a_clear_page_error(tota
     with aioresponses() as mocked:
         mocked.get(TRENDING, payload={**PAGE, "total_pages": total}, repeat=True)
         with pytest.raises(ExtractError, match=r"page 1: 'total_pages' must be a whole number, got "):
-            await collect(make(enrich=False, pages=7))
+            await collect(tmdb_extractor(enrich=False, pages=7))
 
 
 # -- defect 8: bodies are capped ------------------------------------------------------------------
@@ -152,7 +152,7 @@ async def big_server() -> AsyncIterator[tuple[str, list[str]]]:
 async def test_an_oversized_body_is_a_fatal_page_error(mode: str, big_server: tuple[str, list[str]]) -> None:
     base_url, hits = big_server
     async with aiohttp.ClientSession(headers={"X-Mode": mode}) as session:
-        ex = make(session=session, base_url=base_url, enrich=False, max_body_bytes=1 << 20)
+        ex = tmdb_extractor(session=session, base_url=base_url, enrich=False, max_body_bytes=1 << 20)
         with pytest.raises(ExtractError, match=r"page 1: the response body is larger than max_body_bytes \(1048576"):
             await collect(ex)
     assert hits == [mode]  # fatal: not retried
@@ -210,7 +210,7 @@ async def test_a_bad_retry_after_means_backing_off_not_retrying_at_once(header: 
     with aioresponses() as mocked:
         mocked.get(TRENDING, status=429, headers={"Retry-After": header}, payload={"status_code": 25})
         mocked.get(TRENDING, payload=PAGE)
-        await collect(make(sleep=sleeps, enrich=False))
+        await collect(tmdb_extractor(sleep=sleeps, enrich=False))
     assert len(sleeps.waits) == 1 and 0.25 <= sleeps.waits[0] <= 0.5  # first backoff step, with jitter
 
 
@@ -280,14 +280,14 @@ JUST_AFTER_MIDNIGHT = dt.datetime(2026, 11, 26, 0, 5, tzinfo=dt.UTC)
 async def test_today_and_yesterday_are_allowed(day: dt.date) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, payload=PAGE)
-        batches = await collect(make(_at(day), enrich=False, clock=lambda: JUST_AFTER_MIDNIGHT))
+        batches = await collect(tmdb_extractor(_at(day), enrich=False, clock=lambda: JUST_AFTER_MIDNIGHT))
     assert [b.page for b in batches] == [1]
 
 
 @pytest.mark.parametrize("day", [dt.date(2026, 11, 24), dt.date(2026, 11, 27), dt.date(2025, 1, 1)])
 async def test_any_other_date_is_refused_before_any_request(day: dt.date) -> None:
     with aioresponses() as mocked, pytest.raises(ConfigError) as caught:
-        await collect(make(_at(day), enrich=False, clock=lambda: JUST_AFTER_MIDNIGHT))
+        await collect(tmdb_extractor(_at(day), enrich=False, clock=lambda: JUST_AFTER_MIDNIGHT))
     assert not mocked.requests
     message = str(caught.value)
     assert message.startswith(f"--date {day.isoformat()}: tmdb-trending fetches the list as it is now (UTC 2026-11-26)")
@@ -325,7 +325,7 @@ async def test_a_5000_digit_id_is_one_dropped_record_not_an_invalid_page() -> No
     body = f'{{"page": 1, "results": {results}, "total_pages": 1, "total_results": 2}}'
     with aioresponses() as mocked:
         mocked.get(TRENDING, body=body, content_type="application/json")
-        [page] = await collect(make(enrich=False, pages=1))
+        [page] = await collect(tmdb_extractor(enrich=False, pages=1))
     assert page.body == body.encode()  # the raw zone keeps every digit
     cleaner = StandardizeTransformer(StandardizeOptions(), today_context())
     frame = await cleaner.transform(page)

@@ -139,18 +139,11 @@ async def test_replay_uses_the_requested_page_and_the_fetch_time(context: RunCon
     assert rawzone.page_line(back) == rawzone.page_line(batch)  # replaying a raw zone re-archives it unchanged
 
 
-async def test_an_old_raw_file_of_bare_pages_still_replays(context: RunContext, tmp_path: Path) -> None:
-    old = [
-        {"lookups": {"genres": [{"id": 28, "name": "Action"}], "poster_base_url": "https://img/w500"}},
-        {"page": 1, "results": [{"id": 1, "title": "A", "popularity": 2.0}], "total_pages": 2},
-        {"page": 2, "results": [{"id": 2, "title": "B", "popularity": 1.0}], "total_pages": 2},
-    ]
-    archive = tmp_path / "old.jsonl.gz"
-    archive.write_bytes(gzip.compress(b"".join(json.dumps(d).encode() + b"\n" for d in old)))
-    batches = await replay(archive, context, extracted_at="2026-11-25T12:00:00+00:00")
-    assert [(b.page, b.payload["results"][0]["id"]) for b in batches] == [(1, 1), (2, 2)]
-    assert all(b.extracted_at == dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC) for b in batches)
-    assert batches[0].lookups.genres == {28: "Action"}
+async def test_a_bare_page_is_not_a_raw_zone_line(context: RunContext, tmp_path: Path) -> None:
+    archive = tmp_path / "old.jsonl"
+    archive.write_text('{"page": 1, "results": [{"id": 1, "title": "A"}], "total_pages": 1}\n')
+    with pytest.raises(ExtractError, match=r"old\.jsonl:1: not a raw-zone response record"):
+        await replay(archive, context)
 
 
 async def test_a_damaged_record_fails_the_replay_naming_the_line(context: RunContext, tmp_path: Path) -> None:

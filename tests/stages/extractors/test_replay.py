@@ -15,13 +15,13 @@ from stages.extractors.replay import ReplayExtractor, ReplayOptions
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "2026-11-25"
 
 
-async def collect(context: RunContext, path: Path) -> list[tuple[int, int, int]]:
+async def replayed(context: RunContext, path: Path) -> list[tuple[int, int, int]]:
     async with ReplayExtractor(ReplayOptions(path=path), context) as extractor:
         return [(b.page, len(b.payload["results"]), len(b.lookups.genres)) async for b in extractor.batches()]
 
 
 async def test_a_folder_replays_pages_in_order_with_its_lookups(context: RunContext) -> None:
-    assert await collect(context, SAMPLE) == [(1, 20, 18), (2, 20, 18), (3, 20, 18)]
+    assert await replayed(context, SAMPLE) == [(1, 20, 18), (2, 20, 18), (3, 20, 18)]
 
 
 async def test_a_raw_zone_file_replays_the_same_pages(context: RunContext, tmp_path: Path) -> None:
@@ -29,14 +29,14 @@ async def test_a_raw_zone_file_replays_the_same_pages(context: RunContext, tmp_p
     lines += [json.loads(p.read_text()) for p in sorted(SAMPLE.glob("page-*.json"))]
     archive = tmp_path / "day.jsonl.gz"
     archive.write_bytes(gzip.compress(b"".join(json.dumps(d).encode() + b"\n" for d in lines)))
-    assert await collect(context, archive) == await collect(context, SAMPLE)
+    assert await replayed(context, archive) == await replayed(context, SAMPLE)
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b'{"page": 1, "results": []}\n{not json\n', r"day.jsonl:2: invalid JSON"),
-        (b'{"results": []}\n', r"day.jsonl:1: missing or invalid 'page' number"),
+        ((SAMPLE / "page-001.json").read_bytes() + b"{not json\n", r"day.jsonl:2: invalid JSON"),
+        (b'{"page": 1, "results": []}\n', r"day.jsonl:1: not a raw-zone response record or lookups line"),
         (b"[1, 2]\n", r"day.jsonl:1: expected a JSON object"),
     ],
 )
@@ -46,9 +46,9 @@ async def test_bad_archives_fail_with_the_line(
     archive = tmp_path / "day.jsonl"
     archive.write_bytes(content)
     with pytest.raises(ExtractError, match=message):
-        await collect(context, archive)
+        await replayed(context, archive)
 
 
 async def test_a_missing_path_fails_before_reading(context: RunContext, tmp_path: Path) -> None:
     with pytest.raises(ExtractError, match="replay path not found"):
-        await collect(context, tmp_path / "nope")
+        await replayed(context, tmp_path / "nope")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+import re
 
 import pytest
 
 from stages.extractors.tmdb.progress import Progress
 from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 from tests.support.tmdb import FakeClock
-
-
-async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def test_slots_are_evenly_spaced_across_callers() -> None:
@@ -104,3 +102,90 @@ def test_progress_on_a_tty_redraws_one_line() -> None:
     output = stream.getvalue()
     assert output.count("\n") == 1 and output.endswith("\n")
     assert "4/4 pages | 1 retries" in output
+
+
+# -- the limiter's bounds, and a cut pushing the next slot back (fake clock, no real sleeps) ---------------------
+async def test_a_cut_pushes_the_next_slot_back_to_the_new_spacing() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(10, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()  # slot at 100.0; the next would have been at 100.1
+    assert limiter.throttled() is True  # now 5 req/s
+    await limiter.acquire()
+    assert clock.now == pytest.approx(100.2)  # 1/5 s after the cut, not the 100.1 handed out before it
+
+
+async def test_a_cut_while_idle_delays_the_next_request() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(4, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
+    limiter.throttled(2.0)  # a 429 before any slot was taken: 2 req/s from now on
+    await limiter.acquire()
+    assert clock.sleeps == [pytest.approx(0.5)]
+
+
+async def test_slots_handed_out_before_a_cut_keep_their_times() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(10, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
+    for _ in range(5):  # reserve 100.0 .. 100.4 without waiting
+        await limiter.acquire()
+        clock.now = 100.0
+    limiter.throttled()
+    await limiter.acquire()
+    assert clock.now == pytest.approx(100.5)  # the already reserved next slot is later than now + 1/5
+
+
+async def test_a_free_slot_does_not_sleep_at_all() -> None:
+    clock = FakeClock(now=0.0)  # a clock that starts at zero: the first slot is free all the same
+    limiter = AdaptiveRateLimiter(10, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    assert clock.sleeps == []
+    await limiter.acquire()
+    assert clock.sleeps == [pytest.approx(0.1)]
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected_floor"),
+    [(100.0, 5.0), (4.0, 0.5), (1.0, 0.5)],
+    ids=["a twentieth of the ceiling", "half a request per second at least", "a slow ceiling"],
+)
+def test_the_default_floor(rate: float, expected_floor: float) -> None:
+    assert AdaptiveRateLimiter(rate).min_rate == expected_floor
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rate": 0}, "rate must be a finite number above 0, got 0"),
+        ({"rate": -1}, "rate must be a finite number above 0, got -1"),
+        ({"rate": math.inf}, "rate must be a finite number above 0, got inf"),
+        ({"rate": 10, "decrease": 0}, "decrease must be between 0 and 1"),
+        ({"rate": 10, "decrease": 1}, "decrease must be between 0 and 1"),
+        ({"rate": 10, "decrease": 1.5}, "decrease must be between 0 and 1"),
+        ({"rate": 10, "min_rate": 0}, "min_rate must be a finite number above 0, at most rate, got 0"),
+        ({"rate": 10, "min_rate": 10.5}, "min_rate must be a finite number above 0, at most rate, got 10.5"),
+        ({"rate": 10, "min_rate": math.nan}, "min_rate must be a finite number above 0, at most rate, got nan"),
+        ({"rate": 10, "recovery": -0.1}, "recovery must be a finite number, at least 0, got -0.1"),
+        ({"rate": 10, "recovery": math.inf}, "recovery must be a finite number, at least 0, got inf"),
+        ({"rate": 10, "cooldown": -1}, "cooldown must be a finite number, at least 0, got -1"),
+        ({"rate": 10, "cooldown": math.nan}, "cooldown must be a finite number, at least 0, got nan"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        AdaptiveRateLimiter(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rate": 0.5},
+        {"rate": 1},
+        {"rate": 10, "decrease": 0.01},
+        {"rate": 10, "decrease": 0.99},
+        {"rate": 10, "min_rate": 10},
+        {"rate": 10, "min_rate": 0.5},
+        {"rate": 10, "recovery": 0, "cooldown": 0},
+    ],
+)
+def test_settings_at_the_edges_are_accepted(kwargs: dict[str, float]) -> None:
+    limiter = AdaptiveRateLimiter(**kwargs)
+    assert limiter.rate == kwargs["rate"]

@@ -10,23 +10,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yarl
 from aioresponses import aioresponses
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from pipeline.errors import PipelineError
 from pipeline.runner import run_pipeline
-from tests.support.tmdb import BASE, CONFIGURATION, GENRES, TRENDING
+from tests.support.tmdb import BASE, CONFIGURATION, GENRES, TRENDING, request_info
 
 pytestmark = pytest.mark.usefixtures("aioresponses_compat")
 
 SECRET = "S3cr3t-tmdb-key-0f1e2d3c4b5a"
 LEAKY_URL = f"{BASE}/3/trending/movie/day?page=1&api_key={SECRET}"
-
-
-def _request_info() -> aiohttp.RequestInfo:
-    url = yarl.URL(LEAKY_URL)
-    return aiohttp.RequestInfo(url, "GET", CIMultiDictProxy(CIMultiDict()), url)
 
 
 def _page(page: int) -> dict[str, Any]:
@@ -50,14 +43,17 @@ FAILURES: list[tuple[str, dict[str, Any]]] = [
     ("disconnect", {"exception": aiohttp.ServerDisconnectedError()}),
     ("timeout", {"exception": TimeoutError()}),
     ("truncated json", {"status": 200, "body": '{"page": 1, "res', "content_type": "application/json"}),
-    ("ClientResponseError with the URL", {"exception": aiohttp.ClientResponseError(_request_info(), (), status=418)}),
+    (
+        "ClientResponseError with the URL",
+        {"exception": aiohttp.ClientResponseError(request_info(LEAKY_URL), (), status=418)},
+    ),
     ("InvalidURL", {"exception": aiohttp.InvalidURL(LEAKY_URL)}),
     ("connection error naming the URL", {"exception": aiohttp.ClientConnectionError(f"cannot reach {LEAKY_URL}")}),
     ("unexpected error naming the URL", {"exception": RuntimeError(f"surprise at {LEAKY_URL}")}),
 ]
 
 
-def _config(tmp_path: Path, **extractor: Any) -> dict[str, Any]:
+def secrets_config(tmp_path: Path, **extractor: Any) -> dict[str, Any]:
     options = {"base_url": BASE, "pages": 2, "max_attempts": 2, "backoff": 0, "max_backoff": 0, "rate_limit": 500}
     return {
         "extractor": {"type": "tmdb-trending", "options": {**options, **extractor}},
@@ -117,7 +113,7 @@ async def test_secret_absent_on_every_failure_path(
             mocked.get(TRENDING, payload=_page(1))
         mocked.get(TRENDING, repeat=True, **failure)
         with pytest.raises(PipelineError) as caught:
-            await run_pipeline(_config(tmp_path))
+            await run_pipeline(secrets_config(tmp_path))
     text = _exception_text(caught.value)
     assert f"page {failing_page}" in text  # the failure is reported, just without the secret
     logs = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
@@ -137,7 +133,7 @@ async def test_secret_absent_from_result_lake_report_and_logs_on_success(
         mocked.get(TRENDING, status=503, headers={"Retry-After": "0"})
         mocked.get(TRENDING, payload=_page(1))
         mocked.get(TRENDING, payload=_page(2))
-        result = await run_pipeline(_config(tmp_path))
+        result = await run_pipeline(secrets_config(tmp_path))
         urls = [str(url) for (_method, url) in mocked.requests]
     assert result.rows == 40 and result.counters["retries_5xx"] == 1
     sent_in_url = any(SECRET in url for url in urls)

@@ -7,7 +7,6 @@ That ``python -m pipeline`` itself exits with these codes is shown once, for the
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,12 @@ from tests.support.fakes import TREND_DATE, YESTERDAY, page
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, get_object, object_keys, open_uploads
 from tests.support.lake import context_for
 from tests.support.s3 import commit_small_day
+from tests.support.sample import record_line, replay_config, write_config
 
 
-def s3_config(path: Path, pages: Path, bucket: str, **options: Any) -> Path:
+def s3_config_file(path: Path, pages: Path, bucket: str, **options: Any) -> Path:
     """A replay → standardize → s3 config file."""
-    config = {
-        "extractor": {"type": "replay", "options": {"path": str(pages)}},
-        "transformer": {"type": "standardize"},
-        "loader": {"type": "s3", "options": {"bucket": bucket, **options}},
-    }
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    return path
+    return write_config(path, replay_config({"type": "s3", "options": {"bucket": bucket, **options}}, pages))
 
 
 async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_lake(
@@ -49,9 +43,9 @@ async def test_failure_after_the_first_part_exits_1_with_one_line_and_keeps_the_
     for number in range(1, 15):
         ids = list(range((number - 1) * 20 + 1, number * 20 + 1))
         document = page(number, ids, title="T" * 20_000 + " {id}")
-        (pages / f"page-{number:03d}.json").write_text(json.dumps(document), encoding="utf-8")
+        (pages / f"page-{number:03d}.json").write_bytes(record_line(document))
     (pages / "page-015.json").write_text("{not json", encoding="utf-8")
-    config = s3_config(tmp_path / "s3.yml", pages, s3_bucket, part_size=5 * MiB)
+    config = s3_config_file(tmp_path / "s3.yml", pages, s3_bucket, part_size=5 * MiB)
 
     argv = ("run", "--config", str(config), "--date", TREND_DATE.isoformat())
     # The CLI runs its own event loop: off this test's loop, in a thread.
@@ -102,7 +96,7 @@ def test_s3_errors_exit_1_with_one_line_and_no_credentials(
     run_cli: CliRunner,
 ) -> None:
     url = moto_endpoint if endpoint == "moto" else f"http://127.0.0.1:{closed_port}"
-    config = s3_config(tmp_path / "s3.yml", ROOT / "tests/data/sample/2026-11-25", bucket, endpoint_url=url)
+    config = s3_config_file(tmp_path / "s3.yml", ROOT / "tests/data/sample/2026-11-25", bucket, endpoint_url=url)
 
     done = run_cli(
         "run", "--config", str(config), "--date", TREND_DATE.isoformat(), env={**aws_env, "AWS_MAX_ATTEMPTS": "1"}

@@ -7,7 +7,6 @@ condition; the listing condition itself is checked structurally in test_aws_docs
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ from pipeline.errors import LoadError
 from pipeline.stage import Feed, RunContext
 from stages.loaders.s3 import MiB, S3Loader, S3Options
 from tests.support.fakes import TREND_DATE, YESTERDAY, batch, commit_info
-from tests.support.fixtures_s3 import aws_session, moto_checks_auth, object_keys, open_uploads
+from tests.support.fixtures_s3 import moto_checks_auth, object_keys, open_uploads
 from tests.support.lake import context_for
-from tests.support.s3 import big_batch, standardize
+from tests.support.s3 import big_batch, iam_user, standardize
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "aws"
 PREFIX = "tmdb-trending"
@@ -33,28 +32,18 @@ def doc(name: str, bucket: str) -> dict[str, Any]:
     return data
 
 
-async def iam_user(endpoint: str, policy: dict[str, Any]) -> dict[str, str]:
-    """Environment variables for a new IAM user that has only ``policy``."""
-    name = f"etl-{uuid.uuid4().hex[:8]}"
-    async with aws_session().client("iam", endpoint_url=endpoint, verify=False) as iam:
-        await iam.create_user(UserName=name)
-        await iam.put_user_policy(UserName=name, PolicyName="lake", PolicyDocument=json.dumps(policy))
-        key = (await iam.create_access_key(UserName=name))["AccessKey"]
-    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-
-
-def loader(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX, **options: Any) -> S3Loader:
+def prefixed_loader(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX, **options: Any) -> S3Loader:
     """An ``s3`` loader under ``prefix``."""
     return S3Loader(S3Options(bucket=bucket, prefix=prefix, endpoint_url=endpoint, **options), context, name="s3")
 
 
-async def commit_day(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX) -> None:
+async def commit_one_page(context: RunContext, bucket: str, endpoint: str, prefix: str = PREFIX) -> None:
     """Write and commit one small page."""
-    async with loader(context, bucket, endpoint, prefix) as s3:
-        await s3.begin(FEED)
-        await s3.write_raw(batch(1, [1, 2, 3]))
-        await s3.write(await standardize(context).transform(batch(1, [1, 2, 3])))
-        await s3.commit(commit_info(s3))
+    async with prefixed_loader(context, bucket, endpoint, prefix) as s3:
+        s3_day = await s3.begin(FEED)
+        await s3_day.write_raw(batch(1, [1, 2, 3]))
+        await s3_day.write(await standardize(context).transform(batch(1, [1, 2, 3])))
+        await s3_day.commit(commit_info(s3))
 
 
 async def test_bucket_settings_files_are_accepted_by_the_s3_api(s3_client: Any, s3_bucket: str) -> None:
@@ -88,18 +77,18 @@ async def test_the_documented_policy_is_enough_for_a_day_and_stops_at_the_prefix
         monkeypatch.setenv(name, value)
 
     with moto_checks_auth(moto_endpoint):
-        await commit_day(context, s3_bucket, moto_endpoint)
+        await commit_one_page(context, s3_bucket, moto_endpoint)
         again = context_for(TREND_DATE, "aborted00001")
-        async with loader(again, s3_bucket, moto_endpoint, part_size=5 * MiB) as s3:
+        async with prefixed_loader(again, s3_bucket, moto_endpoint, part_size=5 * MiB) as s3:
             read = await s3.read_day(TREND_DATE, FEED)
             missing = await s3.read_day(YESTERDAY, FEED)
             # A multipart upload, then its abort (AbortMultipartUpload + ListMultipartUploadParts).
-            await s3.begin(FEED)
+            s3_day = await s3.begin(FEED)
             for chunk in chunks:
-                await s3.write(chunk)
-            await s3.abort()
+                await s3_day.write(chunk)
+            await s3_day.abort()
         with pytest.raises(LoadError, match=f"cannot upload s3://{s3_bucket}/_locks/.*: AccessDenied"):
-            await commit_day(context_for(TREND_DATE, "outside0001"), s3_bucket, moto_endpoint, prefix="")
+            await commit_one_page(context_for(TREND_DATE, "outside0001"), s3_bucket, moto_endpoint, prefix="")
 
     assert read is not None and list(read["id"]) == [1, 2, 3]
     assert missing is None
@@ -118,7 +107,7 @@ async def test_a_403_for_a_missing_key_reads_as_missing_but_a_denied_existing_ke
 ) -> None:
     # Real S3 answers 403 for a missing key when s3:ListBucket does not apply; moto answers 404,
     # so a policy that denies reading yesterday's objects stands in for that 403.
-    await commit_day(context_for(YESTERDAY), s3_bucket, moto_endpoint, prefix="present")
+    await commit_one_page(context_for(YESTERDAY), s3_bucket, moto_endpoint, prefix="present")
     yesterday_keys = [
         f"arn:aws:s3:::{s3_bucket}/{prefix}/cleaned_data/{YESTERDAY:%Y/%m}/*" for prefix in ("present", "absent")
     ]
@@ -134,9 +123,9 @@ async def test_a_403_for_a_missing_key_reads_as_missing_but_a_denied_existing_ke
         monkeypatch.setenv(name, value)
 
     with moto_checks_auth(moto_endpoint):
-        async with loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="absent") as s3:
+        async with prefixed_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="absent") as s3:
             absent = await s3.read_day(YESTERDAY, FEED)
-        async with loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="present") as s3:
+        async with prefixed_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint, prefix="present") as s3:
             with pytest.raises(LoadError, match=f"cannot read s3://{s3_bucket}/present/cleaned_data/.*: AccessDenied"):
                 await s3.read_day(YESTERDAY, FEED)
 

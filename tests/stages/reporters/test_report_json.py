@@ -11,7 +11,8 @@ import pytest
 
 from pipeline import trends
 from stages.reporters import json_report
-from tests.support.report_support import DAY1, DAY2, GOLDEN, SAMPLE, normalise, run_day, section, split_row
+from tests.support.report_support import DAY1, DAY2, GOLDEN, normalise, run_day, section, split_row
+from tests.support.sample import SAMPLE
 
 README = (Path(__file__).resolve().parents[3] / "docs" / "stages.md").read_text(encoding="utf-8")
 REPORT_SECTION = README.split("<!-- section: report -->", 1)[1].split("<!-- /section: report -->", 1)[0]
@@ -133,3 +134,14 @@ async def test_stdout_is_the_default(in_tmp: Path, capsys: pytest.CaptureFixture
     assert [e["rank"] for e in document["top"]] == [1, 2, 3]
     assert result.outputs["report:json"] == "stdout"
     assert sorted(p.name for p in in_tmp.iterdir()) == ["lake"]
+    assert result.wrote_to_stdout
+
+
+async def test_a_report_file_named_stdout_is_a_file_not_standard_output(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await run_day(DAY1, SAMPLE / DAY1.isoformat(), LAKE, [{"type": "json", "options": {"path": "stdout"}}])
+    assert capsys.readouterr().out == ""
+    assert result.outputs["report:json"] == "stdout"
+    assert not result.wrote_to_stdout
+    validate(json.loads((in_tmp / "stdout").read_text(encoding="utf-8")), "top level")

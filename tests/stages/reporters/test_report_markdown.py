@@ -11,21 +11,20 @@ from pathlib import Path
 import pytest
 
 from pipeline.datalake import Layout, schema
-from pipeline.result import RunResult
-from pipeline.stage import Feed
+from pipeline.stage import Feed, RunResult
 from stages.reporters import report_model as rm
 from stages.reporters.github_summary import ENV_VAR
 from tests.support.report_support import (
     DAY1,
     DAY2,
     GOLDEN,
-    SAMPLE,
     check_golden,
     normalise,
     run_day,
     split_row,
     tables,
 )
+from tests.support.sample import SAMPLE
 
 LAKE = {"type": "local", "options": {"root": "lake"}}
 MARKDOWN = {"type": "markdown", "options": {"path": "LATEST_UPDATE.md"}}

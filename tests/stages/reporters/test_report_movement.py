@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.datalake import schema
-from pipeline.result import RunResult
-from pipeline.stage import Feed
+from pipeline.stage import Feed, RunResult
 from stages.reporters import report_model as rm
 from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 from tests.support.report_support import DAY1, DAY2, movie, run_day, section, tables, write_day
@@ -29,7 +28,7 @@ MOVEMENT = 6  # the top table's "Movement" column (the trend columns follow it)
 
 
 @pytest.fixture(params=["local", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+def lake_section(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """A loader section for an empty local lake or an empty bucket on the moto server."""
     if request.param == "local":
         return {"type": "local", "options": {"root": str(tmp_path / "lake")}}
@@ -47,16 +46,20 @@ def reporters(tmp_path: Path, **options: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def two_days(tmp_path: Path, lake: dict[str, Any], **options: Any) -> tuple[dict[str, Any], str]:
+async def two_days(tmp_path: Path, lake_section: dict[str, Any], **options: Any) -> tuple[dict[str, Any], str]:
     """Run day 1 then day 2 into ``lake``; return day 2's JSON document and Markdown report."""
-    await run_day(DAY1, write_day(tmp_path / "d1", [movie(i) for i in DAY1_IDS]), lake, reporters(tmp_path, **options))
-    await run_day(DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake, reporters(tmp_path, **options))
+    await run_day(
+        DAY1, write_day(tmp_path / "d1", [movie(i) for i in DAY1_IDS]), lake_section, reporters(tmp_path, **options)
+    )
+    await run_day(
+        DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake_section, reporters(tmp_path, **options)
+    )
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     return document, (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
-async def test_movement_across_two_days(tmp_path: Path, lake: dict[str, Any]) -> None:
-    document, markdown = await two_days(tmp_path, lake, top=4, climbers=3)
+async def test_movement_across_two_days(tmp_path: Path, lake_section: dict[str, Any]) -> None:
+    document, markdown = await two_days(tmp_path, lake_section, top=4, climbers=3)
 
     assert document["compared_with"] == DAY1.isoformat()
     assert [(e["id"], e["previous_rank"], e["movement"], e["change"]) for e in document["top"]] == [
@@ -85,8 +88,8 @@ async def test_movement_across_two_days(tmp_path: Path, lake: dict[str, Any]) ->
     assert climbers[1:] == [["2", "Title 80", "6", "▲4"], ["4", "Title 60", "8", "▲4"], ["8", "Title 120", "10", "▲2"]]
     assert dropped[1:] == [["1", "Title 10", "5"], ["3", "Title 30", "6"], ["4", "Title 40", "not in the list"]]
     assert "Compared with 2026-11-24, the day before." in markdown
-    options = lake["options"]
-    where = f"s3://{options['bucket']}/tmdb" if lake["type"] == "s3" else options["root"]
+    options = lake_section["options"]
+    where = f"s3://{options['bucket']}/tmdb" if lake_section["type"] == "s3" else options["root"]
     assert document["run"]["lake"] == where
     assert f"- **Lake:** `{where}`" in markdown
     for secret in (ACCESS_KEY_ID, SECRET_ACCESS_KEY):
@@ -94,8 +97,8 @@ async def test_movement_across_two_days(tmp_path: Path, lake: dict[str, Any]) ->
 
 
 async def test_unchanged_and_falling_titles_in_a_longer_top(tmp_path: Path) -> None:
-    lake = {"type": "local", "options": {"root": str(tmp_path / "lake")}}
-    document, _ = await two_days(tmp_path, lake, top=10)
+    lake_section = {"type": "local", "options": {"root": str(tmp_path / "lake")}}
+    document, _ = await two_days(tmp_path, lake_section, top=10)
     labels = {e["id"]: (e["movement"], e["change"]) for e in document["top"]}
     assert labels[100] == ("same", 0)
     assert labels[10] == ("down", -4)
@@ -106,8 +109,10 @@ async def test_unchanged_and_falling_titles_in_a_longer_top(tmp_path: Path) -> N
     ]
 
 
-async def test_first_day_says_so_and_shows_no_movement(tmp_path: Path, lake: dict[str, Any]) -> None:
-    await run_day(DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake, reporters(tmp_path, top=4))
+async def test_first_day_says_so_and_shows_no_movement(tmp_path: Path, lake_section: dict[str, Any]) -> None:
+    await run_day(
+        DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake_section, reporters(tmp_path, top=4)
+    )
 
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert document["compared_with"] is None
@@ -142,13 +147,13 @@ async def test_first_day_says_so_and_shows_no_movement(tmp_path: Path, lake: dic
 async def test_previous_day_is_searched_back_within_lookback_days(
     tmp_path: Path, gap_days: int, lookback_days: int, compared_with: dt.date | None, sentence: str
 ) -> None:
-    lake = {"type": "local", "options": {"root": str(tmp_path / "lake")}}
+    lake_section = {"type": "local", "options": {"root": str(tmp_path / "lake")}}
     earlier = DAY2 - dt.timedelta(days=gap_days)
-    await run_day(earlier, write_day(tmp_path / "d1", [movie(i) for i in DAY1_IDS]), lake, [])
+    await run_day(earlier, write_day(tmp_path / "d1", [movie(i) for i in DAY1_IDS]), lake_section, [])
     await run_day(
         DAY2,
         write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]),
-        lake,
+        lake_section,
         reporters(tmp_path, lookback_days=lookback_days),
     )
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
@@ -157,13 +162,17 @@ async def test_previous_day_is_searched_back_within_lookback_days(
 
 
 async def test_an_empty_day_is_skipped_as_the_previous_day(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    lake = {"type": "local", "options": {"root": str(tmp_path / "lake")}}
-    await run_day(DAY2 - dt.timedelta(days=2), write_day(tmp_path / "d0", [movie(i) for i in DAY1_IDS]), lake, [])
+    lake_section = {"type": "local", "options": {"root": str(tmp_path / "lake")}}
+    await run_day(
+        DAY2 - dt.timedelta(days=2), write_day(tmp_path / "d0", [movie(i) for i in DAY1_IDS]), lake_section, []
+    )
     # An empty day needs the regression guard's override to be committed at all.
-    empty_ok = {"type": "local", "options": {**lake["options"], "allow_regression": True}}
+    empty_ok = {"type": "local", "options": {**lake_section["options"], "allow_regression": True}}
     await run_day(DAY1, write_day(tmp_path / "d1", []), empty_ok, [])
     caplog.set_level(logging.DEBUG, logger="pipeline.trends")
-    await run_day(DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake, reporters(tmp_path, top=4))
+    await run_day(
+        DAY2, write_day(tmp_path / "d2", [movie(i) for i in DAY2_IDS]), lake_section, reporters(tmp_path, top=4)
+    )
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert document["compared_with"] == "2026-11-23"
     assert [e["id"] for e in document["new_in_top"]] == [80, 90, 60]

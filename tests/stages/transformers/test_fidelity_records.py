@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from pipeline import trends
 from pipeline.datalake import formats, schema
-from pipeline.stage import Batch, Feed, Lookups, RunContext
+from pipeline.stage import Feed, RunContext
 from stages.reporters import report_model as rm
 from stages.reporters.json_report import entry
-from stages.transformers.standardize import INT64_MAX, StandardizeOptions, StandardizeTransformer
+from stages.transformers.standardize import INT64_MAX
+from tests.support.standardize import clean
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
 ALL = Feed("all", "day")
@@ -27,13 +28,7 @@ def _context() -> RunContext:
     return RunContext(trend_date=dt.date(2026, 11, 25), run_id="fidelity0001", started_at=NOW)
 
 
-async def clean(pages: list[dict[str, Any]], feed: Feed = MOVIES) -> tuple[pd.DataFrame, StandardizeTransformer]:
-    transformer = StandardizeTransformer(StandardizeOptions(), _context())
-    chunks = [await transformer.transform(Batch(p["page"], p, feed, NOW, Lookups())) for p in pages]
-    return pd.concat(chunks, ignore_index=True), transformer
-
-
-def movie(tmdb_id: Any, **fields: Any) -> dict[str, Any]:
+def bare_movie(tmdb_id: Any, **fields: Any) -> dict[str, Any]:
     return {"id": tmdb_id, "title": f"Movie {tmdb_id}", "media_type": "movie", "popularity": 5.0, **fields}
 
 
@@ -44,7 +39,9 @@ def show(tmdb_id: Any, **fields: Any) -> dict[str, Any]:
 # -- defect 1: identity ---------------------------------------------------------------------------
 async def test_a_movie_and_a_show_with_the_same_id_are_both_kept() -> None:
     frame, transformer = await clean(
-        [{"page": 1, "results": [movie(550), show(550)]}, {"page": 2, "results": [show(550), movie(551)]}], ALL
+        _context(),
+        [{"page": 1, "results": [bare_movie(550), show(550)]}, {"page": 2, "results": [show(550), bare_movie(551)]}],
+        ALL,
     )
     assert frame[["media_type", "id", "rank"]].values.tolist() == [
         ["movie", 550, 1],
@@ -110,23 +107,23 @@ def test_the_trend_keeps_a_movie_and_a_show_with_the_same_id_apart() -> None:
 @pytest.mark.parametrize(
     ("item", "reason"),
     [
-        (movie(2**70), "id_out_of_range"),
-        (movie(2**63), "id_out_of_range"),
-        (movie(-3), "id_out_of_range"),
-        (movie(3, vote_count=2**63), "vote_count_out_of_range"),
-        (movie(3, title="broken \ud83e emoji"), "invalid_text"),
-        (movie(3, original_language="e\udcff"), "invalid_text"),
-        (movie(3, media_type=[]), "unknown_media_type"),
-        (movie(3, media_type={"x": 1}), "unknown_media_type"),
-        (movie(3, popularity=10**400), "non_numeric_popularity"),
-        (movie(3, popularity=float("inf")), "non_numeric_popularity"),
+        (bare_movie(2**70), "id_out_of_range"),
+        (bare_movie(2**63), "id_out_of_range"),
+        (bare_movie(-3), "id_out_of_range"),
+        (bare_movie(3, vote_count=2**63), "vote_count_out_of_range"),
+        (bare_movie(3, title="broken \ud83e emoji"), "invalid_text"),
+        (bare_movie(3, original_language="e\udcff"), "invalid_text"),
+        (bare_movie(3, media_type=[]), "unknown_media_type"),
+        (bare_movie(3, media_type={"x": 1}), "unknown_media_type"),
+        (bare_movie(3, popularity=10**400), "non_numeric_popularity"),
+        (bare_movie(3, popularity=float("inf")), "non_numeric_popularity"),
     ],
 )
 async def test_each_poisoned_record_is_dropped_counted_and_named(
     item: dict[str, Any], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="stages.transformers.standardize")
-    frame, transformer = await clean([{"page": 4, "results": [movie(1), item]}])
+    frame, transformer = await clean(_context(), [{"page": 4, "results": [bare_movie(1), item]}])
     assert frame["id"].tolist() == [1]
     assert dict(transformer.dropped) == {reason: 1}
     [warning] = [r.getMessage() for r in caplog.records]
@@ -134,8 +131,8 @@ async def test_each_poisoned_record_is_dropped_counted_and_named(
 
 
 async def test_numbers_that_fit_are_stored_exactly() -> None:
-    item = movie(INT64_MAX, vote_count=INT64_MAX, vote_average=10**30, genre_ids=[2**70, 28, True, "12"])
-    frame, transformer = await clean([{"page": 1, "results": [item]}])
+    item = bare_movie(INT64_MAX, vote_count=INT64_MAX, vote_average=10**30, genre_ids=[2**70, 28, True, "12"])
+    frame, transformer = await clean(_context(), [{"page": 1, "results": [item]}])
     assert (int(frame.loc[0, "id"]), int(frame.loc[0, "vote_count"])) == (INT64_MAX, INT64_MAX)
     assert frame.loc[0, "genre_ids"] == "28" and frame.loc[0, "vote_average"] == 1e30
     assert not transformer.dropped
@@ -202,7 +199,7 @@ def _stored_from(row: dict[str, Any], source: dict[str, Any]) -> bool:
 @settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(_records, min_size=1, max_size=6), feed=st.sampled_from([Feed(), Feed("tv"), ALL]))
 async def test_no_record_can_fail_a_page_or_be_stored_wrong(records: list[Any], feed: Feed) -> None:
-    frame, transformer = await clean([{"page": 2, "results": records}], feed)
+    frame, transformer = await clean(_context(), [{"page": 2, "results": records}], feed)
     assert len(frame) + sum(transformer.dropped.values()) == len(records)
     assert list(frame.columns) == list(schema.COLUMN_NAMES)
     kept = [r for r in records if isinstance(r, dict) and any(int(i) == r.get("id") for i in frame["id"])]
@@ -225,9 +222,11 @@ CONTROLS = [chr(c) for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x202
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 async def test_every_control_character_round_trips(fmt: str) -> None:
-    items = [movie(n + 1, title=f"a{c}b", original_title=c) for n, c in enumerate(CONTROLS)]
-    items.append(movie(999, title="\r\n\r", original_title='"\r"'))
-    frame, transformer = await clean([{"page": 1, "results": items[:20]}, {"page": 2, "results": items[20:]}])
+    items = [bare_movie(n + 1, title=f"a{c}b", original_title=c) for n, c in enumerate(CONTROLS)]
+    items.append(bare_movie(999, title="\r\n\r", original_title='"\r"'))
+    frame, transformer = await clean(
+        _context(), [{"page": 1, "results": items[:20]}, {"page": 2, "results": items[20:]}]
+    )
     assert not transformer.dropped and len(frame) == len(items)
     encoder = formats.new_encoder(fmt)
     data = encoder.encode(frame[:30]) + encoder.encode(frame[30:].reset_index(drop=True)) + encoder.finish()

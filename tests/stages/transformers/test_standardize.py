@@ -12,8 +12,10 @@ import pytest
 
 from pipeline.datalake import schema
 from pipeline.errors import TransformError
-from pipeline.stage import Batch, Feed, Lookups, RunContext
-from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
+from pipeline.stage import Feed, Lookups, RunContext
+from stages.transformers.standardize import StandardizeOptions
+from tests.support.sample import sample_pages
+from tests.support.standardize import clean
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "2026-11-25"
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
@@ -21,21 +23,9 @@ DEFAULT_FEED = Feed()
 NO_LOOKUPS = Lookups()
 
 
-def sample_pages() -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(SAMPLE.glob("page-*.json"))]
-
-
 def sample_lookups() -> Lookups:
     body = json.loads((SAMPLE / "_lookups.json").read_text())["lookups"]
     return Lookups({g["id"]: g["name"] for g in body["genres"]}, body["poster_base_url"])
-
-
-async def clean(
-    context: RunContext, pages: list[dict[str, Any]], feed: Feed = DEFAULT_FEED, lookups: Lookups = NO_LOOKUPS
-) -> tuple[pd.DataFrame, StandardizeTransformer]:
-    transformer = StandardizeTransformer(StandardizeOptions(), context)
-    chunks = [await transformer.transform(Batch(p["page"], p, feed, NOW, lookups)) for p in pages]
-    return pd.concat(chunks, ignore_index=True), transformer
 
 
 async def test_sample_is_cleaned_into_the_schema_with_counted_drops(context: RunContext) -> None:

@@ -1,4 +1,4 @@
-"""The cleaned schema's CSV codec and conforming, edge by edge (docs/testing.md, mutation testing)."""
+"""The cleaned schema's CSV codec and conforming, edge by edge."""
 
 from __future__ import annotations
 

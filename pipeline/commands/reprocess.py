@@ -1,6 +1,6 @@
 """``reprocess``: rebuild cleaned days from the raw zone with the configured transformer and format.
 
-Each day is replayed from the raw pages its manifest names (or the pre-protocol raw file),
+Each day is replayed from the raw pages its manifest names,
 through the same stages a live run uses, and committed with the lake's usual protocol: one
 day at a time, atomically, idempotently. The raw zone is only read, never written: the new
 manifest names the same raw object.
@@ -16,11 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands._lake import configured_feed
 from pipeline.config import PipelineConfig, StageConfig
-from pipeline.datalake import LakeLoader, Manifest
+from pipeline.datalake import LakeLoader
 from pipeline.errors import ConfigError, LoadError, PipelineError
 from pipeline.redact import redact
-from pipeline.runner import Stages, build_stage, configured_feed, new_context, run_stages
+from pipeline.runner import Stages, build_stage, new_context, run_stages
 from pipeline.stage import Feed
 
 logger = logging.getLogger(__name__)
@@ -76,13 +77,11 @@ async def _one_day(config: PipelineConfig, feed: Feed, day: dt.date, *, force: b
         found = await _raw_zone(loader, day, feed)
     if found is None:
         return None
-    data, entry, manifest = found
+    data, entry = found
     with tempfile.TemporaryDirectory(prefix="pipeline-reprocess-") as folder:
         path = Path(folder) / "raw.jsonl.gz"
         path.write_bytes(data)
         options: dict[str, Any] = {"path": str(path), "media_type": feed.media_type, "time_window": feed.time_window}
-        if manifest is not None and manifest.document.get("started_at"):
-            options["extracted_at"] = manifest.document["started_at"]  # for pages archived without a fetch time
         extractor = build_stage("extractor", StageConfig("replay", options, "reprocess.extractor"), context)
         loader = build_stage("loader", config.loader, context)
         transformer = build_stage("transformer", config.transformer, context)
@@ -90,10 +89,8 @@ async def _one_day(config: PipelineConfig, feed: Feed, day: dt.date, *, force: b
     return result.rows
 
 
-async def _raw_zone(
-    loader: LakeLoader[Any], day: dt.date, feed: Feed
-) -> tuple[bytes, dict[str, Any], Manifest | None] | None:
-    """The day's raw pages, the manifest entry that names them, and the manifest; ``None`` without any."""
+async def _raw_zone(loader: LakeLoader[Any], day: dt.date, feed: Feed) -> tuple[bytes, dict[str, Any]] | None:
+    """The day's raw pages and the manifest entry that names them; ``None`` when no manifest names any."""
     manifest = await loader.read_manifest_entry(day, feed)
     raw = manifest.raw if manifest else {}
     if not raw.get("key"):
@@ -103,4 +100,4 @@ async def _raw_zone(
         return None
     if raw.get("sha256") not in (None, hashlib.sha256(data).hexdigest()):
         raise LoadError(f"{loader.locate(str(raw['key']))} does not match its manifest's sha256")
-    return data, dict(raw), manifest
+    return data, dict(raw)

@@ -42,10 +42,10 @@ async def build_lake(root: Path, fmt: str, layout: str) -> pd.DataFrame:
         frame["time_window"] = feed.time_window
         frame = schema.conform(frame)
         async with loader_for(root, fmt, layout, day) as loader:
-            await loader.begin(feed)
-            await loader.write(frame.iloc[:5])
-            await loader.write(frame.iloc[5:])
-            await loader.commit(commit_info(loader))
+            loader_day = await loader.begin(feed)
+            await loader_day.write(frame.iloc[:5])
+            await loader_day.write(frame.iloc[5:])
+            await loader_day.commit(commit_info(loader))
         written.append(frame)
     return pd.concat(written, ignore_index=True)
 

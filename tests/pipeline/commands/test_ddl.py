@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.commands.ddl import athena_ddl, ddl_for_config
 from pipeline.config import load_config
 from pipeline.datalake import Layout, schema
 from pipeline.errors import ConfigError
-from pipeline.query.ddl import athena_ddl, ddl_for_config
 from pipeline.stage import Feed
 from tests.support.cli import CliRunner
 

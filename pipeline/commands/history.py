@@ -98,7 +98,7 @@ async def history(
     end = end or dt.datetime.now(dt.UTC).date()
     window(end, days)
     from pipeline import trends  # pandas: imported by the command that uses it
-    from pipeline.runner import configured_feed, lake_reader
+    from pipeline.commands._lake import configured_feed, lake_reader
 
     feed = configured_feed(config)
     loader = lake_reader(config)

@@ -11,26 +11,19 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
+from pipeline.commands.reprocess import reprocess
 from pipeline.config import load_config
 from pipeline.datalake import Layout
-from pipeline.query.reprocess import reprocess
 from pipeline.runner import project_version, run_pipeline
 from pipeline.stage import Feed
 from tests.support.fixtures_s3 import get_object, object_keys
+from tests.support.sample import replay_config
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests/data/sample"
 FEED = Feed()
 LAYOUT = Layout()
 DAYS = (dt.date(2026, 11, 24), dt.date(2026, 11, 25))
-
-
-def config(loader: dict[str, Any], pages: Path = SAMPLE / "2026-11-25") -> dict[str, Any]:
-    return {
-        "extractor": {"type": "replay", "options": {"path": str(pages)}},
-        "transformer": {"type": "standardize"},
-        "loader": loader,
-    }
 
 
 class Store:
@@ -44,7 +37,7 @@ class Store:
 
 
 @pytest.fixture(params=["local", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], Store]:
+def lake_and_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], Store]:
     if request.param == "local":
         root = tmp_path / "lake"
 
@@ -68,16 +61,16 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any]
 
 
 async def test_reprocess_rebuilds_each_day_byte_for_byte_and_never_touches_the_raw_zone(
-    lake: tuple[dict[str, Any], Store],
+    lake_and_store: tuple[dict[str, Any], Store],
 ) -> None:
-    section, store = lake
+    section, store = lake_and_store
     for day in DAYS:
-        await run_pipeline(config(section, SAMPLE / day.isoformat()), trend_date=day)
+        await run_pipeline(replay_config(section, SAMPLE / day.isoformat()), trend_date=day)
     cleaned = await store.snapshot("cleaned_data/")
     raw = await store.snapshot("raw_data/")
     manifests = await store.snapshot("_manifests/")
 
-    summary = await reprocess(load_config(config(section)), DAYS[0] - dt.timedelta(days=1), DAYS[1])
+    summary = await reprocess(load_config(replay_config(section)), DAYS[0] - dt.timedelta(days=1), DAYS[1])
 
     assert (summary.rebuilt, summary.skipped, summary.failed) == (list(DAYS), [DAYS[0] - dt.timedelta(days=1)], {})
     assert summary.describe() == "rebuilt 2, skipped 1 (no raw zone), failed 0"
@@ -88,29 +81,26 @@ async def test_reprocess_rebuilds_each_day_byte_for_byte_and_never_touches_the_r
         assert new["run_id"] != old["run_id"]
         assert new["objects"]["raw"] == old["objects"]["raw"], "the new manifest names the same raw pages"
         assert new["built_by"] == {"transformer": "standardize", "pipeline_version": project_version()}
-    again = await reprocess(load_config(config(section)), DAYS[0], DAYS[1])
+    again = await reprocess(load_config(replay_config(section)), DAYS[0], DAYS[1])
     assert again.rebuilt == list(DAYS) and await store.snapshot("cleaned_data/") == cleaned, "idempotent"
 
 
-async def test_a_day_archived_in_the_old_raw_format_is_rebuilt(tmp_path: Path) -> None:
-    # Before raw pages were kept per run, a day had one raw file of bare TMDB pages.
+async def test_a_raw_file_no_manifest_names_is_not_a_raw_zone_and_the_day_is_skipped(tmp_path: Path) -> None:
+    # A raw file at the day's key without a run tag was never written by this protocol: nothing vouches for it.
     root = tmp_path / "lake"
     day = DAYS[1]
-    legacy = root / LAYOUT.key("raw", day, FEED)
-    legacy.parent.mkdir(parents=True)
-    lookups = json.loads((SAMPLE / day.isoformat() / "_lookups.json").read_text())
-    pages = [json.loads(p.read_text()) for p in sorted((SAMPLE / day.isoformat()).glob("page-*.json"))]
-    lines = [json.dumps(document, separators=(",", ":")) for document in (lookups, *pages)]
-    legacy.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    before = legacy.read_bytes()
+    stray = root / LAYOUT.key("raw", day, FEED)
+    stray.parent.mkdir(parents=True)
+    lines = [(SAMPLE / day.isoformat() / name).read_bytes().strip() for name in ("_lookups.json", "page-001.json")]
+    stray.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    before = stray.read_bytes()
     section = {"type": "local", "options": {"root": str(root)}}
 
-    summary = await reprocess(load_config(config(section)), day, day)
+    summary = await reprocess(load_config(replay_config(section)), day, day)
 
-    assert summary.rebuilt == [day], summary.failed
-    manifest = json.loads((root / LAYOUT.key("manifest", day, FEED)).read_text())
-    assert manifest["rows"] == 57 and manifest["objects"]["raw"]["key"] == LAYOUT.key("raw", day, FEED)
-    assert legacy.read_bytes() == before
+    assert (summary.rebuilt, summary.skipped) == ([], [day]), summary.failed
+    assert not (root / LAYOUT.key("manifest", day, FEED)).exists()
+    assert stray.read_bytes() == before
     assert not list((root / "raw_data").rglob("*.run-*")), "no new raw object"
 
 
@@ -121,7 +111,7 @@ def test_a_failing_day_keeps_its_cleaned_file_the_others_go_on_and_the_exit_is_1
     section = {"type": "local", "options": {"root": str(root)}}
     path = tmp_path / "c.yml"
     for day in DAYS:
-        path.write_text(json.dumps(config(section, SAMPLE / day.isoformat())))
+        path.write_text(json.dumps(replay_config(section, SAMPLE / day.isoformat())))
         assert main(["run", "--config", str(path), "--date", day.isoformat(), "-q"]) == 0
     manifest = json.loads((root / LAYOUT.key("manifest", DAYS[0], FEED)).read_text())
     raw = root / manifest["objects"]["raw"]["key"]
@@ -144,6 +134,6 @@ def test_reprocess_rejects_a_range_that_ends_before_it_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "c.yml"
-    path.write_text(json.dumps(config({"type": "local", "options": {"root": str(tmp_path)}})))
+    path.write_text(json.dumps(replay_config({"type": "local", "options": {"root": str(tmp_path)}})))
     assert main(["reprocess", "--config", str(path), "--from", "2026-11-25", "--to", "2026-11-01"]) == 2
     assert capsys.readouterr().err == "error: --to 2026-11-01 is before --from 2026-11-25\n"

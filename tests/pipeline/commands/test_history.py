@@ -13,16 +13,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipeline.commands.history import History, history, render_table
 from pipeline.config import load_config
-from pipeline.datalake import ObjectLakeLoader, schema
+from pipeline.datalake import LakeLoader, schema
 from pipeline.errors import ConfigError
 from pipeline.options import build_options
-from pipeline.query.history import History, history, render_table
 from pipeline.stage import Feed, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.cli import CliRunner
 from tests.support.fakes import commit_info
 from tests.support.lake import context_for, rows
+from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
 FIRST, MISSING, LAST = dt.date(2026, 11, 23), dt.date(2026, 11, 24), dt.date(2026, 11, 25)
@@ -48,11 +49,11 @@ DAY_THREE = [(4, "Rising"), (3, "Holding"), (5, "Steady Climb"), (6, "Newcomer")
 async def fill(loader_for_day: Any, feed: Feed = MOVIES) -> None:
     """Commit DAY_ONE on FIRST and DAY_THREE on LAST through real loaders; MISSING stays absent."""
     for day, ranking in ((FIRST, DAY_ONE), (LAST, DAY_THREE)):
-        loader: ObjectLakeLoader[Any] = loader_for_day(context_for(day))
+        loader: LakeLoader[Any] = loader_for_day(context_for(day))
         async with loader:
-            await loader.begin(feed)
-            await loader.write(day_frame(day, ranking, feed))
-            await loader.commit(commit_info(loader))
+            loader_day = await loader.begin(feed)
+            await loader_day.write(day_frame(day, ranking, feed))
+            await loader_day.commit(commit_info(loader))
 
 
 def local_config(root: Path, fmt: str = "csv", layout: str = "monthly", **extractor: str) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def local_config(root: Path, fmt: str = "csv", layout: str = "monthly", **extrac
     }
 
 
-def local_loader(root: Path, fmt: str, layout: str) -> Any:
+def local_factory(root: Path, fmt: str, layout: str) -> Any:
     options = build_options(LocalOptions, {"root": str(root), "format": fmt, "layout": layout}, "loader.options")
     return lambda context: LocalLoader(options, context)
 
@@ -77,7 +78,7 @@ def assert_window(found: History) -> None:
 async def test_a_title_has_one_point_per_day_with_the_missing_day_as_a_gap(
     tmp_path: Path, fmt: str, layout: str
 ) -> None:
-    await fill(local_loader(tmp_path, fmt, layout))
+    await fill(local_factory(tmp_path, fmt, layout))
     config = load_config(local_config(tmp_path, fmt, layout))
 
     found = await history(config, end=LAST, days=3, title="rising")
@@ -90,14 +91,14 @@ async def test_a_title_has_one_point_per_day_with_the_missing_day_as_a_gap(
 
 
 async def test_a_title_out_of_the_list_on_a_day_is_in_the_lake_without_a_rank(tmp_path: Path) -> None:
-    await fill(local_loader(tmp_path, "csv", "monthly"))
+    await fill(local_factory(tmp_path, "csv", "monthly"))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=3, title="GONE")
     assert found.titles[0].ranks == (2, None, None) and found.titles[0].rank is None
     assert found.titles[0].best_rank == 2 and found.titles[0].best_date == FIRST
 
 
 async def test_an_exact_title_wins_over_titles_that_contain_it(tmp_path: Path) -> None:
-    await fill(local_loader(tmp_path, "csv", "monthly"))
+    await fill(local_factory(tmp_path, "csv", "monthly"))
     config = load_config(local_config(tmp_path))
     assert [t.title for t in (await history(config, end=LAST, days=3, title="climb")).titles] == ["Steady Climb"]
     assert [t.title for t in (await history(config, end=LAST, days=3, title="in")).titles] == [
@@ -114,18 +115,18 @@ WEEK_AGO = LAST - dt.timedelta(days=7)
 async def fill_week(loader_for_day: Any) -> None:
     """DAY_ONE a week before LAST, DAY_THREE on LAST; the six days between are missing."""
     for day, ranking in ((WEEK_AGO, DAY_ONE), (LAST, DAY_THREE)):
-        loader: ObjectLakeLoader[Any] = loader_for_day(context_for(day))
+        loader: LakeLoader[Any] = loader_for_day(context_for(day))
         async with loader:
-            await loader.begin(MOVIES)
-            await loader.write(day_frame(day, ranking))
-            await loader.commit(commit_info(loader))
+            loader_day = await loader.begin(MOVIES)
+            await loader_day.write(day_frame(day, ranking))
+            await loader_day.commit(commit_info(loader))
 
 
 @pytest.mark.parametrize(("fmt", "layout"), [("parquet", "monthly"), ("csv", "hive")])
 async def test_the_weeks_lists_compare_the_latest_day_with_the_day_a_week_before(
     tmp_path: Path, fmt: str, layout: str
 ) -> None:
-    await fill_week(local_loader(tmp_path, fmt, layout))
+    await fill_week(local_factory(tmp_path, fmt, layout))
     found = await history(load_config(local_config(tmp_path, fmt, layout)), end=LAST, days=8, top=3)
     model = found.trend
     assert model.latest == LAST and model.baseline == WEEK_AGO and len(found.missing) == 6
@@ -145,7 +146,7 @@ async def test_the_weeks_lists_compare_the_latest_day_with_the_day_a_week_before
 
 
 async def test_without_a_day_a_week_before_the_weeks_lists_are_empty(tmp_path: Path) -> None:
-    await fill(local_loader(tmp_path, "csv", "monthly"))
+    await fill(local_factory(tmp_path, "csv", "monthly"))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=3, top=3)
     model = found.trend
     assert model.baseline is None
@@ -156,11 +157,11 @@ async def test_without_a_day_a_week_before_the_weeks_lists_are_empty(tmp_path: P
 
 async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Path) -> None:
     hostile = "Line\nBreak \x1b[31mRed"
-    loader = local_loader(tmp_path, "csv", "monthly")(context_for(LAST))
+    loader = local_factory(tmp_path, "csv", "monthly")(context_for(LAST))
     async with loader:
-        await loader.begin(MOVIES)
-        await loader.write(day_frame(LAST, [(7, hostile)]))
-        await loader.commit(commit_info(loader))
+        loader_day = await loader.begin(MOVIES)
+        await loader_day.write(day_frame(LAST, [(7, hostile)]))
+        await loader_day.commit(commit_info(loader))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=1, title="line")
     assert found.titles[0].title == hostile, "the data keeps the title as TMDB sent it"
     text = render_table(found)
@@ -178,7 +179,7 @@ async def test_an_empty_window_is_all_gaps_not_an_error(tmp_path: Path) -> None:
 
 
 async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None:
-    await fill(local_loader(tmp_path, "csv", "hive"), feed=Feed("tv", "week"))
+    await fill(local_factory(tmp_path, "csv", "hive"), feed=Feed("tv", "week"))
     movies = await history(load_config(local_config(tmp_path, "csv", "hive")), end=LAST, days=3)
     assert movies.present == ()
     tv = await history(
@@ -189,14 +190,9 @@ async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None
         await history(load_config(local_config(tmp_path, media_type="person")), end=LAST, days=3)
 
 
-def write_config(path: Path, config: dict[str, Any]) -> str:
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    return str(path)
-
-
 async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliRunner) -> None:
-    await fill(local_loader(tmp_path / "lake", "parquet", "hive"))
-    config = write_config(tmp_path / "c.yml", local_config(tmp_path / "lake", "parquet", "hive"))
+    await fill(local_factory(tmp_path / "lake", "parquet", "hive"))
+    config = str(write_config(tmp_path / "c.yml", local_config(tmp_path / "lake", "parquet", "hive")))
 
     table = await asyncio.to_thread(
         run_cli, "history", "--config", config, "--date", "2026-11-25", "--days", "3", "--title", "Rising"
@@ -257,18 +253,14 @@ async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliR
     ],
 )
 def test_bad_arguments_are_usage_errors(tmp_path: Path, args: list[str], message: str, run_cli: CliRunner) -> None:
-    done = run_cli("history", "--config", write_config(tmp_path / "c.yml", local_config(tmp_path)), *args)
+    done = run_cli("history", "--config", str(write_config(tmp_path / "c.yml", local_config(tmp_path))), *args)
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
 
 
-def s3_config(bucket: str, endpoint: str, fmt: str, layout: str) -> dict[str, Any]:
+def s3_lake_config(bucket: str, endpoint: str, fmt: str, layout: str) -> dict[str, Any]:
     options = {"bucket": bucket, "endpoint_url": endpoint, "prefix": "tmdb", "format": fmt, "layout": layout}
-    return {
-        "extractor": {"type": "replay", "options": {"path": "unused"}},
-        "transformer": {"type": "standardize"},
-        "loader": {"type": "s3", "options": options},
-    }
+    return replay_config({"type": "s3", "options": options}, Path("unused"))
 
 
 @pytest.mark.parametrize(("fmt", "layout"), [("csv", "monthly"), ("parquet", "hive")])
@@ -284,7 +276,7 @@ async def test_history_on_s3(
 ) -> None:
     from stages.loaders.s3 import S3Loader, S3Options
 
-    raw = s3_config(s3_bucket, moto_endpoint, fmt, layout)
+    raw = s3_lake_config(s3_bucket, moto_endpoint, fmt, layout)
     options = build_options(S3Options, raw["loader"]["options"], "loader.options")
 
     def s3_loader(context: RunContext) -> S3Loader:
@@ -302,7 +294,7 @@ async def test_history_on_s3(
         run_cli,
         "history",
         "--config",
-        write_config(tmp_path / "s3.yml", raw),
+        str(write_config(tmp_path / "s3.yml", raw)),
         "--date",
         "2026-11-25",
         "--days",

@@ -1,4 +1,4 @@
-"""Key layout edge cases that mutation testing showed nothing else pins down (docs/testing.md)."""
+"""The key layout: prefixes, run tags, monthly and hive keys, lock keys, edge by edge."""
 
 from __future__ import annotations
 

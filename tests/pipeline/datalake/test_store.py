@@ -1,4 +1,4 @@
-"""Lock records and lock liveness, edge by edge (docs/testing.md, mutation testing)."""
+"""Lock records and lock liveness, edge by edge."""
 
 from __future__ import annotations
 

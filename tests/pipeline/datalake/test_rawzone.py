@@ -1,4 +1,4 @@
-"""The raw zone's line format, edge by edge: records, legacy pages, lookups (docs/testing.md, mutation testing)."""
+"""The raw zone's line format, edge by edge: response records and lookups lines."""
 
 from __future__ import annotations
 

@@ -11,18 +11,15 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
-from multidict import CIMultiDict, CIMultiDictProxy
 
-from pipeline import redact as redact_module
 from pipeline.errors import ConfigError, ExtractError
 from pipeline.redact import MASK, redact
 from pipeline.stage import RunContext
@@ -35,33 +32,21 @@ from stages.extractors.tmdb.client import (
     TmdbClient,
     parse_retry_after,
 )
-from stages.extractors.tmdb.extractor import TmdbTrendingExtractor
 from stages.extractors.tmdb.progress import Progress
 from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
-from tests.support.tmdb import BASE, TRENDING, FakeClock, Sleeps, fast_extractor
+from tests.support.tmdb import BASE, TRENDING, FakeClock, Sleeps, fast_extractor, request_info
 
-pytestmark = pytest.mark.usefixtures("aioresponses_compat")
+pytestmark = pytest.mark.usefixtures("aioresponses_compat", "no_secrets")
 
 TOKEN = "tok-client-0123456789abcdef"
 KEY = "key-client-fedcba9876543210"
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Secrets registered here go into a registry of this test's own."""
-    monkeypatch.setattr(redact_module, "_secrets", set())
-    yield
-
-
-def extractor(context: RunContext, **options: Any) -> TmdbTrendingExtractor:
-    return fast_extractor(context, TOKEN, **options)
 
 
 async def failure(context: RunContext, **response: Any) -> ExtractError:
     """The error a run ends with when every trending request gets ``response``."""
     with aioresponses() as mocked:
         mocked.get(TRENDING, repeat=True, **response)
-        ex = extractor(context)
+        ex = fast_extractor(context, TOKEN)
         with pytest.raises(ExtractError) as caught:
             async with ex:
                 _ = [batch async for batch in ex.batches()]
@@ -138,7 +123,7 @@ def test_one_attempt_and_no_backoff_are_a_valid_policy() -> None:
 async def test_a_single_attempt_gives_up_at_once_and_says_attempt(live_context: RunContext) -> None:
     with aioresponses() as mocked:
         mocked.get(TRENDING, status=503, payload={"status_code": 9, "status_message": "offline"}, repeat=True)
-        ex = extractor(live_context, max_attempts=1)
+        ex = fast_extractor(live_context, TOKEN, max_attempts=1)
         with pytest.raises(ExtractError) as caught:
             async with ex:
                 _ = [batch async for batch in ex.batches()]
@@ -277,16 +262,11 @@ async def test_messages_show_the_request_without_any_key(path: str, params: dict
     assert message == f"page 1: HTTP 404 (TMDB status_code 34: None) from GET {display}"
 
 
-def _request_info() -> aiohttp.RequestInfo:
-    url = yarl.URL(f"{BASE}{PAGE_PATH}?page=1")
-    return aiohttp.RequestInfo(url, "GET", CIMultiDictProxy(CIMultiDict()), url)
-
-
 @pytest.mark.parametrize(
     ("exception", "message"),
     [
         (
-            aiohttp.ClientResponseError(_request_info(), (), status=418, message="teapot"),
+            aiohttp.ClientResponseError(request_info(f"{BASE}{PAGE_PATH}?page=1"), (), status=418, message="teapot"),
             "page 1: ClientResponseError: 418 teapot on GET /3/trending/movie/day?page=1",
         ),
         (

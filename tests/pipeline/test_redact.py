@@ -14,11 +14,7 @@ from pipeline.redact import MASK, SECRET_ENV_VARS, RedactingFilter, redact, regi
 SECRET = "s3cr/et tok+en"
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test registers into its own empty registry, so no secret leaks into other tests' messages."""
-    monkeypatch.setattr(redact_module, "_secrets", set())
-    yield
+pytestmark = pytest.mark.usefixtures("no_secrets")
 
 
 def test_a_registered_secret_is_masked_as_is_and_in_every_url_encoding() -> None:
@@ -91,7 +87,7 @@ def filtered_log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log = logging.getLogger("tests.mutants.redact")
+    log = logging.getLogger("tests.redact")
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.DEBUG)

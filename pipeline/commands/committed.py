@@ -35,7 +35,7 @@ class Committed:
 
 async def find_committed(config: PipelineConfig, day: dt.date) -> Committed | None:
     """The day's commit for the configured feed, or ``None`` when the lake does not have it (yet)."""
-    from pipeline.datalake import configured_feed, lake_reader  # pandas: imported by the command that uses it
+    from pipeline.commands._lake import configured_feed, lake_reader  # pandas: imported by the command that uses it
 
     feed = configured_feed(config)
     loader = lake_reader(config)

@@ -1,4 +1,4 @@
-"""Atomic local files, edge by edge, on a real folder (docs/testing.md, mutation testing)."""
+"""Atomic local files, edge by edge, on a real folder."""
 
 from __future__ import annotations
 

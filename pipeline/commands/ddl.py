@@ -180,7 +180,7 @@ def ddl_for_config(
     """The DDL for the configured loader's lake; ``location`` replaces where the loader writes."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
-    from pipeline.runner import lake_reader  # see athena_ddl
+    from pipeline.commands._lake import lake_reader  # see athena_ddl
 
     section = config.loader
     loader = lake_reader(config)

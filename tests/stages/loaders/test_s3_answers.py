@@ -1,4 +1,4 @@
-"""The s3 loader against answers moto never gives by itself (docs/testing.md, mutation testing).
+"""The s3 loader against answers moto never gives by itself.
 
 A proxy in front of moto answers chosen requests itself, the way S3 or an S3-compatible store
 does: a bare status without an error body, a 503, an answer that is not HTTP, an upload part
@@ -22,7 +22,8 @@ import pytest
 
 from pipeline.datalake import LockClaim
 from pipeline.errors import LoadError, TransientLoadError
-from stages.loaders.s3 import MIN_PART_SIZE, S3Loader, _credential_source, _MultipartSink
+from stages.loaders.s3 import MIN_PART_SIZE, S3Loader, _credential_source
+from stages.loaders.s3_multipart import MultipartSink as _MultipartSink
 from tests.support.fakes import TREND_DATE
 from tests.support.faults import FaultProxy
 from tests.support.fixtures_s3 import get_object, open_uploads
@@ -142,31 +143,31 @@ async def _open_upload(loader: S3Loader, key: str = "v/big.csv") -> _MultipartSi
 async def test_an_error_without_a_code_is_named_by_its_http_status(through: S3Loader, front: S3Front) -> None:
     front.answer("GET", "/a.json", error(400, None, "refused (injected)"))
     with pytest.raises(LoadError, match=r"cannot read s3://[^/]+/a\.json: 400: refused \(injected\)$"):
-        await through.get_object("a.json")
+        await through.store.get_object("a.json")
 
 
 async def test_a_503_is_a_transient_error(through: S3Loader, front: S3Front) -> None:
     front.answer("PUT", "/a.json", error(503, "ServiceUnavailable", "injected outage"))
     with pytest.raises(TransientLoadError, match=r"cannot upload s3://[^/]+/a\.json: ServiceUnavailable"):
-        await through.put_object("a.json", b"{}", "application/json")
+        await through.store.put_object("a.json", b"{}", "application/json")
 
 
 async def test_a_bare_404_on_read_is_a_missing_key(through: S3Loader, front: S3Front) -> None:
     front.answer("GET", "/a.json", status(404))
-    assert await through.get_object("a.json") is None
+    assert await through.store.get_object("a.json") is None
 
 
 async def test_a_bare_404_on_releasing_the_lock_means_it_is_gone(through: S3Loader, front: S3Front) -> None:
     front.answer("DELETE", LOCK, status(404))
-    await through.release_lock(LockClaim(LOCK, '"some-etag"'))
-    assert through.requests["delete_object"] == 0
+    await through.store.release_lock(LockClaim(LOCK, '"some-etag"'))
+    assert through.store.requests["delete_object"] == 0
 
 
 async def test_a_denied_read_that_cannot_be_listed_either_is_an_error(through: S3Loader, front: S3Front) -> None:
     front.answer("GET", "/a.json", error(403, "AccessDenied", "Access Denied"))
     front.answer("GET", "list-type=2", error(403, "AccessDenied", "Access Denied"))
     with pytest.raises(LoadError, match=r"cannot read s3://[^/]+/a\.json: AccessDenied"):
-        await through.get_object("a.json")
+        await through.store.get_object("a.json")
 
 
 async def test_a_connected_preflight_explains_a_403_from_head_bucket(
@@ -187,7 +188,7 @@ async def test_parts_without_a_checksum_in_the_answer_are_completed_with_our_own
     sink = await _open_upload(through)
     await sink.commit()
     assert await get_object(s3_client, s3_bucket, "v/big.csv") == b"x" * (MIN_PART_SIZE + 1)
-    assert through.requests["complete_multipart_upload"] == 1
+    assert through.store.requests["complete_multipart_upload"] == 1
 
 
 async def test_aborting_a_committed_upload_sends_nothing(through: S3Loader, front: S3Front) -> None:
@@ -265,7 +266,7 @@ async def test_aborting_an_upload_that_is_gone_already_is_quiet(
     with caplog.at_level(logging.INFO, logger="stages.loaders.s3"):
         await sink.abort()
     assert [record for record in caplog.records if record.name == "stages.loaders.s3"] == []
-    assert through.requests["abort_multipart_upload"] == 0
+    assert through.store.requests["abort_multipart_upload"] == 0
     (upload,) = (await s3_client.list_multipart_uploads(Bucket=s3_bucket))["Uploads"]
     await s3_client.abort_multipart_upload(Bucket=s3_bucket, Key="v/big.csv", UploadId=upload["UploadId"])
 
@@ -279,7 +280,7 @@ async def test_only_uploads_older_than_abort_uploads_after_are_old(
     # moto dates every upload 2010-11-10; S3 gives the real time, here a minute ago for one of them.
     recent = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     front.answer("GET", "?uploads", rewritten(b"2010-11-10T20:48:33.000Z", recent.encode()))
-    found = await through.leftovers()
+    found = await through.store.leftovers()
     assert through.options.abort_uploads_after == 86400
     assert sorted(leftover.old for leftover in found) == [False, True]
 
@@ -290,7 +291,7 @@ async def test_aclose_closes_the_client_the_loader_opened(
 ) -> None:
     loader = s3_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint)
     await loader.open()
-    assert await loader.list_keys("") == []  # the client's HTTP session exists from the first request on
+    assert await loader.store.list_keys("") == []  # the client's HTTP session exists from the first request on
     await loader.aclose()
     del loader
     gc.collect()

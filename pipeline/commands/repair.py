@@ -6,9 +6,9 @@ command does the same, plus a full check of every committed day against its mani
 
 from __future__ import annotations
 
+from pipeline.commands._lake import lake_reader
 from pipeline.config import PipelineConfig
 from pipeline.datalake import RepairReport
-from pipeline.runner import lake_reader
 
 
 async def repair(config: PipelineConfig, *, check: bool = False) -> RepairReport:

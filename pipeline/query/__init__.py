@@ -1,1 +1,0 @@
-"""Read-side and maintenance commands over a configured lake: ``history``, ``ddl``, ``reprocess``."""

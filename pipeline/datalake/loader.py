@@ -119,8 +119,12 @@ class LakeLoader(Loader[OptionsT]):
             formats.new_encoder(lake.layout.format)
         except ConfigError as exc:
             raise LoadError(str(exc), stage=self.name) from exc
-        await healing.recover(lake)
-        claim = await self._claim_day(day, feed)
+        try:
+            await healing.recover(lake)
+            claim = await self._claim_day(day, feed)
+        except PipelineError as exc:
+            exc.outcome = exc.outcome or nothing_committed(day, True)
+            raise
         commit: DayCommit | None = None
         try:
             if claim.stale is not None or claim.stale_unreadable:

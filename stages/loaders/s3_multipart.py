@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.datalake import ObjectSink
 from pipeline.errors import LoadError
-from stages.loaders.s3_errors import MISSING_UPLOAD, S3Errors
+from stages.loaders.s3_errors import MISSING_UPLOAD, S3Errors, code
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,9 @@ class MultipartSink(ObjectSink):
             except LoadError as exc:
                 if attempt == 2:
                     raise
-                logger.warning("aborting the upload of s3://%s/%s failed (%s); retrying", self._bucket, self.key, exc)
+                found = code(exc.__cause__) if exc.__cause__ is not None else ""
+                reason = f" ({found})" if found else ""  # the S3 error code; the full error is raised if it fails again
+                logger.warning("aborting the upload of s3://%s/%s failed%s; retrying", self._bucket, self.key, reason)
                 continue
             if answer is None:  # no such upload: nothing left to abort
                 return

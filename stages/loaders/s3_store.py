@@ -27,7 +27,7 @@ from pipeline.datalake import (
     run_of,
 )
 from pipeline.errors import CommitConflict, LoadError
-from stages.loaders.s3_errors import BOTO_ERRORS, CONFLICT, MISSING_KEY, MISSING_UPLOAD, S3Errors, code
+from stages.loaders.s3_errors import BOTO_ERRORS, MISSING_KEY, MISSING_UPLOAD, S3Errors, code
 from stages.loaders.s3_multipart import CHECKSUM_ALGORITHM, MultipartSink
 
 if TYPE_CHECKING:
@@ -48,6 +48,12 @@ def service_models() -> Any:
     return create_loader()
 
 
+def _endpoint_of(client: Any) -> str | None:
+    """The endpoint a client talks to (an injected one's may differ from the options'), for error messages."""
+    found = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    return str(found) if found else None
+
+
 class S3Store(ObjectStore):
     """Objects in ``bucket`` (keys already carry the lake's prefix)."""
 
@@ -60,7 +66,7 @@ class S3Store(ObjectStore):
         """The calls made, by method: what a test or a benchmark counts."""
         self._client: Any = client
         self._stack: contextlib.AsyncExitStack | None = None
-        self.errors = S3Errors(options.bucket, stage, options.endpoint_url)
+        self.errors = S3Errors(options.bucket, stage, _endpoint_of(client) or options.endpoint_url)
 
     @property
     def client(self) -> Any:
@@ -98,6 +104,7 @@ class S3Store(ObjectStore):
             await stack.aclose()
             raise self.errors.error(exc, "open a client for", "") from exc
         self._stack = stack
+        self.errors.endpoint = _endpoint_of(self._client) or endpoint
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -215,11 +222,11 @@ class S3Store(ObjectStore):
             return
         request = self.client.delete_object(Bucket=self.bucket, Key=claim.key, IfMatch=claim.token)
         try:
-            answer = await self.errors.call(request, "delete", claim.key, absent=MISSING_KEY | CONFLICT)
-        except CommitConflict:  # pragma: no cover - conflict=False: a failed condition comes back as None
-            answer = None
-        if answer is None:
-            logger.debug("the lock %s was gone or taken over by another run; left it alone", self.locate(claim.key))
+            answer = await self.errors.call(request, "delete", claim.key, absent=MISSING_KEY, conflict=True)
+        except CommitConflict:
+            logger.warning("the lock %s was taken over by another run; left it alone", self.locate(claim.key))
+            return
+        if answer is None:  # gone already
             return
         self.requests["delete_object"] += 1
 

@@ -9,7 +9,7 @@ import pytest
 from pipeline.result import RunResult
 
 from pipeline.errors import ReportError
-from pipeline.runner import Stages, run_stages
+from pipeline.runner import Stages, outcome_of, run_stages
 from pipeline.stage import LakeReader, RunContext
 from tests.support.cli import CliRunner, error_lines
 from tests.support.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, batch
@@ -76,7 +76,7 @@ async def test_a_cancellation_while_reporting_says_the_day_was_committed(context
     run.cancel()
     with pytest.raises(asyncio.CancelledError) as cancelled:
         await run
-    assert getattr(cancelled.value, "outcome", None) == (
+    assert outcome_of(cancelled.value) == (
         f"{context.trend_date} was committed; 2 of 2 reports ('record', 'record') were not written"
     )
 

@@ -18,7 +18,7 @@ import pytest
 from pipeline.errors import ExtractError, LoadError, TransformError
 from pipeline.options import NoOptions
 from pipeline.runner import Stages, outcome_of, project_version, run_pipeline, run_stages
-from pipeline.stage import Batch, CommitInfo, Feed, Loader, RunContext, RunLake, RunResult
+from pipeline.stage import Batch, CommitInfo, Committed, Feed, LoadDay, Loader, RunContext, RunLake, RunResult
 from tests.support.fakes import (
     CollectingDay,
     CollectingLoader,
@@ -246,15 +246,24 @@ def make_with(context: RunContext, **parts: Any) -> Stages:
     return dataclasses.replace(logged_stages(context, []), **parts)
 
 
-class TimedLoader(CollectingLoader):
+class TimedDay(CollectingDay):
     """Notes when its commit ended."""
+
+    async def commit(self, info: CommitInfo) -> Committed:
+        committed = await super().commit(info)
+        assert isinstance(self.loader, TimedLoader)
+        self.loader.committed_at = dt.datetime.now(dt.UTC)
+        return committed
+
+
+class TimedLoader(CollectingLoader):
+    """Its days note when their commit ended."""
 
     committed_at: dt.datetime | None = None
 
-    async def commit(self, info: CommitInfo) -> dict[str, str]:
-        outputs = await super().commit(info)
-        self.committed_at = dt.datetime.now(dt.UTC)
-        return outputs
+    async def begin(self, feed: Feed, *, reuse_raw: Mapping[str, Any] | None = None) -> CollectingDay:
+        await super().begin(feed)
+        return TimedDay(self)
 
 
 class SnapshotReporter(RecordingReporter):
@@ -279,23 +288,29 @@ class DroppingTransformer(FrameTransformer):
         return frame.iloc[1:]
 
 
-class WriteOnlyLoader(Loader[NoOptions]):
-    """A loader that cannot read its lake back (no ``read_day``)."""
-
-    def __init__(self, context: RunContext) -> None:
-        super().__init__(NoOptions(), context, name="write-only")
-
-    async def begin(self, feed: Feed) -> None:
-        pass
+class WriteOnlyDay(LoadDay):
+    """A day written nowhere."""
 
     async def write(self, chunk: pd.DataFrame) -> None:
         pass
 
-    async def commit(self, info: CommitInfo) -> dict[str, str]:
-        return {"cleaned": "nowhere://"}
+    async def commit(self, info: CommitInfo) -> Committed:
+        return Committed({"cleaned": "nowhere://"}, "committed nowhere")
 
-    async def abort(self) -> None:
-        pass
+    async def abort(self) -> str:
+        return "nothing was committed"
+
+
+class WriteOnlyLoader(Loader[NoOptions]):
+    """A loader that cannot read its lake back (no ``read_day``)."""
+
+    day = WriteOnlyDay
+
+    def __init__(self, context: RunContext) -> None:
+        super().__init__(NoOptions(), context, name="write-only")
+
+    async def begin(self, feed: Feed, *, reuse_raw: Mapping[str, Any] | None = None) -> LoadDay:
+        return self.day()
 
 
 async def test_reporters_see_the_result_as_of_the_commit(context: RunContext) -> None:
@@ -348,9 +363,13 @@ async def test_an_outcome_the_error_already_carries_is_kept(context: RunContext)
     own = LoadError("the commit failed", stage="collect")
     own.outcome = "the old day was restored"
 
-    class Failing(CollectingLoader):
-        async def commit(self, info: CommitInfo) -> dict[str, str]:
+    class FailingDay(CollectingDay):
+        async def commit(self, info: CommitInfo) -> Committed:
             raise own
+
+    class Failing(CollectingLoader):
+        async def begin(self, feed: Feed, *, reuse_raw: Mapping[str, Any] | None = None) -> CollectingDay:
+            return FailingDay(self)
 
     with pytest.raises(LoadError) as caught:
         await run_stages(make_with(context, loader=Failing(context)), context)
@@ -401,11 +420,17 @@ async def test_a_dry_run_reports_where_the_loader_would_write(context: RunContex
     assert set(result.timings) == {"open", "extract", "transform"}
 
 
-async def test_a_loader_with_nothing_to_say_leaves_the_error_without_an_outcome(context: RunContext) -> None:
-    class Failing(WriteOnlyLoader):
+async def test_a_failed_write_carries_what_the_abort_says_of_the_lake(context: RunContext) -> None:
+    class FailingDay(WriteOnlyDay):
         async def write(self, chunk: pd.DataFrame) -> None:
             raise OSError("disk full")
 
+        async def abort(self) -> str:
+            return "nothing was committed; the old day stays"
+
+    class Failing(WriteOnlyLoader):
+        day = FailingDay
+
     with pytest.raises(LoadError, match="disk full") as caught:
         await run_stages(make_with(context, loader=Failing(context)), context)
-    assert caught.value.outcome is None
+    assert caught.value.outcome == "nothing was committed; the old day stays"

@@ -34,6 +34,7 @@ from pipeline.errors import CommitConflict, ConfigError, LoadError, RegressionRe
 from pipeline.runner import new_context, run_pipeline
 from pipeline.stage import Feed, Lookups
 from stages.loaders.local import LocalLoader, LocalOptions
+from stages.loaders.local_store import LocalStore
 from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.fakes import NOW, TREND_DATE, batch, commit_info
@@ -262,18 +263,19 @@ async def test_a_kill_during_a_multipart_upload_is_aborted_by_the_next_run(
     day = dt.date(2026, 11, 25)
     options = S3Options(bucket=s3_bucket, endpoint_url=moto_endpoint, part_size=5 * 1024 * 1024)
     dying = S3Loader(options, new_context(day), client=s3_client)
-    await dying.begin(FEED)
-    await dying._open["cleaned"].write(os.urandom(6 * 1024 * 1024))  # one part goes up: an upload is open
+    dying_day = await dying.begin(FEED)
+    [cleaned, _raw] = dying_day.sinks
+    await cleaned.write(os.urandom(6 * 1024 * 1024))  # one part goes up: an upload is open
     await asyncio.sleep(0)
     uploads = await open_uploads(s3_client, s3_bucket)
-    assert uploads == [dying._open["cleaned"].key]
+    assert uploads == [cleaned.key]
     # The process "dies": its lock stays. Age it past lock_timeout, as a dead host's would be.
     lock = LAYOUT.lock_key(day, FEED)
     record = LockRecord.from_bytes((await dying.store.get_object(lock)).data)  # type: ignore[union-attr]
     assert record is not None
     old = LockRecord(**{**record.__dict__, "started_at": record.started_at - dt.timedelta(hours=2)})
     await s3_client.put_object(Bucket=s3_bucket, Key=lock, Body=old.to_bytes())
-    await asyncio.wait([t for t in (dying._open["cleaned"].sink._inflight,) if t])  # type: ignore[attr-defined]
+    await asyncio.wait([t for t in (cleaned.sink._inflight,) if t])  # type: ignore[attr-defined]
 
     await run_pipeline(
         replay_config(s3_section(s3_bucket, moto_endpoint), SAMPLE / "2026-11-25"), trend_date=day + dt.timedelta(1)
@@ -565,11 +567,9 @@ async def test_a_day_whose_lock_is_held_is_refused_and_nothing_changes(tmp_path:
     loser = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r3")
     with pytest.raises(
         CommitConflict, match=r"another run is committing this day \(2026-11-25 trending movies, today\)"
-    ):
-        loser_day = await loser.begin(FEED)
-    assert loser.outcome() == "nothing was committed; 2026-11-25 keeps its previous data"
-    await loser_day.abort()  # what the runner does next: nothing left to undo
-    assert loser.outcome() == "nothing was committed; 2026-11-25 keeps its previous data"
+    ) as refused:
+        await loser.begin(FEED)
+    assert refused.value.outcome == "nothing was committed; 2026-11-25 keeps its previous data"
     await holder.store.release_lock(claim)
     assert files(tmp_path) == before
 
@@ -601,8 +601,7 @@ async def test_a_publish_that_fails_after_the_commit_point_keeps_the_new_day_and
     await loader_day.write(rows(TREND_DATE, range(101, 141)))
     with pytest.raises(OSError):
         await loader_day.commit(commit_info(loader))
-    await loader_day.abort()
-    assert loader.outcome() == (
+    assert await loader_day.abort() == (
         "2026-11-25 was committed by run r2; the next run (or `python -m pipeline repair`) finishes publishing it"
     )
     assert (tmp_path / version("r2")).exists(), "past the commit point nothing of the new day is undone"
@@ -776,8 +775,7 @@ async def test_an_abort_that_cannot_remove_its_files_says_the_next_run_will(tmp_
     (temp,) = (tmp_path / "_versions").rglob(".*.tmp")
     temp.unlink()
     (temp / "in-the-way").mkdir(parents=True)  # the temp file's name now holds a folder that unlink refuses
-    await loader_day.abort()
-    assert loader.outcome() == (
+    assert await loader_day.abort() == (
         "nothing was committed; 2026-11-25 keeps its previous data, and the next run removes what this one left"
     )
     record = LockRecord.from_bytes((tmp_path / LOCK).read_bytes())
@@ -800,13 +798,6 @@ async def commit_parquet(root: Path, run_id: str) -> None:
         await loader_day.commit(commit_info(loader))
 
 
-async def test_a_loader_that_never_began_has_no_outcome(tmp_path: Path) -> None:
-    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
-    assert loader.outcome() is None
-    await loader.abort()
-    assert loader.outcome() is None
-
-
 async def test_a_run_on_a_healthy_lake_logs_no_recovery(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     await commit(tmp_path, "r1")
     with caplog.at_level(logging.WARNING, logger="pipeline.datalake.loader"):
@@ -823,7 +814,7 @@ async def test_a_run_that_reuses_raw_pages_locks_only_its_version(tmp_path: Path
     assert record is not None and record.objects == (version("r2"),)
     await loader_day.write(rows(TREND_DATE, range(1, 41)))
     await loader_day.commit(commit_info(loader))
-    assert loader.reuse_raw == entry
+    assert json.loads((tmp_path / MANIFEST).read_bytes())["objects"]["raw"] == entry
 
 
 async def test_the_lock_record_names_the_runs_objects_and_the_version_it_replaces(tmp_path: Path) -> None:
@@ -849,12 +840,16 @@ def test_the_lake_reader_is_the_configured_loader_and_refuses_one_without_a_lake
         lake_reader(config)
 
 
-async def test_writing_outside_begin_and_commit_is_refused(tmp_path: Path) -> None:
+async def test_an_aborted_day_refuses_writes_and_leaves_nothing(tmp_path: Path) -> None:
     loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
-    with pytest.raises(LoadError, match=r"write before begin\(\), or after commit/abort"):
-        await loader.write(rows(TREND_DATE, range(1, 3)))
-    with pytest.raises(LoadError, match=r"write before begin\(\)"):
-        await loader.write_raw(batch(1, [1]))
+    loader_day = await loader.begin(FEED)
+    assert await loader_day.abort() == "nothing was committed; 2026-11-25 keeps its previous data"
+    with pytest.raises(LoadError, match="this day was already committed or aborted"):
+        await loader_day.write(rows(TREND_DATE, range(1, 3)))
+    with pytest.raises(LoadError, match="this day was already committed or aborted"):
+        await loader_day.write_raw(batch(1, [1]))
+    with pytest.raises(LoadError, match="this day was already committed or aborted"):
+        await loader_day.commit(commit_info(loader))
     assert files(tmp_path) == []
 
 
@@ -870,8 +865,7 @@ async def test_a_begin_that_cannot_open_its_sinks_leaves_nothing_and_can_be_trie
     (tmp_path / "raw_data").write_bytes(b"a file where the raw zone's folder goes")
     loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
     with pytest.raises(OSError):
-        loader_day = await loader.begin(FEED)
-    assert loader.outcome() == "nothing was committed; 2026-11-25 keeps its previous data"
+        await loader.begin(FEED)
     assert files(tmp_path) == ["raw_data"]
     (tmp_path / "raw_data").unlink()
     loader_day = await loader.begin(FEED)
@@ -940,13 +934,16 @@ async def test_the_manifest_holds_every_fact_of_the_commit(tmp_path: Path) -> No
     }
 
 
-async def test_a_committed_run_is_over_writes_are_refused_and_abort_does_nothing(tmp_path: Path) -> None:
-    loader = await commit(tmp_path, "r1")
+async def test_a_committed_day_is_over_writes_are_refused_and_abort_does_nothing(tmp_path: Path) -> None:
+    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
+    loader_day = await loader.begin(FEED)
+    await loader_day.write(rows(TREND_DATE, range(1, 41)))
+    committed = await loader_day.commit(commit_info(loader))
+    assert committed.outcome == "2026-11-25 was committed by run r1"
     before = {name: (tmp_path / name).read_bytes() for name in files(tmp_path)}
-    with pytest.raises(LoadError, match=r"after commit/abort"):
-        await loader.write(rows(TREND_DATE, range(1, 3)))
-    await loader.abort()
-    assert loader.outcome() is None
+    with pytest.raises(LoadError, match="this day was already committed or aborted"):
+        await loader_day.write(rows(TREND_DATE, range(1, 3)))
+    assert await loader_day.abort() == "2026-11-25 was committed by run r1"
     assert {name: (tmp_path / name).read_bytes() for name in files(tmp_path)} == before
 
 
@@ -972,13 +969,10 @@ async def test_a_run_refused_for_a_held_lock_is_told_who_holds_it(tmp_path: Path
 
 
 # -- races: another run acts between a listing and what follows it ----------------------------
-class RacingLake(LocalLoader):
-    """The local lake, where another process acts right after a listing: the moment a race needs."""
+class RacingStore(LocalStore):
+    """The local store, where another process acts right after a listing: the moment a race needs."""
 
-    def __init__(self, root: Path, run_id: str) -> None:
-        plain = loader_for(root, "csv", "monthly", TREND_DATE, run_id)
-        super().__init__(plain.options, plain.context, name=plain.name)
-        self.after_listing: dict[str, Callable[[], object]] = {}
+    after_listing: dict[str, Callable[[], object]]
 
     async def list_keys(self, prefix: str) -> list[str]:
         keys = await super().list_keys(prefix)
@@ -986,6 +980,20 @@ class RacingLake(LocalLoader):
         if action is not None:
             action()
         return keys
+
+
+class RacingLake(LocalLoader):
+    """A local loader over a ``RacingStore``."""
+
+    def __init__(self, root: Path, run_id: str) -> None:
+        plain = loader_for(root, "csv", "monthly", TREND_DATE, run_id)
+        super().__init__(plain.options, plain.context, name=plain.name)
+        self.after_listing: dict[str, Callable[[], object]] = {}
+
+    def build_store(self) -> RacingStore:
+        store = RacingStore(self.options.root, writer=self.context.run_id, stage=self.name)
+        store.after_listing = self.after_listing
+        return store
 
 
 async def test_a_run_that_dies_between_recovery_and_the_claim_is_healed_by_the_claim(
@@ -1119,8 +1127,8 @@ async def test_a_file_in_the_lock_folder_that_is_not_a_lock_is_left_alone(tmp_pa
 async def test_begin_twice_is_refused_and_the_first_run_goes_on(tmp_path: Path) -> None:
     loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
     loader_day = await loader.begin(FEED)
-    with pytest.raises(LoadError, match=r"begin\(\) called twice without commit or abort"):
-        loader_day = await loader.begin(FEED)
+    with pytest.raises(CommitConflict, match=r"another run is committing this day .*: run r1 on "):
+        await loader.begin(FEED)  # the day's lock is held by the first day, even within one loader
     await loader_day.write(rows(TREND_DATE, range(1, 41)))
     await loader_day.commit(commit_info(loader))
     assert files(tmp_path) == sorted([SEED, MANIFEST, version("r1"), raw("r1")])

@@ -89,7 +89,7 @@ async def commit_chunks(
         loader_day = await loader.begin(FEED)
         for chunk in chunks:
             await loader_day.write(chunk)
-        return await loader_day.commit(commit_info(loader))
+        return dict((await loader_day.commit(commit_info(loader))).outputs)
 
 
 def expected_files(keys: dict[str, str], fmt: str, layout: str, run_id: str = "run-25") -> list[str]:

@@ -110,12 +110,6 @@ async def test_old_temp_files_nobody_owns_are_cleaned_up(context: RunContext, tm
     assert young.exists(), "without a lock naming its run, a young temp file may belong to a run starting up"
 
 
-async def test_write_before_begin_is_a_load_error(context: RunContext, tmp_path: Path) -> None:
-    loader = LocalLoader(LocalOptions(root=tmp_path), context, name="local")
-    with pytest.raises(LoadError, match="before begin"):
-        await loader.write_raw(batch(1, [1]))
-
-
 @pytest.mark.parametrize(
     ("prefix", "message"),
     [
@@ -448,7 +442,7 @@ async def test_a_lock_file_replaced_while_it_was_claimed_is_claimed_again(
 
     calls = _flock_that(monkeypatch, replace_first)
     before = open_fds()
-    claim = await loader_on(tmp_path).claim_lock(LOCK)
+    claim = await loader_on(tmp_path).store.claim_lock(LOCK)
     assert len(calls) == 2
     assert os.fstat(claim.token).st_ino == lock_file.stat().st_ino
     assert open_fds() == before + 1, "the first descriptor was closed"
@@ -461,7 +455,7 @@ async def test_a_lock_file_removed_while_it_was_claimed_is_made_again(
     lock_file = tmp_path / LOCK.replace(".json", ".lock")
     calls = _flock_that(monkeypatch, lambda call: lock_file.unlink() if call == 1 else None)
     before = open_fds()
-    claim = await loader_on(tmp_path).claim_lock(LOCK)
+    claim = await loader_on(tmp_path).store.claim_lock(LOCK)
     assert len(calls) == 2 and os.fstat(claim.token).st_ino == lock_file.stat().st_ino
     assert open_fds() == before + 1
     os.close(claim.token)
@@ -479,16 +473,16 @@ async def test_a_lock_file_that_keeps_changing_hands_is_a_conflict(
     calls = _flock_that(monkeypatch, replace)
     before = open_fds()
     with pytest.raises(CommitConflict, match="keeps changing hands"):
-        await loader_on(tmp_path).claim_lock(LOCK)
+        await loader_on(tmp_path).store.claim_lock(LOCK)
     assert len(calls) == 5
     assert open_fds() == before
 
 
 async def test_a_held_lock_closes_the_losers_descriptor(tmp_path: Path) -> None:
-    winner = await loader_on(tmp_path, "run-a").claim_lock(LOCK)
+    winner = await loader_on(tmp_path, "run-a").store.claim_lock(LOCK)
     before = open_fds()
     with pytest.raises(CommitConflict):
-        await loader_on(tmp_path, "run-b").claim_lock(LOCK)
+        await loader_on(tmp_path, "run-b").store.claim_lock(LOCK)
     assert open_fds() == before
     os.close(winner.token)
 
@@ -583,7 +577,7 @@ async def test_removing_what_is_already_gone_is_fine(tmp_path: Path) -> None:
 async def test_the_lock_file_is_readable_by_others(tmp_path: Path) -> None:
     mask = os.umask(0o022)
     os.umask(mask)
-    claim = await loader_on(tmp_path).claim_lock(LOCK)
+    claim = await loader_on(tmp_path).store.claim_lock(LOCK)
     assert (tmp_path / LOCK.replace(".json", ".lock")).stat().st_mode & 0o777 == 0o644 & ~mask
     os.close(claim.token)
 

@@ -23,7 +23,6 @@ from pipeline.options import NoOptions, build_options
 from pipeline.runner import Stages, run_pipeline, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext
 from stages.loaders.s3 import MIN_PART_SIZE, MiB, S3Loader, S3Options
-from stages.loaders.s3_multipart import MultipartSink as _MultipartSink
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.fakes import NOW, TREND_DATE, YESTERDAY, batch, commit_info
 from tests.support.fixtures_s3 import (
@@ -608,7 +607,7 @@ async def test_a_lock_taken_over_meanwhile_is_left_alone_on_release(
     claim = await loader.store.claim_lock(LOCK)
     await loader.store.write_lock(claim, lock_record("run-a"))
     await s3_client.put_object(Bucket=s3_bucket, Key=LOCK, Body=lock_record("run-b").to_bytes())
-    with caplog.at_level(logging.WARNING, logger="stages.loaders.s3"):
+    with caplog.at_level(logging.WARNING, logger="stages.loaders.s3_store"):
         await loader.store.release_lock(claim)
     assert "was taken over by another run; left it alone" in caplog.text
     assert await object_keys(s3_client, s3_bucket) == [LOCK]
@@ -658,7 +657,7 @@ async def test_removing_a_leftover_in_a_deleted_bucket_is_an_error(
 async def test_a_sink_refuses_writes_and_commits_once_finished(
     loader: S3Loader, s3_client: Any, s3_bucket: str
 ) -> None:
-    sink = _MultipartSink(loader, "v/small.csv", "text/csv")
+    sink = await loader.store.open_sink("v/small.csv", "text/csv")
     await sink.write(b"abc")
     await sink.commit()
     assert await get_object(s3_client, s3_bucket, "v/small.csv") == b"abc"
@@ -673,10 +672,10 @@ async def test_a_sink_refuses_writes_and_commits_once_finished(
 async def test_an_aborted_multipart_sink_leaves_no_upload_and_no_object(
     loader: S3Loader, s3_client: Any, s3_bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = _MultipartSink(loader, "v/big.csv", "text/csv")
+    sink = await loader.store.open_sink("v/big.csv", "text/csv")
     part = bytes(range(256)) * (loader.options.part_size // 256)
     await sink.write(part + b"tail")
-    with caplog.at_level(logging.INFO, logger="stages.loaders.s3"):
+    with caplog.at_level(logging.INFO, logger="stages.loaders.s3_multipart"):
         await sink.abort()
     assert "aborted the upload of" in caplog.text and "landed after the abort" not in caplog.text
     assert await open_uploads(s3_client, s3_bucket) == []
@@ -687,7 +686,7 @@ async def test_an_aborted_multipart_sink_leaves_no_upload_and_no_object(
 
 
 async def test_a_multipart_sink_commits_every_byte_in_order(loader: S3Loader, s3_client: Any, s3_bucket: str) -> None:
-    sink = _MultipartSink(loader, "v/big.csv", "text/csv")
+    sink = await loader.store.open_sink("v/big.csv", "text/csv")
     data = hashlib.sha256(b"seed").digest() * (loader.options.part_size * 2 // 32 + 7)
     for start in range(0, len(data), 1 << 20):
         await sink.write(data[start : start + (1 << 20)])
@@ -716,7 +715,7 @@ async def test_an_s3_error_without_a_hint_carries_s3s_message_and_is_not_transie
 async def test_exactly_one_part_of_data_goes_up_as_a_multipart_upload(
     loader: S3Loader, s3_client: Any, s3_bucket: str
 ) -> None:
-    sink = _MultipartSink(loader, "v/one-part.csv", "text/csv")
+    sink = await loader.store.open_sink("v/one-part.csv", "text/csv")
     data = b"x" * loader.options.part_size
     await sink.write(data)
     await sink.commit()
@@ -728,11 +727,11 @@ async def test_exactly_one_part_of_data_goes_up_as_a_multipart_upload(
 async def test_a_small_object_is_one_put_and_its_failure_names_the_key(
     loader: S3Loader, s3_client: Any, s3_bucket: str
 ) -> None:
-    sink = _MultipartSink(loader, "v/small.csv", "text/csv")
+    sink = await loader.store.open_sink("v/small.csv", "text/csv")
     await sink.write(b"abc")
     await sink.commit()
     assert dict(loader.store.requests) == {"put_object": 1}
-    failing = _MultipartSink(loader, "v/other.csv", "text/csv")
+    failing = await loader.store.open_sink("v/other.csv", "text/csv")
     await failing.write(b"abc")
     await s3_client.delete_object(Bucket=s3_bucket, Key="v/small.csv")
     await s3_client.delete_bucket(Bucket=s3_bucket)
@@ -781,7 +780,7 @@ async def test_an_abort_that_is_denied_fails_naming_the_upload(
     built = s3_loader(context_for(TREND_DATE, "run-a"), s3_bucket, moto_endpoint)
     with moto_checks_auth(moto_endpoint):
         async with built:
-            sink = _MultipartSink(built, "v/big.csv", "text/csv")
+            sink = await built.store.open_sink("v/big.csv", "text/csv")
             await sink.write(b"x" * (built.options.part_size + 1))
             with pytest.raises(
                 LoadError, match=rf"cannot abort the upload of s3://{s3_bucket}/v/big\.csv: AccessDenied"
@@ -889,14 +888,14 @@ async def test_the_lock_object_is_json(loader: S3Loader, s3_client: Any, s3_buck
 async def test_an_upload_has_at_most_max_parts_numbered_from_one(
     s3_client: Any, s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("stages.loaders.s3.MAX_PARTS", 2)  # S3's 10 000, scaled down
+    monkeypatch.setattr("stages.loaders.s3_multipart.MAX_PARTS", 2)  # S3's 10 000, scaled down
     built = s3_loader(context_for(TREND_DATE, "run-a"), s3_bucket, moto_endpoint, part_size=MIN_PART_SIZE)
     loader = S3Loader(built.options, built.context, name="s3", client=s3_client)
-    two_parts = _MultipartSink(loader, "v/two.csv", "text/csv")
+    two_parts = await loader.store.open_sink("v/two.csv", "text/csv")
     await two_parts.write(b"a" * (2 * MIN_PART_SIZE))
     await two_parts.commit()
     assert (await s3_client.head_object(Bucket=s3_bucket, Key="v/two.csv", PartNumber=2))["PartsCount"] == 2
-    three_parts = _MultipartSink(loader, "v/three.csv", "text/csv")
+    three_parts = await loader.store.open_sink("v/three.csv", "text/csv")
     await three_parts.write(b"b" * (2 * MIN_PART_SIZE + 1))
     with pytest.raises(LoadError, match=r"cannot upload s3://.*/v/three\.csv: more than 2 parts; raise part_size"):
         await three_parts.commit()

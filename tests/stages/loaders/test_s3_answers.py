@@ -20,10 +20,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.datalake import LockClaim
+from pipeline.datalake import LockClaim, ObjectSink
 from pipeline.errors import LoadError, TransientLoadError
 from stages.loaders.s3 import MIN_PART_SIZE, S3Loader, _credential_source
-from stages.loaders.s3_multipart import MultipartSink as _MultipartSink
 from tests.support.fakes import TREND_DATE
 from tests.support.faults import FaultProxy
 from tests.support.fixtures_s3 import get_object, open_uploads
@@ -133,8 +132,8 @@ async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
         loop.set_exception_handler(previous)
 
 
-async def _open_upload(loader: S3Loader, key: str = "v/big.csv") -> _MultipartSink:
-    sink = _MultipartSink(loader, key, "text/csv")
+async def _open_upload(loader: S3Loader, key: str = "v/big.csv") -> ObjectSink:
+    sink = await loader.store.open_sink(key, "text/csv")
     await sink.write(b"x" * (loader.options.part_size + 1))
     return sink
 
@@ -232,7 +231,7 @@ async def test_an_abort_is_tried_once_more_and_then_succeeds(
 ) -> None:
     sink = await _open_upload(through)
     front.answer("DELETE", "uploadId=", first)
-    with caplog.at_level(logging.INFO, logger="stages.loaders.s3"):
+    with caplog.at_level(logging.INFO, logger="stages.loaders.s3_multipart"):
         await sink.abort()
     assert logged in caplog.text and not_logged not in caplog.text
     assert "aborted the upload of" in caplog.text
@@ -263,9 +262,9 @@ async def test_aborting_an_upload_that_is_gone_already_is_quiet(
 ) -> None:
     sink = await _open_upload(through)
     front.answer("DELETE", "uploadId=", error(404, "NoSuchUpload", "The specified upload does not exist."))
-    with caplog.at_level(logging.INFO, logger="stages.loaders.s3"):
+    with caplog.at_level(logging.INFO, logger="stages.loaders.s3_multipart"):
         await sink.abort()
-    assert [record for record in caplog.records if record.name == "stages.loaders.s3"] == []
+    assert [record for record in caplog.records if record.name == "stages.loaders.s3_multipart"] == []
     assert through.store.requests["abort_multipart_upload"] == 0
     (upload,) = (await s3_client.list_multipart_uploads(Bucket=s3_bucket))["Uploads"]
     await s3_client.abort_multipart_upload(Bucket=s3_bucket, Key="v/big.csv", UploadId=upload["UploadId"])

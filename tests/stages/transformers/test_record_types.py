@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.datalake import schema
+from pipeline.datalake import rawzone, schema
 from pipeline.stage import Batch, Feed, Lookups, RunContext
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.cli import CliRunner
+from tests.support.sample import FETCHED
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
 
@@ -108,7 +109,9 @@ def test_a_5000_digit_id_drops_one_record_on_replay_not_the_day(tmp_path: Path, 
     pages = tmp_path / "pages"
     pages.mkdir()
     body = json.dumps({"page": 1, "results": [movie(1), movie(2)], "total_pages": 1, "total_results": 2})
-    (pages / "page_001.json").write_text(body.replace('"id": 2', '"id": ' + "9" * 5000), encoding="utf-8")
+    raw = body.replace('"id": 2', '"id": ' + "9" * 5000).encode("utf-8")
+    batch = Batch(page=1, payload=schema.parse_json(raw), feed=Feed(), extracted_at=FETCHED, body=raw)
+    (pages / "page_001.json").write_bytes(rawzone.page_line(batch))  # as the raw zone archives it
     config = tmp_path / "c.yml"
     config.write_text(
         f"extractor: {{type: replay, options: {{path: '{pages}'}}}}\n"

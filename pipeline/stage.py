@@ -29,10 +29,12 @@ if TYPE_CHECKING:
 
     from pipeline.result import RunResult
 
-MediaType = Literal["movie", "tv", "all"]
+MediaType = Literal["movie", "tv", "person", "all"]
 TimeWindow = Literal["day", "week"]
+MEDIA_TYPES: tuple[MediaType, ...] = ("movie", "tv", "person", "all")
+TIME_WINDOWS: tuple[TimeWindow, ...] = ("day", "week")
 
-_FEED_SLUGS = {"movie": "movies", "tv": "tv", "all": "all"}
+_FEED_SLUGS = {"movie": "movies", "tv": "tv", "person": "people", "all": "all"}
 OptionsT = TypeVar("OptionsT")
 StageT = TypeVar("StageT", bound="Stage[Any]")
 T = TypeVar("T")
@@ -54,9 +56,30 @@ class Feed:
     @property
     def label(self) -> str:
         """Human wording, e.g. ``trending movies, today``."""
-        what = {"movie": "movies", "tv": "TV shows", "all": "movies and TV"}[self.media_type]
+        what = {"movie": "movies", "tv": "TV shows", "person": "people", "all": "movies and TV"}[self.media_type]
         when = "today" if self.time_window == "day" else "this week"
         return f"trending {what}, {when}"
+
+    @property
+    def spec(self) -> str:
+        """The feed as the config and ``--feed`` name it: ``movie/day``."""
+        return f"{self.media_type}/{self.time_window}"
+
+    @property
+    def is_people(self) -> bool:
+        """Whether the feed's rows are people (the people schema), not titles."""
+        return self.media_type == "person"
+
+    @classmethod
+    def parse(cls, text: str) -> Feed:
+        """``movie/day`` → ``Feed("movie", "day")``; a ``ValueError`` naming the choices otherwise."""
+        media_type, _, time_window = str(text).strip().partition("/")
+        if media_type not in MEDIA_TYPES or time_window not in TIME_WINDOWS:
+            raise ValueError(
+                f"expected media/window with media one of {', '.join(MEDIA_TYPES)} and window one of "
+                f"{', '.join(TIME_WINDOWS)}, e.g. movie/day; got {text!r}"
+            )
+        return cls(media_type, time_window)  # type: ignore[arg-type,unused-ignore]  # checked against the Literals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +88,8 @@ class Lookups:
 
     genres: Mapping[int, str] = dataclasses.field(default_factory=dict)
     poster_base_url: str | None = None
+    profile_base_url: str | None = None
+    """Where people's profile images are, at the configured size (``person`` and ``all`` feeds)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,11 +204,30 @@ class Extractor(Stage[OptionsT]):
     @property
     @abstractmethod
     def feed(self) -> Feed:
-        """The feed this extractor produces; the loader names its files after it."""
+        """The feed this extractor produces (its first, if it produces several); the loader names its files after it."""
+
+    @property
+    def feeds(self) -> tuple[Feed, ...]:
+        """Every feed this extractor produces in a run; most produce one."""
+        return (self.feed,)
+
+    def feed_counters(self, feed: Feed) -> Mapping[str, float]:
+        """The counters of one feed (an extractor of one feed: all of them)."""
+        return dict(self.counters)
 
     @abstractmethod
     def batches(self) -> AsyncGenerator[Batch, None]:
         """Yield one ``Batch`` per page, page 1 first (an async generator: the runner closes it on failure)."""
+
+    def feed_batches(self, feed: Feed) -> AsyncGenerator[Batch, None]:
+        """The batches of one of ``feeds``, in page order; the runner consumes each feed on its own.
+
+        An extractor of several feeds fetches them concurrently and a failure of one feed's
+        generator leaves the others running. The default serves the one feed from ``batches()``.
+        """
+        if feed not in self.feeds:
+            raise self.error(f"feed {feed.spec} is not one of this extractor's feeds", stage=self.name)
+        return self.batches()
 
 
 class Transformer(Stage[OptionsT]):

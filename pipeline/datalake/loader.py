@@ -145,6 +145,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._feed: Feed | None = None
+        self._table = schema.TITLES
         self._open: dict[str, _Tracked] = {}
         self._rows = 0
         self._raw_gzip: Any = None
@@ -234,7 +235,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
             raise LoadError("begin() called twice without commit or abort", stage=self.name)
         layout, day, run_id = self.layout, self.context.trend_date, self.context.run_id
         try:
-            encoder = formats.new_encoder(layout.format)
+            encoder = formats.new_encoder(layout.format, schema.for_feed(feed))
         except ConfigError as exc:
             raise LoadError(str(exc), stage=self.name) from exc
         version_key = layout.run_key("version", day, feed, run_id)
@@ -265,6 +266,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
             await self.write_lock(claim, record)
             self._claim, self._previous, self._committed, self._outcome = claim, previous, False, None
             self._feed, self._rows, self._raw_started, self._encoder = feed, 0, False, encoder
+            self._table = schema.for_feed(feed)
             self._pending, self._pending_rows, self._bytes_per_row = [], 0, None
             self._raw_gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
             self._open["cleaned"] = _Tracked(version_key, await self.open_sink(version_key, encoder.content_type))
@@ -280,7 +282,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
     async def write(self, chunk: pd.DataFrame) -> None:
         """Queue a chunk; about ``ENCODE_BYTES`` at a time are encoded and streamed to the version sink."""
         self._require("cleaned")
-        missing = [name for name in schema.COLUMN_NAMES if name not in chunk.columns]
+        missing = [name for name in self._table.column_names if name not in chunk.columns]
         if missing:
             raise LoadError(f"chunk lacks schema columns: {', '.join(missing)}", stage=self.name)
         if self._bytes_per_row is None and len(chunk):
@@ -310,7 +312,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
 
             frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
             self._bytes_per_row = _bytes_per_row(frame) or self._bytes_per_row
-            data = self._encoder.encode(schema.conform(frame))
+            data = self._encoder.encode(schema.conform(frame, self._table))
         except ValueError as exc:
             raise LoadError(f"cannot encode a chunk as {self._encoder.format}: {exc}", stage=self.name) from exc
         await tracked.write(data)
@@ -666,7 +668,7 @@ class ObjectLakeLoader(Loader[OptionsT]):
         data, manifest = found
         fmt = str(manifest.document.get("format") or self.layout.format)
         try:
-            return formats.decode(fmt, data)
+            return formats.decode(fmt, data, schema.for_feed(feed))
         except ConfigError as exc:
             raise LoadError(str(exc), stage=self.name) from exc
         except Exception as exc:  # a damaged or foreign file: name it rather than leak a parser error

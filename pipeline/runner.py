@@ -6,6 +6,7 @@ never calls ``asyncio.run``, so it works inside someone else's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -15,32 +16,59 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 from pipeline import registry
 from pipeline.config import PipelineConfig, StageConfig, load_config
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.options import build_options
 from pipeline.redact import redact
-from pipeline.result import RunResult
-from pipeline.stage import CommitInfo, Extractor, LakeReader, Loader, Reporter, RunContext, RunLake, Stage, Transformer
+from pipeline.result import FeedResult, RunResult
+from pipeline.stage import (
+    CommitInfo,
+    Extractor,
+    Feed,
+    LakeReader,
+    Loader,
+    Reporter,
+    RunContext,
+    RunLake,
+    Stage,
+    Transformer,
+)
 
 logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class Stages:
-    """The stage instances of one run, built but not yet opened."""
+    """The stage instances of one run, built but not yet opened.
+
+    ``transformer`` and ``loader`` serve the extractor's first feed; ``per_feed`` holds a
+    transformer and a loader of their own for each further feed (each feed commits its own
+    day through its own loader instance, with its own lock and manifest).
+    """
 
     extractor: Extractor[Any]
     transformer: Transformer[Any]
     loader: Loader[Any]
     reporters: tuple[Reporter[Any], ...] = ()
+    per_feed: tuple[tuple[Feed, Transformer[Any], Loader[Any]], ...] = ()
 
     def all(self) -> list[Stage[Any]]:
         """Every stage, in run order."""
-        return [self.extractor, self.transformer, self.loader, *self.reporters]
+        extra = [stage for _, transformer, loader in self.per_feed for stage in (transformer, loader)]
+        return [self.extractor, self.transformer, self.loader, *extra, *self.reporters]
+
+    def for_feed(self, feed: Feed) -> tuple[Transformer[Any], Loader[Any]]:
+        """The transformer and loader that handle ``feed``."""
+        for other, transformer, loader in self.per_feed:
+            if other == feed:
+                return transformer, loader
+        if feed == self.extractor.feeds[0]:
+            return self.transformer, self.loader
+        raise PipelineError(f"no transformer and loader were built for feed {feed.spec}")
 
 
 def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False, force: bool = False) -> RunContext:
@@ -63,12 +91,24 @@ def build_stage(kind: str, section: StageConfig, context: RunContext | None = No
 
 
 def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
-    """Resolve every stage by entry-point name and validate its options; nothing is opened."""
+    """Resolve every stage by entry-point name and validate its options; nothing is opened.
+
+    An extractor of several feeds gets a transformer and a loader per feed.
+    """
+    extractor: Extractor[Any] = build_stage("extractor", config.extractor, context)
     return Stages(
-        extractor=build_stage("extractor", config.extractor, context),
+        extractor=extractor,
         transformer=build_stage("transformer", config.transformer, context),
         loader=build_stage("loader", config.loader, context),
         reporters=tuple(build_stage("reporter", r, context) for r in config.reporters),
+        per_feed=tuple(
+            (
+                feed,
+                build_stage("transformer", config.transformer, context),
+                build_stage("loader", config.loader, context),
+            )
+            for feed in extractor.feeds[1:]
+        ),
     )
 
 
@@ -78,79 +118,172 @@ async def run_pipeline(
     trend_date: dt.date | None = None,
     dry_run: bool = False,
     force: bool = False,
+    feeds: Collection[str | Feed] | None = None,
 ) -> RunResult:
     """Run the configured pipeline once and return what it did.
 
     ``config`` is a ``PipelineConfig``, a mapping shaped like the YAML, or a path to it.
+    ``feeds`` (``movie/day`` or ``Feed``) runs only those of the configured feeds.
+
+    With one feed a failure raises, as it always did. With several, each feed commits or
+    fails on its own: the result lists every feed (``result.feeds``), ``result.failed`` the
+    ones that failed, and nothing is raised for them (the CLI exits 1).
     """
     if not isinstance(config, PipelineConfig):
         config = load_config(config)
     context = new_context(trend_date, dry_run=dry_run, force=force)
-    return await run_stages(build_stages(config, context), context)
+    return await run_stages(build_stages(config, context), context, only=feeds)
 
 
-async def run_stages(stages: Stages, context: RunContext) -> RunResult:
-    """Run already-built stages: extract → transform → load per page, commit, then report."""
+def select_feeds(available: Sequence[Feed], only: Collection[str | Feed] | None) -> list[Feed]:
+    """The configured feeds ``only`` names (all of them without it); a ``ConfigError`` for one not configured."""
+    if only is None:
+        return list(available)
+    wanted = []
+    for item in only:
+        try:
+            feed = item if isinstance(item, Feed) else Feed.parse(item)
+        except ValueError as exc:
+            raise ConfigError(f"--feed: {exc}") from None
+        if feed not in available:
+            configured = ", ".join(f.spec for f in available)
+            raise ConfigError(f"--feed {feed.spec}: not a feed of this config; it has {configured}")
+        wanted.append(feed)
+    return [feed for feed in available if feed in wanted]
+
+
+async def run_stages(stages: Stages, context: RunContext, *, only: Collection[str | Feed] | None = None) -> RunResult:
+    """Run already-built stages: per feed extract → transform → load per page and commit; then report."""
     timings: dict[str, float] = defaultdict(float)
-    extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
+    extractor = stages.extractor
     async with contextlib.AsyncExitStack() as stack:
         for stage in stages.all():
             async with _blame(stage, timings, "open"):
                 await stack.enter_async_context(stage)
-        feed = extractor.feed
+        feeds = select_feeds(extractor.feeds, only)
         result = RunResult(
             run_id=context.run_id,
             trend_date=context.trend_date,
-            feed=feed,
+            feed=feeds[0],
             started_at=context.started_at,
             dry_run=context.dry_run,
-            lake=loader.describe(),
+            lake=stages.loader.describe(),
         )
         logger.info(
             "run %s: %s for %s into %s%s",
             context.run_id,
-            feed.label,
+            "; ".join(feed.label for feed in feeds),
             context.trend_date,
             result.lake,
             " (dry run)" if context.dry_run else "",
         )
-        if context.dry_run:
-            await _stream(stages, result, timings, write=False)
-            result.outputs = {kind: loc for kind, loc in loader.planned_outputs(feed).items()}
+        result.feeds = [FeedResult(feed) for feed in feeds]
+        if len(feeds) == 1:
+            # One feed: its failure is the run's, raised as it always was.
+            await _run_feed(stages, context, result.feeds[0], timings)
         else:
-            try:
-                async with _blame(loader, timings, "load"):
-                    await loader.begin(feed)
-                await _stream(stages, result, timings, write=True)
-                _finish(result, extractor, transformer, timings)
-                async with _blame(loader, timings, "load"):
-                    result.outputs.update(await loader.commit(_commit_info(result, transformer)))
-                _finish(result, extractor, transformer, timings)  # reporters see the time of the commit
-            except BaseException as exc:
-                logger.info("run %s failed; aborting the loader", context.run_id)
-                with contextlib.suppress(Exception):
-                    await loader.abort()
-                _tell_outcome(exc, loader)
-                raise
-            lake = RunLake(loader if isinstance(loader, LakeReader) else None, result.lake)
+            await _run_feeds(stages, context, result.feeds, timings)
+        _summarise(result, extractor, timings)
+        committed = [feed for feed in result.feeds if feed.ok]
+        if committed and not context.dry_run:
+            primary_loader = stages.for_feed(result.feed)[1]
+            lake = RunLake(primary_loader if isinstance(primary_loader, LakeReader) else None, result.lake)
             for reporter in stages.reporters:
                 async with _blame(reporter, timings, "report"):
                     result.outputs.update(await reporter.report(result, lake))
-        _finish(result, extractor, transformer, timings)
+        _summarise(result, extractor, timings, keep_outputs=True)
     logger.info(
-        "run %s done: %d rows, %d pages, %.2fs, dropped %s",
+        "run %s done: %d rows, %d pages, %.2fs, dropped %s%s",
         context.run_id,
-        result.rows,
-        result.batches,
+        sum(feed.rows for feed in result.feeds),
+        sum(feed.batches for feed in result.feeds),
         result.wall_seconds,
         result.dropped or "nothing",
+        "; failed: " + ", ".join(feed.feed.spec for feed in result.failed) if result.failed else "",
     )
     return result
 
 
-async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], *, write: bool) -> None:
-    extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
-    async with contextlib.aclosing(extractor.batches()) as batches:
+async def _run_feeds(stages: Stages, context: RunContext, feeds: list[FeedResult], timings: dict[str, float]) -> None:
+    """Every feed at once; one feed's failure is recorded in its ``FeedResult`` and does not touch the others.
+
+    A cancellation (SIGTERM, Ctrl-C) aborts every feed still writing and propagates, with each
+    feed's outcome attached for the CLI's one line.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            for feed_result in feeds:
+                group.create_task(
+                    _run_feed(stages, context, feed_result, timings, contain=True),
+                    name=f"feed-{feed_result.feed.slug}",
+                )
+    except BaseException as exc:
+        error = exc.exceptions[0] if isinstance(exc, BaseExceptionGroup) and exc.exceptions else exc
+        outcomes = [
+            f"{feed.feed.spec}: {outcome}"
+            for feed in feeds
+            if (outcome := stages.for_feed(feed.feed)[1].outcome()) is not None
+        ]
+        if outcomes and getattr(error, "outcome", None) is None:
+            error.outcome = "; ".join(outcomes)  # type: ignore[union-attr]  # read back by the CLI
+        raise error from None
+
+
+async def _run_feed(
+    stages: Stages,
+    context: RunContext,
+    feed_result: FeedResult,
+    run_timings: dict[str, float],
+    *,
+    contain: bool = False,
+) -> None:
+    """One feed: begin, stream its pages, commit; on failure abort its loader (and raise unless ``contain``)."""
+    feed = feed_result.feed
+    transformer, loader = stages.for_feed(feed)
+    timings: dict[str, float] = defaultdict(float)
+    try:
+        if context.dry_run:
+            await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, write=False)
+            feed_result.outputs = dict(loader.planned_outputs(feed))
+            feed_result.status = "dry-run"
+            return
+        try:
+            async with _blame(loader, timings, "load"):
+                await loader.begin(feed)
+            await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, write=True)
+            _finish_feed(feed_result, stages.extractor, transformer, timings)
+            async with _blame(loader, timings, "load"):
+                info = _commit_info(context, feed_result, transformer)
+                feed_result.outputs.update(await loader.commit(info))
+            feed_result.status = "committed"
+        except BaseException as exc:
+            logger.info("run %s: %s failed; aborting its loader", context.run_id, feed.spec)
+            with contextlib.suppress(Exception):
+                await loader.abort()
+            _tell_outcome(exc, loader)
+            feed_result.exception = exc
+            feed_result.outcome = loader.outcome()
+            if not contain or not isinstance(exc, Exception):
+                raise
+            feed_result.error = _one_line(exc)
+            logger.warning("%s failed: %s", feed.spec, feed_result.describe_failure())
+    finally:
+        _finish_feed(feed_result, stages.extractor, transformer, timings)
+        for key, seconds in timings.items():
+            run_timings[key] += seconds
+
+
+async def _stream(
+    extractor: Extractor[Any],
+    feed: Feed,
+    transformer: Transformer[Any],
+    loader: Loader[Any],
+    result: FeedResult,
+    timings: dict[str, float],
+    *,
+    write: bool,
+) -> None:
+    async with contextlib.aclosing(extractor.feed_batches(feed)) as batches:
         while True:
             async with _blame(extractor, timings, "extract"):
                 batch = await anext(batches, None)
@@ -168,25 +301,51 @@ async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], 
                     await loader.write(chunk)
 
 
-def _finish(
-    result: RunResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]
+def _finish_feed(
+    result: FeedResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]
 ) -> None:
-    result.finished_at = dt.datetime.now(dt.UTC)
-    result.counters = dict(sorted(extractor.counters.items()))
+    result.counters = dict(sorted(extractor.feed_counters(result.feed).items()))
     result.dropped = dict(sorted(transformer.dropped.items()))
     result.timings = dict(timings)
 
 
-def _commit_info(result: RunResult, transformer: Transformer[Any]) -> CommitInfo:
+def _summarise(
+    result: RunResult, extractor: Extractor[Any], timings: dict[str, float], *, keep_outputs: bool = False
+) -> None:
+    """The run's single-feed fields from its primary feed: the first committed title feed, else the first."""
+    result.finished_at = dt.datetime.now(dt.UTC)
+    feeds = result.feeds
+    primary = next(
+        (f for f in feeds if f.ok and not f.feed.is_people),
+        next((f for f in feeds if f.ok), feeds[0]),
+    )
+    result.feed, result.rows, result.batches = primary.feed, primary.rows, primary.batches
+    result.counters = dict(sorted(extractor.counters.items()))
+    result.dropped = dict(primary.dropped)
+    result.timings = dict(timings)
+    if keep_outputs:
+        return
+    result.outputs = dict(primary.outputs)
+    for other in feeds:
+        if other is not primary:  # the other feeds' objects, named by feed
+            result.outputs.update({f"{kind} ({other.feed.spec})": where for kind, where in other.outputs.items()})
+
+
+def _commit_info(context: RunContext, result: FeedResult, transformer: Transformer[Any]) -> CommitInfo:
     return CommitInfo(
-        run_id=result.run_id,
-        started_at=result.started_at,
-        finished_at=result.finished_at,
+        run_id=context.run_id,
+        started_at=context.started_at,
+        finished_at=dt.datetime.now(dt.UTC),
         counters=dict(result.counters),
         dropped=dict(result.dropped),
         transformer=transformer.name,
         pipeline_version=project_version(),
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+    return redact(" ".join(text.split()))
 
 
 def _tell_outcome(exc: BaseException, loader: Loader[Any]) -> None:
@@ -231,4 +390,12 @@ async def _blame(stage: Stage[Any], timings: dict[str, float], key: str) -> Asyn
         timings[key] += time.perf_counter() - started
 
 
-__all__: Sequence[str] = ("Stages", "build_stage", "build_stages", "new_context", "run_pipeline", "run_stages")
+__all__: Sequence[str] = (
+    "Stages",
+    "build_stage",
+    "build_stages",
+    "new_context",
+    "run_pipeline",
+    "run_stages",
+    "select_feeds",
+)

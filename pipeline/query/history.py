@@ -246,6 +246,11 @@ async def history(
     from pipeline.datalake import configured_feed, lake_reader  # pandas: imported by the command that uses it
 
     feed = configured_feed(config)
+    if feed.is_people:
+        raise ConfigError(
+            f"history follows titles, and this config's first feed is {feed.spec}; "
+            "list a movie, tv or all feed first in extractor.options.feeds"
+        )
     loader = lake_reader(config)
     async with loader:
         frames = await read_days(loader, feed, dates)

@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", type=_date, help="partition date YYYY-MM-DD (default: today, UTC)")
     run.add_argument("--dry-run", action="store_true", help="extract and transform, write nothing")
     run.add_argument("--force", action="store_true", help="commit even if the regression guard refuses")
+    run.add_argument(
+        "--feed",
+        dest="feeds",
+        action="append",
+        metavar="MEDIA/WINDOW",
+        help="run only this configured feed, e.g. movie/day (repeatable; default: every configured feed)",
+    )
     common(run)
     check = sub.add_parser("check", help="preflight: config, stages, credentials, paths; --connect calls each service")
     with_config(check)
@@ -241,9 +248,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import run_pipeline
 
     config = _config(args)
-    result = _run_async(run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force))
+    result = _run_async(
+        run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force, feeds=args.feeds)
+    )
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
     _print_result(result, sys.stderr if "stdout" in result.outputs.values() else sys.stdout)
+    if result.failed:
+        failures = "; ".join(feed.describe_failure() for feed in result.failed)
+        print(redact(f"error: {len(result.failed)} of {len(result.feeds)} feeds failed: {failures}"), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -384,6 +397,9 @@ def _print_result(result: RunResult, out: TextIO) -> None:
         f"{verb} {result.rows} rows from {result.batches} pages for {result.trend_date} "
         f"({result.feed.label}) in {result.wall_seconds:.2f}s\n"
     )
+    for other in result.feeds:
+        if other.feed != result.feed and other.ok:
+            out.write(f"{verb} {other.rows} rows from {other.batches} pages ({other.feed.label})\n")
     if result.dropped:
         dropped = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
         out.write(f"dropped: {dropped}\n")

@@ -5,7 +5,10 @@ a per-second server rate cap answering 429 (with an optional ``Retry-After``), a
 rate (JSON 500/503, HTML 502, connection resets, truncated JSON on 200, slow answers),
 churn (new titles pushed onto the top of the list after every trending response),
 ``total_pages``, and Bearer / ``api_key`` auth checks answering 401 with TMDB's code 7
-body. Pages above 500 answer 400 with code 22.
+body. Pages above 500 answer 400 with code 22. ``list_errors`` makes one list fail
+(``{"tv/day": 500}``: every page of it answers that status with TMDB's body) while the
+others answer. Person results (``person`` lists, and every tenth result of ``all``) have
+the shape TMDB.md describes, nulls, missing keys and empty ``known_for`` included.
 
 It records what a client did, measured on the server side: requests, the peak number in
 flight, arrival times (for the peak rate over any one-second window), statuses, faults, and
@@ -52,9 +55,18 @@ CONFIGURATION = {
         "base_url": "http://image.tmdb.org/t/p/",
         "secure_base_url": "https://image.tmdb.org/t/p/",
         "poster_sizes": ["w92", "w154", "w185", "w342", "w500", "w780", "original"],
+        "profile_sizes": ["w45", "w185", "h632", "original"],
     },
     "change_keys": [],
 }
+_LIST_ERRORS = {
+    401: (7, "Invalid API key: You must be granted a valid key."),
+    404: (34, "The resource you requested could not be found."),
+    500: (11, "Internal error: Something went wrong, contact TMDb."),
+    503: (9, "Service offline: This service is temporarily offline, try again later."),
+}
+_DEPARTMENTS = ["Acting", "Directing", "Writing", "Production", None]
+_NAMES = ["Person {id}", "山田 太郎 {id}", "김민수 {id}", "Zoë O'Brien-Smith {id}"]
 _HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
@@ -81,6 +93,8 @@ class StandinConfig:
     seed: int = 7
     pretty: bool = False
     body_page: int | None = None
+    list_errors: dict[str, int] = dataclasses.field(default_factory=dict)
+    """``media/window`` → HTTP status every page of that list answers (401, 404, 500, 503)."""
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> StandinConfig:
@@ -271,6 +285,10 @@ class TmdbStandin:
             return _error(400, 22, "Invalid page: Pages start at 1 and max at 500. They are expected to be an integer.")
         self.stats.trending_requests += 1
         self.stats.pages[page] += 1
+        failing = self.config.list_errors.get(f"{media_type}/{request.match_info['time_window']}")
+        if failing is not None:
+            code, message = _LIST_ERRORS.get(failing, (11, "Internal error: Something went wrong, contact TMDb."))
+            return _error(failing, code, message)
         total_pages = min(self.config.total_pages, 500)
         results = []
         if page <= total_pages:
@@ -316,7 +334,7 @@ def _item(tmdb_id: int, feed: str) -> dict[str, Any]:
     """A deterministic trending result for ``tmdb_id`` in the shape TMDB uses for its media type."""
     media_type = {9: "person", 6: "tv", 7: "tv", 8: "tv"}.get(tmdb_id % 10, "movie") if feed == "all" else feed
     if media_type == "person":
-        return {"id": tmdb_id, "name": f"Person {tmdb_id}", "media_type": "person", "popularity": 5.0}
+        return _person(tmdb_id)
     title = f'Amélie, "Le Fabuleux" {tmdb_id}' if tmdb_id % 11 == 0 else f"Title {tmdb_id}"
     common = {
         "adult": False,
@@ -335,6 +353,27 @@ def _item(tmdb_id: int, feed: str) -> dict[str, Any]:
     if media_type == "tv":
         return {**common, "name": title, "original_name": title, "first_air_date": date, "origin_country": ["US"]}
     return {**common, "title": title, "original_title": title, "release_date": date, "video": False}
+
+
+def _person(tmdb_id: int) -> dict[str, Any]:
+    """A person result as TMDB sends one, varying as real ones do (TMDB.md)."""
+    person_id = tmdb_id + 5_000_000 if tmdb_id % 3 == 0 else tmdb_id  # ids above 5,000,000 occur
+    name = _NAMES[tmdb_id % len(_NAMES)].format(id=tmdb_id)
+    person: dict[str, Any] = {
+        "adult": False,
+        "gender": tmdb_id % 4,
+        "id": person_id,
+        "known_for_department": _DEPARTMENTS[tmdb_id % len(_DEPARTMENTS)],
+        "name": name,
+        "original_name": name,
+        "media_type": "person",
+        "popularity": [0, 0.6, round(500 / (1 + tmdb_id % 97), 3)][tmdb_id % 3],
+        "profile_path": None if tmdb_id % 6 == 0 else f"/pr{tmdb_id}.jpg",
+        "known_for": [] if tmdb_id % 7 == 0 else [_item(tmdb_id + 17, "movie"), _item(tmdb_id + 31, "tv")],
+    }
+    if tmdb_id % 10 == 4:
+        del person["known_for_department"]  # seen missing altogether, not only null
+    return person
 
 
 def _json(document: Any, status: int = 200) -> web.Response:

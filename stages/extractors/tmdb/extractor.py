@@ -285,8 +285,8 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
 
         # With one feed its counters are the run's (as they always were); with several, each
         # feed counts its own and the run's counters add them up with the lookups'.
-        self._client = client(self.counters)
         single = len(self._plan) == 1
+        self._client = client(self.counters if single else Counter())
         self._runs = {
             feed: _FeedRun(feed, pages, *((self._client, self.counters) if single else _own(client)))
             for feed, pages in self._plan

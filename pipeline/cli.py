@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pipeline.errors import PipelineError
-from pipeline.query.ddl import DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
+from pipeline.query.ddl import DEFAULT_PEOPLE_TABLE, DEFAULT_TABLE, ENGINES, FIRST_YEAR, LAST_YEAR
 from pipeline.query.history import DEFAULT_DAYS, DEFAULT_TOP
 from pipeline.redact import RedactingFilter, redact, register_env_secrets
 
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     ddl = sub.add_parser("ddl", help="print a CREATE EXTERNAL TABLE for the configured lake")
     with_config(ddl)
     ddl.add_argument("--engine", choices=ENGINES, default=ENGINES[0], help=f"query engine (default: {ENGINES[0]})")
-    ddl.add_argument("--table", default=DEFAULT_TABLE, help=f"table name (default: {DEFAULT_TABLE})")
+    ddl.add_argument("--table", help=f"table name (default: {DEFAULT_TABLE}; with --people {DEFAULT_PEOPLE_TABLE})")
+    ddl.add_argument("--people", action="store_true", help="the people table (person feeds) instead of the titles")
     ddl.add_argument("--location", help="s3://bucket/prefix of the lake, instead of the configured loader's")
     ddl.add_argument("--first-year", type=int, default=FIRST_YEAR, help=f"partition projection start ({FIRST_YEAR})")
     ddl.add_argument("--last-year", type=int, default=LAST_YEAR, help=f"partition projection end ({LAST_YEAR})")
@@ -341,6 +342,7 @@ def _cmd_ddl(args: argparse.Namespace) -> int:
             location=args.location,
             first_year=args.first_year,
             last_year=args.last_year,
+            people=args.people,
         )
     )
     return 0

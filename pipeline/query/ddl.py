@@ -3,6 +3,10 @@
 The table uses partition projection, so Athena computes partition locations from the
 table properties: no Glue crawler, no ``MSCK REPAIR TABLE``, nothing to run per day.
 Column types come from ``schema.COLUMNS`` (one source of truth with the Parquet schema).
+People (``person`` feeds) have their own schema and their own table (``people=True``,
+default name ``tmdb_trending_people``) over their own locations: ``cleaned_data/people/``
+with the ``monthly`` layout, the ``media_type=person`` partitions with ``hive``. The titles
+table never reads a people file.
 
 Two constraints of Athena shape the output:
 
@@ -25,6 +29,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pipeline.datalake import schema
+from pipeline.datalake.layout import PEOPLE_FOLDER
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,9 +39,11 @@ logger = logging.getLogger(__name__)
 
 ENGINES = ("athena",)
 DEFAULT_TABLE = "tmdb_trending"
+DEFAULT_PEOPLE_TABLE = "tmdb_trending_people"
 FIRST_YEAR = 2020
 LAST_YEAR = 2099
 MEDIA_TYPES = ("movie", "tv", "all")
+PEOPLE_MEDIA_TYPES = ("person",)
 TIME_WINDOWS = ("day", "week")
 HIVE_FEED_KEYS = ("media_type", "time_window")
 
@@ -44,10 +51,10 @@ _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 _CSV_STRING_KINDS = ("date", "timestamp")
 
 
-def athena_columns(fmt: str, layout: str) -> list[tuple[str, str]]:
+def athena_columns(fmt: str, layout: str, table: schema.Table = schema.TITLES) -> list[tuple[str, str]]:
     """``(name, type)`` of the table's data columns for a format and layout (partition keys excluded)."""
     columns = []
-    for column in schema.COLUMNS:
+    for column in table.columns:
         kind_type = schema.ATHENA_TYPES[column.kind]
         if fmt == "csv" and column.kind in _CSV_STRING_KINDS:
             kind_type = "string"
@@ -67,13 +74,15 @@ def athena_partitions(layout: str) -> list[tuple[str, str]]:
     return [("year", "int"), ("month", "int")]
 
 
-def athena_projection(layout: str, cleaned_root: str, *, first_year: int, last_year: int) -> dict[str, str]:
+def athena_projection(
+    layout: str, cleaned_root: str, *, first_year: int, last_year: int, people: bool = False
+) -> dict[str, str]:
     """The partition-projection table properties, ending with ``storage.location.template``."""
     props = {"projection.enabled": "true"}
     if layout == "hive":
         props |= {
             "projection.media_type.type": "enum",
-            "projection.media_type.values": ",".join(MEDIA_TYPES),
+            "projection.media_type.values": ",".join(PEOPLE_MEDIA_TYPES if people else MEDIA_TYPES),
             "projection.time_window.type": "enum",
             "projection.time_window.values": ",".join(TIME_WINDOWS),
         }
@@ -91,7 +100,8 @@ def athena_projection(layout: str, cleaned_root: str, *, first_year: int, last_y
             "/year=${year}/month=${month}/day=${day}/"
         )
     else:
-        template = f"{cleaned_root}/${{year}}/${{month}}/"
+        folder = f"{cleaned_root}/{PEOPLE_FOLDER}" if people else cleaned_root
+        template = f"{folder}/${{year}}/${{month}}/"
     props["storage.location.template"] = template
     return props
 
@@ -101,11 +111,13 @@ def athena_ddl(
     location: str,
     fmt: str,
     layout: str,
-    table: str = DEFAULT_TABLE,
+    table: str | None = None,
     first_year: int = FIRST_YEAR,
     last_year: int = LAST_YEAR,
+    people: bool = False,
 ) -> str:
-    """The ``CREATE EXTERNAL TABLE`` for a lake at ``location`` (``s3://bucket/prefix``)."""
+    """The ``CREATE EXTERNAL TABLE`` for a lake at ``location`` (``s3://bucket/prefix``); ``people``: of people."""
+    table = table or (DEFAULT_PEOPLE_TABLE if people else DEFAULT_TABLE)
     if not location.startswith("s3://") or location.rstrip("/") == "s3:/":
         raise ConfigError(f"Athena reads tables from S3: expected an s3://bucket[/prefix] location, got {location!r}")
     if not _TABLE_NAME.match(table):
@@ -115,7 +127,8 @@ def athena_ddl(
     from pipeline.datalake import Layout  # pandas: the CLI's parser reads this module's defaults
 
     cleaned_root = f"{location.rstrip('/')}/{Layout().root('cleaned')}"
-    columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout))
+    rows = schema.PEOPLE if people else schema.TITLES
+    columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout, rows))
     partitions = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_partitions(layout))
     props: dict[str, str] = {}
     if fmt == "csv":
@@ -130,11 +143,12 @@ def athena_ddl(
         storage = "STORED AS PARQUET"
     else:
         raise ConfigError(f"unknown format {fmt!r}")
-    props |= athena_projection(layout, cleaned_root, first_year=first_year, last_year=last_year)
+    props |= athena_projection(layout, cleaned_root, first_year=first_year, last_year=last_year, people=people)
     properties = ",\n".join(f"  '{key}' = '{value}'" for key, value in props.items())
+    what = "TMDB trending people" if people else "TMDB trending lists"
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS `{table}` (\n{columns}\n)\n"
-        f"COMMENT 'TMDB trending lists written by pipeline ({fmt}, {layout} layout)'\n"
+        f"COMMENT '{what} written by pipeline ({fmt}, {layout} layout)'\n"
         f"PARTITIONED BY (\n{partitions}\n)\n"
         f"{storage}\n"
         f"LOCATION '{cleaned_root}/'\n"
@@ -146,10 +160,11 @@ def ddl_for_config(
     config: PipelineConfig,
     *,
     engine: str = "athena",
-    table: str = DEFAULT_TABLE,
+    table: str | None = None,
     location: str | None = None,
     first_year: int = FIRST_YEAR,
     last_year: int = LAST_YEAR,
+    people: bool = False,
 ) -> str:
     """The DDL for the configured loader's lake; ``location`` replaces where the loader writes."""
     if engine not in ENGINES:
@@ -176,4 +191,5 @@ def ddl_for_config(
         table=table,
         first_year=first_year,
         last_year=last_year,
+        people=people,
     )

@@ -88,7 +88,7 @@ def test_defaults_are_the_documented_ones() -> None:
         ({"feeds": ["tv/day", "movie/day", "tv/day"]}, "extractor.options.feeds[2]: tv/day is listed twice"),
         ({"feeds": ["tv/day"], "media_type": "tv"}, "extractor.options.feeds: give either feeds or media_type"),
         ({"feeds": [{"feed": "tv/day", "pages": 501}]}, "extractor.options.feeds[0]: must be at most 500"),
-        ({"feeds": [{"feed": "tv/day", "page": 5}]}, "extractor.options.feeds[0]: unknown option; allowed: feed, pages"),
+        ({"feeds": [{"feed": "tv/day", "page": 5}]}, "extractor.options.feeds[0]: unknown option; allowed: feed"),
         ({"profile_size": "huge"}, "extractor.options.profile_size: expected a TMDB size"),
         ({"time_window": "month"}, "extractor.options.time_window: must be one of"),
         ({"rate_limit": 0}, "extractor.options.rate_limit: must be greater than 0"),

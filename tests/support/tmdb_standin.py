@@ -138,6 +138,9 @@ class StandinStats:
             "max_in_flight": self.max_in_flight,
             "peak_per_second": self.peak_in_window(1.0),
             "span_seconds": round(span, 3),
+            # time.monotonic() of this process: a benchmark on the same machine compares it with its own
+            "first_arrival": min(self.arrivals) if self.arrivals else None,
+            "last_arrival": max(self.arrivals) if self.arrivals else None,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "faults": dict(self.faults),
             "auth": dict(self.auth),

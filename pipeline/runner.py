@@ -248,8 +248,6 @@ async def _run_feed(
             feed_result.status = "dry-run"
             return
         try:
-            async with _blame(loader, timings, "load"):
-                await loader.begin(feed)
             await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, write=True)
             _finish_feed(feed_result, stages.extractor, transformer, timings)
             async with _blame(loader, timings, "load"):
@@ -283,10 +281,26 @@ async def _stream(
     *,
     write: bool,
 ) -> None:
+    """Stream the feed's pages through; with ``write``, ``begin`` the loader while the first page is fetched."""
+
+    async def fetch() -> Any:
+        async with _blame(extractor, timings, "extract"):
+            return await anext(batches, None)
+
     async with contextlib.aclosing(extractor.feed_batches(feed)) as batches:
+        prefetch = asyncio.ensure_future(fetch())
+        try:
+            if write:
+                async with _blame(loader, timings, "load"):
+                    await loader.begin(feed)
+        except BaseException:
+            prefetch.cancel()
+            await asyncio.gather(prefetch, return_exceptions=True)
+            raise
+        first: asyncio.Future[Any] | None = prefetch
         while True:
-            async with _blame(extractor, timings, "extract"):
-                batch = await anext(batches, None)
+            batch = await first if first is not None else await fetch()
+            first = None
             if batch is None:
                 break
             result.batches += 1

@@ -18,6 +18,7 @@ the person (empty text). ``person`` results of the ``all`` feed are set aside an
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -61,7 +62,14 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         self._seen: dict[str, set[int]] = {}
 
     async def transform(self, batch: Batch) -> pd.DataFrame:
-        """Clean one page; pages must arrive in page order for dedupe to keep the best rank."""
+        """Clean one page; pages must arrive in page order for dedupe to keep the best rank.
+
+        The work runs in a worker thread: the event loop stays free to pace the extractor's
+        requests (and the first page's import of pandas does not stall them).
+        """
+        return await asyncio.to_thread(self._clean, batch)
+
+    def _clean(self, batch: Batch) -> pd.DataFrame:
         results = batch.payload.get("results")
         if not isinstance(results, list):
             raise TransformError(f"page {batch.page}: the body has no 'results' list", stage=self.name)

@@ -177,6 +177,14 @@ class TmdbOptions(StageOptions):
         return self
 
 
+@dataclasses.dataclass(frozen=True)
+class _Done:
+    """What the workers hand over: finished pages (or their error) and the window they take slots from."""
+
+    queue: asyncio.Queue[tuple[int, Batch | Exception]]
+    window: asyncio.Semaphore
+
+
 @dataclasses.dataclass
 class _FeedRun:
     """One feed of a run: its page count, its client (shared limiter and in-flight cap) and counters."""
@@ -369,11 +377,16 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             last = self._last_page(run, first.payload)
             progress.add_total(last)
             progress.page_done()
-            yield first
-            if last > 1:
-                async with contextlib.aclosing(self._rest(run, progress, last, lookups)) as rest:
+            # The workers start before page 1 is handed over: they fetch while the consumer
+            # works on it (the first page also pays for the consumer's imports).
+            workers, done = self._start_workers(run, last, lookups)
+            try:
+                yield first
+                async with contextlib.aclosing(self._reorder(run, progress, last, done)) as rest:
                     async for batch in rest:
                         yield batch
+            finally:
+                await _settle(workers)
             completed = True
         finally:
             self._finish(run, completed)
@@ -430,10 +443,8 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             logger.info("%s: %sTMDB reports %d pages; fetching %d, not %d", self.name, where, reported, last, run.pages)
         return last
 
-    async def _rest(
-        self, run: _FeedRun, progress: Progress, last: int, lookups: Lookups
-    ) -> AsyncGenerator[Batch, None]:
-        """Pages 2..last from a fixed worker pool, reordered; workers are cancelled and awaited on exit."""
+    def _start_workers(self, run: _FeedRun, last: int, lookups: Lookups) -> tuple[list[asyncio.Task[None]], _Done]:
+        """A fixed pool fetching pages 2..last at once; the caller cancels and awaits the workers."""
         todo: asyncio.Queue[int] = asyncio.Queue()
         for page in range(2, last + 1):
             todo.put_nowait(page)
@@ -460,26 +471,25 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             asyncio.create_task(worker(), name=f"{self.name}-{run.feed.slug}-worker-{i}")
             for i in range(min(self.options.concurrency, last - 1))
         ]
+        return workers, _Done(done, window)
+
+    async def _reorder(self, run: _FeedRun, progress: Progress, last: int, done: _Done) -> AsyncGenerator[Batch, None]:
+        """Pages 2..last in page order as the workers deliver them."""
         buffer: dict[int, Batch] = {}
         expected = 2
         counters = run.counters
-        try:
-            while expected <= last:
-                page, item = await done.get()
-                if isinstance(item, Exception):
-                    raise item
-                buffer[page] = item
-                counters["reorder_buffer_peak"] = max(counters["reorder_buffer_peak"], len(buffer))
-                while expected in buffer:
-                    batch = buffer.pop(expected)
-                    expected += 1
-                    window.release()
-                    progress.page_done()
-                    yield batch
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        while expected <= last:
+            page, item = await done.queue.get()
+            if isinstance(item, Exception):
+                raise item
+            buffer[page] = item
+            counters["reorder_buffer_peak"] = max(counters["reorder_buffer_peak"], len(buffer))
+            while expected in buffer:
+                batch = buffer.pop(expected)
+                expected += 1
+                done.window.release()
+                progress.page_done()
+                yield batch
 
     async def _page(self, run: _FeedRun, page: int, lookups: Lookups) -> Batch:
         params = {"page": str(page)}

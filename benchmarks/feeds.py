@@ -47,7 +47,9 @@ def _get(url: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
-def run_once(base_url: str, feeds: list[str], pages: int, rate: float, cap: float, latency: float) -> dict[str, Any]:
+def run_once(
+    base_url: str, feeds: list[str], pages: int, rate: float, cap: float, latency: float, *, report: bool = True
+) -> dict[str, Any]:
     """One whole-process run; its wall time split by the stand-in's arrivals, and its peak RSS."""
     _post(f"{base_url}/_standin/config", {"latency": latency, "rate_cap": cap, "total_pages": 500})
     with tempfile.TemporaryDirectory(prefix="feeds-bench-") as scratch:
@@ -68,7 +70,7 @@ def run_once(base_url: str, feeds: list[str], pages: int, rate: float, cap: floa
             "--set",
             f"loader.options.root={scratch}/lake",
             "--set",
-            f"reporter=[{{type: markdown, options: {{path: {scratch}/LATEST_UPDATE.md}}}}]",
+            f"reporter=[{{type: markdown, options: {{path: {scratch}/L.md}}}}]" if report else "reporter=[]",
         ]
         env = {**os.environ, "TMDB_ACCESS_TOKEN": TOKEN, "TMDB_BASE_URL": base_url}
         started = time.monotonic()
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.08, help="stand-in latency, seconds")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", choices=("one", "three"), help="run one scenario only")
+    parser.add_argument("--no-report", action="store_true", help="no reporter (the ETL alone)")
     args = parser.parse_args(argv)
     scenarios = [("one feed", ["movie/day"]), ("three feeds", ["movie/day", "tv/day", "person/day"])]
     if args.only:
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         f"feeds benchmark: {args.pages} pages a feed, client {args.rate:g} req/s shared, server cap "
         f"{args.server_cap:g}/s, latency {args.latency * 1000:g} ms; python {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+        f"{', no report' if args.no_report else ', markdown report'}"
     )
     header = (
         f"{'scenario':<12} {'pages':>5} {'wall s':>7} {'floor s':>7} {'ratio':>6} {'target s':>8} {'start':>6} "
@@ -124,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             floor = pages / args.rate
             target = 1.02 * floor + 0.5 if len(feeds) == 1 else 1.03 * floor + 1
             for _ in range(args.repeat):
-                got = run_once(base_url, feeds, args.pages, args.rate, args.server_cap, args.latency)
+                got = run_once(
+                    base_url, feeds, args.pages, args.rate, args.server_cap, args.latency, report=not args.no_report
+                )
                 print(
                     f"{name:<12} {pages:>5} {got['wall']:>7.2f} {floor:>7.2f} {got['wall'] / floor:>6.3f} "
                     f"{target:>8.2f} {got['startup']:>6.2f} {got['fetching']:>7.2f} {got['tail']:>5.2f} "

@@ -67,6 +67,22 @@ async def test_three_feeds_commit_three_days_with_one_set_of_lookups(
     assert {d["run_id"] for d in days.values()} == {result.run_id}
 
 
+async def test_the_feeds_pages_interleave_under_the_one_limiter(
+    tmdb_standin: StandinFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
+    standin = await tmdb_standin(token=TOKEN, total_pages=50, latency=0.002)
+    result = await run_pipeline(config(standin, tmp_path, feeds=FEEDS, pages=30, concurrency=3))
+    assert result.ok
+    trending = [path.rsplit("/", 2)[1] for path in standin.stats.sequence if path.startswith("/3/trending/")]
+    assert len(trending) == 90
+    # one feed does not go first and the others after it: every stretch of 30 requests serves all three
+    for start in range(0, 90, 30):
+        stretch = trending[start : start + 30]
+        assert min(stretch.count(media) for media in ("movie", "tv", "person")) >= 5, stretch
+    assert standin.stats.max_in_flight <= 3  # one in-flight cap for the run, not one per feed
+
+
 async def test_people_keep_nulls_missing_keys_and_empty_known_for(
     tmdb_standin: StandinFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,3 +190,24 @@ def test_the_feed_plan(given: dict[str, Any], expected: list[tuple[str, int]]) -
 
     plan = build_options(TmdbOptions, given, "extractor.options").feed_plan()
     assert [(feed.spec, pages) for feed, pages in plan] == expected
+
+
+async def test_cancelling_a_run_of_several_feeds_aborts_every_feed_and_says_so(
+    tmdb_standin: StandinFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
+    standin = await tmdb_standin(token=TOKEN, total_pages=50)
+    await run_pipeline(config(standin, tmp_path, feeds=FEEDS, pages=1))
+    before = manifests(tmp_path)
+    standin.open_gate.clear()  # every request now waits: the run is held mid-fetch
+    run = asyncio.ensure_future(run_pipeline(config(standin, tmp_path, feeds=FEEDS, pages=3)))
+    await standin.held(3)  # page 1 of every feed (and the lookups) wait at the gate
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError) as stopped:
+        await run
+    standin.open_gate.set()
+    outcome = getattr(stopped.value, "outcome", "")
+    for spec in FEEDS:
+        assert f"{spec}: nothing was committed" in outcome
+    assert manifests(tmp_path) == before
+    assert [p for p in (tmp_path / "_locks").glob("*.json")] == []

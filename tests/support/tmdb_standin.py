@@ -119,6 +119,8 @@ class StandinStats:
     auth: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     pages: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     paths: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    sequence: list[str] = dataclasses.field(default_factory=list)
+    """Every request's path, in order of arrival."""
     bodies: dict[int, bytes] = dataclasses.field(default_factory=dict)
 
     def peak_in_window(self, window: float = 1.0) -> int:
@@ -161,6 +163,8 @@ class TmdbStandin:
         self.open_gate = asyncio.Event()
         """Cleared, every request waits until it is set again: a test holds a client mid-run this way."""
         self.open_gate.set()
+        self._held = 0
+        self._held_changed = asyncio.Condition()
         self.app = web.Application()
         self.app.router.add_get("/3/trending/{media_type}/{time_window}", self._trending)
         self.app.router.add_get("/3/genre/{kind}/list", self._genres)
@@ -176,6 +180,11 @@ class TmdbStandin:
         self._rng = random.Random(config.seed)
         self._accepted.clear()
         self._inserted = 0
+
+    async def held(self, count: int) -> None:
+        """Wait until ``count`` requests wait at the closed ``open_gate``."""
+        async with self._held_changed:
+            await self._held_changed.wait_for(lambda: self._held >= count)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 picks a free port) and return the base URL."""
@@ -202,6 +211,7 @@ class TmdbStandin:
         stats.requests += 1
         stats.arrivals.append(now)
         stats.paths[request.path] += 1
+        stats.sequence.append(request.path)
         auth_header = request.headers.get("Authorization", "")
         query_key = request.query.get("api_key")
         stats.auth["bearer" if auth_header.startswith("Bearer ") else "api_key" if query_key else "none"] += 1
@@ -221,7 +231,14 @@ class TmdbStandin:
             self._accepted.append(now)
         if cfg.latency:
             await asyncio.sleep(cfg.latency)
-        await self.open_gate.wait()
+        if not self.open_gate.is_set():
+            async with self._held_changed:
+                self._held += 1
+                self._held_changed.notify_all()
+            try:
+                await self.open_gate.wait()
+            finally:
+                self._held -= 1
         if cfg.fault_rate and self._rng.random() < cfg.fault_rate:
             fault = self._rng.choice(cfg.faults)
             stats.faults[fault] += 1

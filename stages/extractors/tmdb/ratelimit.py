@@ -9,7 +9,8 @@ was, asks for the next slot after its time has passed: if that was less than ``c
 seconds ago the worker takes it at once and the schedule goes on from there, so the run
 catches up (the window cap bounds the catching up). Only a limiter idle for longer starts
 its schedule afresh from now. Without this, every late caller pushed the whole schedule
-back by its lateness, and a run lost that time for good.
+back by its lateness, and a run lost that time for good. After a 429, until the rate has
+recovered, there is no catching up: the server, not the caller, set the pace.
 
 Adaptive part (AIMD, as in TCP congestion control): ``throttled()`` cuts the rate
 multiplicatively, at most once per cool-down, because the 429s that arrive right after
@@ -96,7 +97,8 @@ class AdaptiveRateLimiter:
         # Reserve before sleeping, with no await in between, so concurrent callers get distinct slots.
         slot = self._next_slot
         if slot < now:
-            if now - slot <= self.catch_up:
+            # After a 429 the server is the bottleneck: no catching up until the rate has recovered.
+            if now - slot <= self.catch_up and self._rate_at(now) >= self.max_rate:
                 self.caught_up += 1  # a missed slot, taken now: the schedule keeps its pace
             else:
                 slot = now  # idle for a while: start afresh

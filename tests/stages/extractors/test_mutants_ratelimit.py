@@ -136,3 +136,14 @@ async def test_catching_up_never_starts_more_than_rate_plus_one_in_any_window() 
     busiest = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
     assert busiest == 11  # the window cap: floor(10 * 1 s) + 1
     assert starts[-1] < 104.0 + 60 / 10  # yet it caught up: faster than the plain schedule from 104
+
+
+async def test_no_catching_up_while_a_cut_lasts() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(10, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    limiter.throttled()  # 5 req/s, for good (no recovery)
+    clock.now = 100.4  # 0.2 s past the next slot (100.2)
+    await limiter.acquire()
+    await limiter.acquire()
+    assert clock.sleeps == [pytest.approx(0.2)] and limiter.caught_up == 0

@@ -7,7 +7,8 @@ That keeps a client just under a server's per-second cap instead of bursting int
 A slot is not lost when its caller comes late. A worker that was busy, or whose event loop
 was, asks for the next slot after its time has passed: if that was less than ``catch_up``
 seconds ago the worker takes it at once and the schedule goes on from there, so the run
-catches up (the window cap bounds the catching up). Only a limiter idle for longer starts
+catches up: at up to twice the rate (no two starts closer than half a slot), and within the
+window cap. Only a limiter idle for longer starts
 its schedule afresh from now. Without this, every late caller pushed the whole schedule
 back by its lateness, and a run lost that time for good. After a 429, until the rate has
 recovered, there is no catching up: the server, not the caller, set the pace.
@@ -76,6 +77,7 @@ class AdaptiveRateLimiter:
         self._cut_at: float | None = None
         self._next_slot = -math.inf
         self._starts: collections.deque[float] = collections.deque()
+        self._last_start = -math.inf
         self.cuts = 0
         self.caught_up = 0
         """Slots taken late instead of lost (a measure of how often callers came late)."""
@@ -96,7 +98,7 @@ class AdaptiveRateLimiter:
         now = self._clock()
         # Reserve before sleeping, with no await in between, so concurrent callers get distinct slots.
         slot = self._next_slot
-        if slot < now:
+        if slot < now - 1e-9:
             # After a 429 the server is the bottleneck: no catching up until the rate has recovered.
             if now - slot <= self.catch_up and self._rate_at(now) >= self.max_rate:
                 self.caught_up += 1  # a missed slot, taken now: the schedule keeps its pace
@@ -109,16 +111,20 @@ class AdaptiveRateLimiter:
         await self._within_window()
 
     async def _within_window(self) -> None:
-        """Start only if fewer than ``window_cap`` requests started in the last ``window`` seconds."""
+        """Start only if fewer than ``window_cap`` requests started in the last ``window`` seconds,
+        and at least half a slot after the previous start (so late callers catch up at twice the rate, not at once)."""
         starts = self._starts
         while True:
             now = self._clock()
             while starts and now - starts[0] >= self.window:
                 starts.popleft()
-            if len(starts) < self.window_cap:
+            spaced = self._last_start + 0.5 / self.max_rate
+            if len(starts) < self.window_cap and now >= spaced - 1e-9:  # (float rounding is no reason to wait)
                 starts.append(now)
+                self._last_start = now
                 return
-            await self._sleep(starts[0] + self.window - now)
+            full = starts[0] + self.window if len(starts) >= self.window_cap else now
+            await self._sleep(max(full, spaced) - now)
 
     def throttled(self, retry_after: float | None = None) -> bool:
         """Record a 429; cut the shared rate unless it was cut within the cool-down. Returns whether it cut."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -108,10 +109,11 @@ async def test_a_late_caller_takes_its_missed_slot_and_the_schedule_keeps_its_pa
     await limiter.acquire()  # 100.0; the next slot is 100.1
     clock.now = 100.25  # the caller comes 0.15 s late (its event loop was busy)
     await limiter.acquire()  # takes 100.1 at once
-    await limiter.acquire()  # and 100.2, also past: at once
-    await limiter.acquire()  # 100.3: back on the schedule
-    assert clock.sleeps == [pytest.approx(0.05)] and clock.now == pytest.approx(100.3)
-    assert limiter.caught_up == 2
+    await limiter.acquire()  # and 100.2, also past: half a slot later (catching up at twice the rate)
+    await limiter.acquire()  # 100.35: half a slot after that, though its slot is 100.3
+    await limiter.acquire()  # 100.4: back on the schedule
+    assert clock.sleeps == [pytest.approx(0.05), pytest.approx(0.05), pytest.approx(0.05)]
+    assert clock.now == pytest.approx(100.4) and limiter.caught_up == 2
 
 
 async def test_an_idle_limiter_starts_its_schedule_afresh() -> None:
@@ -135,6 +137,7 @@ async def test_catching_up_never_starts_more_than_rate_plus_one_in_any_window() 
         starts.append(clock.now)
     busiest = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
     assert busiest == 11  # the window cap: floor(10 * 1 s) + 1
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.05 - 1e-9  # never closer than half a slot
     assert starts[-1] < 104.0 + 60 / 10  # yet it caught up: faster than the plain schedule from 104
 
 

@@ -197,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline``; returns the exit code."""
+    code = _main(argv)
+    if argv is None:
+        # The process ends now, every file and session closed: frozen, its objects skip the
+        # interpreter's final garbage collection (0.3 s with pandas loaded, 0.05 s frozen).
+        import gc
+
+        gc.freeze()
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # First, so that no message (a plugin's import error, a config error) can print a secret raw.
     register_env_secrets()
     try:

@@ -19,10 +19,12 @@ the person (empty text). ``person`` results of the ``all`` feed are set aside an
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -65,9 +67,11 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         """Clean one page; pages must arrive in page order for dedupe to keep the best rank.
 
         The work runs in a worker thread: the event loop stays free to pace the extractor's
-        requests (and the first page's import of pandas does not stall them).
+        requests (and the first page's import of pandas does not stall them). One thread for
+        every transformer of the process: the work holds the GIL anyway, and each further
+        thread would grow the heap by an allocator arena of its own.
         """
-        return await asyncio.to_thread(self._clean, batch)
+        return await asyncio.get_running_loop().run_in_executor(_cleaner(), self._clean, batch)
 
     def _clean(self, batch: Batch) -> pd.DataFrame:
         results = batch.payload.get("results")
@@ -216,6 +220,18 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             f": {detail}" if detail else "",
             self.dropped[reason],
         )
+
+
+_CLEANERS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def _cleaner() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that cleans pages, started on first use; one per process (a fork has no parent thread)."""
+    pid = os.getpid()
+    executor = _CLEANERS.get(pid)
+    if executor is None:
+        executor = _CLEANERS[pid] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="standardize")
+    return executor
 
 
 def _number(value: Any) -> float | None:

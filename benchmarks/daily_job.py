@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 extra_env={"TMDB_BASE_URL": base_url, "TMDB_ACCESS_TOKEN": "benchmark-token"},
             )
         rows = sum(
-            len(list(csv.reader(p.open(encoding="utf-8")))) - 1 for p in clone.glob("lake/cleaned_data/*/*/*.csv")
+            len(list(csv.reader(p.open(encoding="utf-8")))) - 1 for p in clone.glob("lake/cleaned_data/**/*.csv")
         )
         print(f"{'total':<32} {sum(t for _, t in phases.times):6.1f} s   ({rows} rows in the clone's lake)")
     finally:

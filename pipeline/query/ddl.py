@@ -29,7 +29,6 @@ import re
 from typing import TYPE_CHECKING
 
 from pipeline.datalake import schema
-from pipeline.datalake.layout import PEOPLE_FOLDER
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -100,6 +99,8 @@ def athena_projection(
             "/year=${year}/month=${month}/day=${day}/"
         )
     else:
+        from pipeline.datalake.layout import PEOPLE_FOLDER  # pydantic: the CLI's parser reads this module
+
         folder = f"{cleaned_root}/{PEOPLE_FOLDER}" if people else cleaned_root
         template = f"{folder}/${{year}}/${{month}}/"
     props["storage.location.template"] = template

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             phases.run(f"run ({PAGES} pages)", command, extra_env=job_env)
             phases.run("catch-up run (skips)", command, extra_env=job_env)
         rows = sum(
-            len(list(csv.reader(p.open(encoding="utf-8")))) - 1 for p in clone.glob("data/lake/cleaned_data/*/*/*.csv")
+            len(list(csv.reader(p.open(encoding="utf-8")))) - 1 for p in clone.glob("data/lake/cleaned_data/**/*.csv")
         )
         print(f"{'total':<32} {sum(t for _, t in phases.times):6.1f} s   ({rows} rows in the clone's lake)")
     finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import logging
 import os
@@ -53,7 +52,7 @@ async def _extract(base_url: str, options: dict[str, Any]) -> dict[str, Any]:
     from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 
     opts = build_options(TmdbOptions, {"base_url": base_url, **options}, "extractor.options")
-    extractor = TmdbTrendingExtractor(opts, new_context(dt.date(2026, 11, 25)), name="tmdb-trending")
+    extractor = TmdbTrendingExtractor(opts, new_context(), name="tmdb-trending")  # a live list is today's
     pages = 0
     started = time.perf_counter()
     async with extractor:

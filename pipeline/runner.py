@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 from pipeline import registry
@@ -28,6 +28,8 @@ from pipeline.redact import redact
 from pipeline.stage import (
     CommitInfo,
     Extractor,
+    Feed,
+    FeedResult,
     LakeReader,
     LoadDay,
     Loader,
@@ -44,16 +46,32 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Stages:
-    """The stage instances of one run, built but not yet opened."""
+    """The stage instances of one run, built but not yet opened.
+
+    ``transformer`` and ``loader`` serve the extractor's first feed; ``per_feed`` holds a
+    transformer and a loader of their own for each further feed (each feed commits its own
+    day through its own loader instance, with its own lock and manifest).
+    """
 
     extractor: Extractor[Any]
     transformer: Transformer[Any]
     loader: Loader[Any]
     reporters: tuple[Reporter[Any], ...] = ()
+    per_feed: tuple[tuple[Feed, Transformer[Any], Loader[Any]], ...] = ()
 
     def all(self) -> list[Stage[Any]]:
         """Every stage, in run order."""
-        return [self.extractor, self.transformer, self.loader, *self.reporters]
+        extra = [stage for _, transformer, loader in self.per_feed for stage in (transformer, loader)]
+        return [self.extractor, self.transformer, self.loader, *extra, *self.reporters]
+
+    def for_feed(self, feed: Feed) -> tuple[Transformer[Any], Loader[Any]]:
+        """The transformer and loader that handle ``feed``."""
+        for other, transformer, loader in self.per_feed:
+            if other == feed:
+                return transformer, loader
+        if feed == self.extractor.feeds[0]:
+            return self.transformer, self.loader
+        raise PipelineError(f"no transformer and loader were built for feed {feed.spec}")
 
 
 def new_context(trend_date: dt.date | None = None, *, dry_run: bool = False, force: bool = False) -> RunContext:
@@ -92,12 +110,24 @@ def _refuse_stale_options(cls: type[Stage[Any]], section: StageConfig) -> None:
 
 
 def build_stages(config: PipelineConfig, context: RunContext) -> Stages:
-    """Resolve every stage by entry-point name and validate its options; nothing is opened."""
+    """Resolve every stage by entry-point name and validate its options; nothing is opened.
+
+    An extractor of several feeds gets a transformer and a loader per feed.
+    """
+    extractor: Extractor[Any] = build_stage("extractor", config.extractor, context)
     return Stages(
-        extractor=build_stage("extractor", config.extractor, context),
+        extractor=extractor,
         transformer=build_stage("transformer", config.transformer, context),
         loader=build_stage("loader", config.loader, context),
         reporters=tuple(build_stage("reporter", r, context) for r in config.reporters),
+        per_feed=tuple(
+            (
+                feed,
+                build_stage("transformer", config.transformer, context),
+                build_stage("loader", config.loader, context),
+            )
+            for feed in extractor.feeds[1:]
+        ),
     )
 
 
@@ -107,17 +137,23 @@ async def run_pipeline(
     trend_date: dt.date | None = None,
     dry_run: bool = False,
     force: bool = False,
+    feeds: Collection[str | Feed] | None = None,
 ) -> RunResult:
     """Run the configured pipeline once and return what it did.
 
     ``config`` is a ``PipelineConfig``, a mapping shaped like the YAML, or a path to it.
+    ``feeds`` (``movie/day`` or ``Feed``) runs only those of the configured feeds.
+
+    With one feed a failure raises, as it always did. With several, each feed commits or
+    fails on its own: the result lists every feed (``result.feeds``), ``result.failed`` the
+    ones that failed, and nothing is raised for them (the CLI exits 1).
     """
     if not isinstance(config, PipelineConfig):
         config = load_config(config)
     context = new_context(trend_date, dry_run=dry_run, force=force)
     stages = build_stages(config, context)
     try:
-        return await run_stages(stages, context)
+        return await run_stages(stages, context, only=feeds)
     except Exception as exc:  # not a cancellation: a stopped run has no time left to send anything
         await notify_failure(stages.reporters, context, exc)
         raise
@@ -142,71 +178,243 @@ async def notify_failure(reporters: Sequence[Reporter[Any]], context: RunContext
             logger.warning("reporter %r could not report the failure: %s", reporter.name, redact(str(failed)))
 
 
-async def run_stages(
-    stages: Stages, context: RunContext, *, reuse_raw: Mapping[str, Any] | None = None
-) -> RunResult:
-    """Run already-built stages: extract → transform → load per page, commit, then report.
+def select_feeds(available: Sequence[Feed], only: Collection[str | Feed] | None) -> list[Feed]:
+    """The configured feeds ``only`` names (all of them without it); a ``ConfigError`` for one not configured."""
+    if only is None:
+        return list(available)
+    wanted = []
+    for item in only:
+        try:
+            feed = item if isinstance(item, Feed) else Feed.parse(item)
+        except ValueError as exc:
+            raise ConfigError(f"--feed: {exc}") from None
+        if feed not in available:
+            configured = ", ".join(f.spec for f in available)
+            raise ConfigError(f"--feed {feed.spec}: not a feed of this config; it has {configured}")
+        wanted.append(feed)
+    return [feed for feed in available if feed in wanted]
 
-    ``reuse_raw``: the manifest entry of raw pages already in the lake, which the commit names instead of
-    storing the run's own (``reprocess``). A failure raises the stage's error with ``outcome`` set; a
+
+async def run_stages(
+    stages: Stages,
+    context: RunContext,
+    *,
+    only: Collection[str | Feed] | None = None,
+    reuse_raw: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run already-built stages: per feed extract → transform → load per page and commit; then report.
+
+    ``reuse_raw``: the manifest entry of raw pages already in the lake, which a one-feed commit names instead
+    of storing the run's own (``reprocess``). A failure raises the stage's error with ``outcome`` set; a
     cancellation re-raises the ``CancelledError`` with the outcome as its message (``outcome_of``).
     """
     timings: dict[str, float] = defaultdict(float)
-    extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
+    extractor = stages.extractor
     async with contextlib.AsyncExitStack() as stack:
         for stage in stages.all():
             async with _blame(stage, timings, "open"):
                 await stack.enter_async_context(stage)
-        feed = extractor.feed
+        feeds = select_feeds(extractor.feeds, only)
         result = RunResult(
             run_id=context.run_id,
             trend_date=context.trend_date,
-            feed=feed,
+            feed=feeds[0],
             started_at=context.started_at,
             dry_run=context.dry_run,
-            lake=loader.describe(),
+            lake=stages.loader.describe(),
         )
         logger.info(
             "run %s: %s for %s into %s%s",
             context.run_id,
-            feed.label,
+            "; ".join(feed.label for feed in feeds),
             context.trend_date,
             result.lake,
             " (dry run)" if context.dry_run else "",
         )
-        if context.dry_run:
-            await _stream(stages, result, timings, None)
-            result.outputs = {kind: loc for kind, loc in loader.planned_outputs(feed).items()}
+        result.feeds = [FeedResult(feed) for feed in feeds]
+        if len(feeds) == 1:
+            # One feed: its failure is the run's, raised as it always was.
+            await _run_feed(stages, context, result.feeds[0], timings, reuse_raw=reuse_raw)
         else:
-            try:
-                async with _blame(loader, timings, "load"):
-                    day = await loader.begin(feed, reuse_raw=reuse_raw)
-            except BaseException as exc:
-                _tell(exc, f"nothing was committed; {context.trend_date} keeps its previous data")
-                raise
-            try:
-                await _stream(stages, result, timings, day)
-                _finish(result, extractor, transformer, timings)
-                async with _blame(loader, timings, "load"):
-                    committed = await day.commit(_commit_info(result, transformer))
-                result.outputs.update(committed.outputs)
-                _finish(result, extractor, transformer, timings)  # reporters see the time of the commit
-            except BaseException as exc:
-                logger.info("run %s failed; aborting the loader", context.run_id)
-                _tell(exc, await _abort(day))
-                raise
-            lake = RunLake(loader if isinstance(loader, LakeReader) else None, result.lake)
+            await _run_feeds(stages, context, result.feeds, timings)
+        _summarise(result, extractor, timings)
+        committed = [feed for feed in result.feeds if feed.ok]
+        if committed and not context.dry_run:
+            primary_loader = stages.for_feed(result.feed)[1]
+            lake = RunLake(primary_loader if isinstance(primary_loader, LakeReader) else None, result.lake)
             await _report(stages.reporters, result, lake, timings)
-        _finish(result, extractor, transformer, timings)
+        _summarise(result, extractor, timings, keep_outputs=True)
     logger.info(
-        "run %s done: %d rows, %d pages, %.2fs, dropped %s",
+        "run %s done: %d rows, %d pages, %.2fs, dropped %s%s",
         context.run_id,
-        result.rows,
-        result.batches,
+        sum(feed.rows for feed in result.feeds),
+        sum(feed.batches for feed in result.feeds),
         result.wall_seconds,
         result.dropped or "nothing",
+        "; failed: " + ", ".join(feed.feed.spec for feed in result.failed) if result.failed else "",
     )
     return result
+
+
+async def _run_feeds(stages: Stages, context: RunContext, feeds: list[FeedResult], timings: dict[str, float]) -> None:
+    """Every feed at once; one feed's failure is recorded in its ``FeedResult`` and does not touch the others.
+
+    A cancellation (SIGTERM, Ctrl-C) aborts every feed still writing and propagates, with each
+    feed's outcome attached for the CLI's one line.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            for feed_result in feeds:
+                group.create_task(
+                    _run_feed(stages, context, feed_result, timings, contain=True),
+                    name=f"feed-{feed_result.feed.slug}",
+                )
+    except BaseException as exc:
+        error = exc.exceptions[0] if isinstance(exc, BaseExceptionGroup) and exc.exceptions else exc
+        outcomes = [f"{feed.feed.spec}: {feed.outcome}" for feed in feeds if feed.outcome is not None]
+        if outcomes and not (isinstance(error, PipelineError) and error.outcome):
+            _tell(error, "; ".join(outcomes))
+        raise error from None
+
+
+async def _run_feed(
+    stages: Stages,
+    context: RunContext,
+    feed_result: FeedResult,
+    run_timings: dict[str, float],
+    *,
+    contain: bool = False,
+    reuse_raw: Mapping[str, Any] | None = None,
+) -> None:
+    """One feed: begin, stream its pages, commit; on failure abort its day (and raise unless ``contain``)."""
+    feed = feed_result.feed
+    transformer, loader = stages.for_feed(feed)
+    timings: dict[str, float] = defaultdict(float)
+    days: list[LoadDay] = []  # the day, once begun
+    try:
+        if context.dry_run:
+            await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, None)
+            feed_result.outputs = dict(loader.planned_outputs(feed))
+            feed_result.status = "dry-run"
+            return
+        try:
+            await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, days, reuse_raw)
+            _finish_feed(feed_result, stages.extractor, transformer, timings)
+            async with _blame(loader, timings, "load"):
+                info = _commit_info(context, feed_result, transformer)
+                committed = await days[0].commit(info)
+            feed_result.outputs.update(committed.outputs)
+            feed_result.status = "committed"
+        except BaseException as exc:
+            logger.info("run %s: %s failed; aborting its day", context.run_id, feed.spec)
+            if days:
+                outcome = await _abort(days[0])
+            else:
+                nothing = f"nothing was committed; {context.trend_date} keeps its previous data"
+                outcome = getattr(exc, "outcome", None) or nothing
+            _tell(exc, outcome)
+            feed_result.exception = exc
+            feed_result.outcome = outcome
+            if not contain or not isinstance(exc, Exception):
+                raise
+            feed_result.error = _one_line(exc)
+            logger.warning("%s failed: %s", feed.spec, feed_result.describe_failure())
+    finally:
+        _finish_feed(feed_result, stages.extractor, transformer, timings)
+        for key, seconds in timings.items():
+            run_timings[key] += seconds
+
+
+async def _stream(
+    extractor: Extractor[Any],
+    feed: Feed,
+    transformer: Transformer[Any],
+    loader: Loader[Any],
+    result: FeedResult,
+    timings: dict[str, float],
+    days: list[LoadDay] | None,
+    reuse_raw: Mapping[str, Any] | None = None,
+) -> None:
+    """Stream the feed's pages through; unless a dry run (``days`` is ``None``), ``begin`` the day while the
+    first page is fetched and append it to ``days``, then write every page into it."""
+
+    async def fetch() -> Any:
+        async with _blame(extractor, timings, "extract"):
+            return await anext(batches, None)
+
+    async with contextlib.aclosing(extractor.feed_batches(feed)) as batches:
+        prefetch = asyncio.ensure_future(fetch())
+        try:
+            if days is not None:
+                async with _blame(loader, timings, "load"):
+                    days.append(await loader.begin(feed, reuse_raw=reuse_raw))
+        except BaseException:
+            prefetch.cancel()
+            await asyncio.gather(prefetch, return_exceptions=True)
+            raise
+        first: asyncio.Future[Any] | None = prefetch
+        while True:
+            batch = await first if first is not None else await fetch()
+            first = None
+            if batch is None:
+                break
+            result.batches += 1
+            if days:
+                async with _blame(loader, timings, "load"):
+                    await days[0].write_raw(batch)
+            async with _blame(transformer, timings, "transform"):
+                chunk = await transformer.transform(batch)
+            result.rows += len(chunk)
+            if days and len(chunk):
+                async with _blame(loader, timings, "load"):
+                    await days[0].write(chunk)
+
+
+def _finish_feed(
+    result: FeedResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]
+) -> None:
+    result.counters = dict(sorted(extractor.feed_counters(result.feed).items()))
+    result.dropped = dict(sorted(transformer.dropped.items()))
+    result.timings = dict(timings)
+
+
+def _summarise(
+    result: RunResult, extractor: Extractor[Any], timings: dict[str, float], *, keep_outputs: bool = False
+) -> None:
+    """The run's single-feed fields from its primary feed: the first committed title feed, else the first."""
+    result.finished_at = dt.datetime.now(dt.UTC)
+    feeds = result.feeds
+    primary = next(
+        (f for f in feeds if f.ok and not f.feed.is_people),
+        next((f for f in feeds if f.ok), feeds[0]),
+    )
+    result.feed, result.rows, result.batches = primary.feed, primary.rows, primary.batches
+    result.counters = dict(sorted(extractor.counters.items()))
+    result.dropped = dict(primary.dropped)
+    result.timings = dict(timings)
+    if keep_outputs:
+        return
+    result.outputs = dict(primary.outputs)
+    for other in feeds:
+        if other is not primary:  # the other feeds' objects, named by feed
+            result.outputs.update({f"{kind} ({other.feed.spec})": where for kind, where in other.outputs.items()})
+
+
+def _commit_info(context: RunContext, result: FeedResult, transformer: Transformer[Any]) -> CommitInfo:
+    return CommitInfo(
+        run_id=context.run_id,
+        started_at=context.started_at,
+        finished_at=dt.datetime.now(dt.UTC),
+        counters=dict(result.counters),
+        dropped=dict(result.dropped),
+        transformer=transformer.name,
+        pipeline_version=project_version(),
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+    return redact(" ".join(text.split()))
 
 
 async def _report(
@@ -242,50 +450,8 @@ def _committed_outcome(day: dt.date, unwritten: Sequence[str], reporters: int) -
     return f"{day} was committed; {len(unwritten)} of {reporters} reports ({names}) {verb} not written"
 
 
-async def _stream(stages: Stages, result: RunResult, timings: dict[str, float], day: LoadDay | None) -> None:
-    """Every page through the transformer and, unless a dry run (``day`` is ``None``), into the day."""
-    extractor, transformer, loader = stages.extractor, stages.transformer, stages.loader
-    async with contextlib.aclosing(extractor.batches()) as batches:
-        while True:
-            async with _blame(extractor, timings, "extract"):
-                batch = await anext(batches, None)
-            if batch is None:
-                break
-            result.batches += 1
-            if day is not None:
-                async with _blame(loader, timings, "load"):
-                    await day.write_raw(batch)
-            async with _blame(transformer, timings, "transform"):
-                chunk = await transformer.transform(batch)
-            result.rows += len(chunk)
-            if day is not None and len(chunk):
-                async with _blame(loader, timings, "load"):
-                    await day.write(chunk)
-
-
-def _finish(
-    result: RunResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]
-) -> None:
-    result.finished_at = dt.datetime.now(dt.UTC)
-    result.counters = dict(sorted(extractor.counters.items()))
-    result.dropped = dict(sorted(transformer.dropped.items()))
-    result.timings = dict(timings)
-
-
-def _commit_info(result: RunResult, transformer: Transformer[Any]) -> CommitInfo:
-    return CommitInfo(
-        run_id=result.run_id,
-        started_at=result.started_at,
-        finished_at=result.finished_at,
-        counters=dict(result.counters),
-        dropped=dict(result.dropped),
-        transformer=transformer.name,
-        pipeline_version=project_version(),
-    )
-
-
 async def _abort(day: LoadDay) -> str:
-    """Undo the run and say what the lake holds; a second cancellation (another signal) waits for the abort.
+    """Undo the day and say what the lake holds; a second cancellation (another signal) waits for the abort.
 
     Cut short, an abort would leave its message behind what it did; finished, the lake and the one line the
     run ends with agree.
@@ -356,4 +522,5 @@ __all__: Sequence[str] = (
     "outcome_of",
     "run_pipeline",
     "run_stages",
+    "select_feeds",
 )

@@ -27,10 +27,12 @@ from pipeline.options import NoOptions
 if TYPE_CHECKING:
     import pandas as pd
 
-MediaType = Literal["movie", "tv", "all"]
+MediaType = Literal["movie", "tv", "person", "all"]
 TimeWindow = Literal["day", "week"]
+MEDIA_TYPES: tuple[MediaType, ...] = ("movie", "tv", "person", "all")
+TIME_WINDOWS: tuple[TimeWindow, ...] = ("day", "week")
 
-_FEED_SLUGS = {"movie": "movies", "tv": "tv", "all": "all"}
+_FEED_SLUGS = {"movie": "movies", "tv": "tv", "person": "people", "all": "all"}
 OptionsT = TypeVar("OptionsT")
 StageT = TypeVar("StageT", bound="Stage[Any]")
 T = TypeVar("T")
@@ -52,9 +54,30 @@ class Feed:
     @property
     def label(self) -> str:
         """Human wording, e.g. ``trending movies, today``."""
-        what = {"movie": "movies", "tv": "TV shows", "all": "movies and TV"}[self.media_type]
+        what = {"movie": "movies", "tv": "TV shows", "person": "people", "all": "movies and TV"}[self.media_type]
         when = "today" if self.time_window == "day" else "this week"
         return f"trending {what}, {when}"
+
+    @property
+    def spec(self) -> str:
+        """The feed as the config and ``--feed`` name it: ``movie/day``."""
+        return f"{self.media_type}/{self.time_window}"
+
+    @property
+    def is_people(self) -> bool:
+        """Whether the feed's rows are people (the people schema), not titles."""
+        return self.media_type == "person"
+
+    @classmethod
+    def parse(cls, text: str) -> Feed:
+        """``movie/day`` → ``Feed("movie", "day")``; a ``ValueError`` naming the choices otherwise."""
+        media_type, _, time_window = str(text).strip().partition("/")
+        if media_type not in MEDIA_TYPES or time_window not in TIME_WINDOWS:
+            raise ValueError(
+                f"expected media/window with media one of {', '.join(MEDIA_TYPES)} and window one of "
+                f"{', '.join(TIME_WINDOWS)}, e.g. movie/day; got {text!r}"
+            )
+        return cls(media_type, time_window)  # type: ignore[arg-type,unused-ignore]  # checked against the Literals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +86,8 @@ class Lookups:
 
     genres: Mapping[int, str] = dataclasses.field(default_factory=dict)
     poster_base_url: str | None = None
+    profile_base_url: str | None = None
+    """Where people's profile images are, at the configured size (``person`` and ``all`` feeds)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +136,53 @@ class Output(str):
         return output
 
 
+FeedStatus = Literal["committed", "failed", "dry-run"]
+
+
+@dataclasses.dataclass
+class FeedResult:
+    """What a run did for one feed: its rows and outputs, or why it failed and what that did to the lake."""
+
+    feed: Feed
+    status: FeedStatus = "failed"
+    rows: int = 0
+    batches: int = 0
+    outputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    counters: dict[str, float] = dataclasses.field(default_factory=dict)
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    """The failure in one line (redacted), when ``status`` is ``failed``."""
+    outcome: str | None = None
+    """What the failure did to this feed's day in the lake, e.g. ``nothing was committed; ...``."""
+    exception: BaseException | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether this feed's day was committed (or, in a dry run, fully extracted and transformed)."""
+        return self.status != "failed"
+
+    def describe_failure(self) -> str:
+        """``tv/day: <error>; <outcome>``, for the run's one-line summary."""
+        text = f"{self.feed.spec}: {self.error or 'failed'}"
+        return f"{text}; {self.outcome}" if self.outcome else text
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        return {
+            "feed": {"media_type": self.feed.media_type, "time_window": self.feed.time_window},
+            "status": self.status,
+            "rows": self.rows,
+            "batches": self.batches,
+            "outputs": dict(self.outputs),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "counters": dict(self.counters),
+            "dropped": dict(self.dropped),
+            "error": self.error,
+            "outcome": self.outcome,
+        }
+
+
 @dataclasses.dataclass
 class RunResult:
     """Rows written, where they went, how long each stage took, and what was dropped."""
@@ -128,6 +200,18 @@ class RunResult:
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)
     dry_run: bool = False
     lake: str = ""
+    feeds: list[FeedResult] = dataclasses.field(default_factory=list)
+    """One entry per feed of the run, in config order (one entry for a one-feed run)."""
+
+    @property
+    def failed(self) -> list[FeedResult]:
+        """The feeds that failed (empty when the run did all it was asked)."""
+        return [feed for feed in self.feeds if not feed.ok]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every feed committed."""
+        return not self.failed
 
     @property
     def wrote_to_stdout(self) -> bool:
@@ -241,11 +325,30 @@ class Extractor(Stage[OptionsT]):
     @property
     @abstractmethod
     def feed(self) -> Feed:
-        """The feed this extractor produces; the loader names its files after it."""
+        """The feed this extractor produces (its first, if it produces several); the loader names its files after it."""
+
+    @property
+    def feeds(self) -> tuple[Feed, ...]:
+        """Every feed this extractor produces in a run; most produce one."""
+        return (self.feed,)
+
+    def feed_counters(self, feed: Feed) -> Mapping[str, float]:
+        """The counters of one feed (an extractor of one feed: all of them)."""
+        return dict(self.counters)
 
     @abstractmethod
     def batches(self) -> AsyncGenerator[Batch, None]:
         """Yield one ``Batch`` per page, page 1 first (an async generator: the runner closes it on failure)."""
+
+    def feed_batches(self, feed: Feed) -> AsyncGenerator[Batch, None]:
+        """The batches of one of ``feeds``, in page order; the runner consumes each feed on its own.
+
+        An extractor of several feeds fetches them concurrently and a failure of one feed's
+        generator leaves the others running. The default serves the one feed from ``batches()``.
+        """
+        if feed not in self.feeds:
+            raise self.error(f"feed {feed.spec} is not one of this extractor's feeds", stage=self.name)
+        return self.batches()
 
 
 class Transformer(Stage[OptionsT]):

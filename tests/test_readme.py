@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.datalake.schema import markdown_table
+from pipeline.datalake.schema import PEOPLE, markdown_table
 from tests.support.cli import ROOT, run_python
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -24,6 +24,8 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 def test_schema_table_matches_the_code() -> None:
     assert markdown_table() in LAKE_DOC
+    people = LAKE_DOC.split("### People schema", 1)[1]
+    assert markdown_table(PEOPLE) in people
 
 
 def test_library_example_runs() -> None:

@@ -3,6 +3,10 @@
 The table uses partition projection, so Athena computes partition locations from the
 table properties: no Glue crawler, no ``MSCK REPAIR TABLE``, nothing to run per day.
 Column types come from ``schema.COLUMNS`` (one source of truth with the Parquet schema).
+People (``person`` feeds) have their own schema and their own table (``people=True``,
+default name ``tmdb_trending_people``) over their own locations: ``cleaned_data/people/``
+with the ``monthly`` layout, the ``media_type=person`` partitions with ``hive``. The titles
+table never reads a people file.
 
 Two constraints of Athena shape the output:
 
@@ -33,14 +37,17 @@ from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
+    from pipeline.datalake import schema
 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("athena",)
 DEFAULT_TABLE = "tmdb_trending"
+DEFAULT_PEOPLE_TABLE = "tmdb_trending_people"
 FIRST_YEAR = 2020
 LAST_YEAR = 2099
 MEDIA_TYPES = ("movie", "tv", "all")
+PEOPLE_MEDIA_TYPES = ("person",)
 TIME_WINDOWS = ("day", "week")
 HIVE_FEED_KEYS = ("media_type", "time_window")
 
@@ -60,12 +67,14 @@ def sql_string(text: str, what: str) -> str:
     return f"'{text}'"
 
 
-def athena_columns(fmt: str, layout: str) -> list[tuple[str, str]]:
-    """``(name, type)`` of the table's data columns for a format and layout (partition keys excluded)."""
+def athena_columns(fmt: str, layout: str, table: schema.Table | None = None) -> list[tuple[str, str]]:
+    """``(name, type)`` of the table's data columns (the titles' by default) for a format and layout."""
     from pipeline.datalake import schema  # the CLI's parser reads this module's defaults: --help stays light
 
+    table = table or schema.TITLES
+
     columns = []
-    for column in schema.COLUMNS:
+    for column in table.columns:
         kind_type = schema.ATHENA_TYPES[column.kind]
         if fmt == "csv" and column.kind in _CSV_STRING_KINDS:
             kind_type = "string"
@@ -85,13 +94,15 @@ def athena_partitions(layout: str) -> list[tuple[str, str]]:
     return [("year", "int"), ("month", "int")]
 
 
-def athena_projection(layout: str, cleaned_root: str, *, first_year: int, last_year: int) -> dict[str, str]:
+def athena_projection(
+    layout: str, cleaned_root: str, *, first_year: int, last_year: int, people: bool = False
+) -> dict[str, str]:
     """The partition-projection table properties, ending with ``storage.location.template``."""
     props = {"projection.enabled": "true"}
     if layout == "hive":
         props |= {
             "projection.media_type.type": "enum",
-            "projection.media_type.values": ",".join(MEDIA_TYPES),
+            "projection.media_type.values": ",".join(PEOPLE_MEDIA_TYPES if people else MEDIA_TYPES),
             "projection.time_window.type": "enum",
             "projection.time_window.values": ",".join(TIME_WINDOWS),
         }
@@ -109,7 +120,10 @@ def athena_projection(layout: str, cleaned_root: str, *, first_year: int, last_y
             "/year=${year}/month=${month}/day=${day}/"
         )
     else:
-        template = f"{cleaned_root}/${{year}}/${{month}}/"
+        from pipeline.datalake.layout import PEOPLE_FOLDER  # pydantic: the CLI's parser reads this module
+
+        folder = f"{cleaned_root}/{PEOPLE_FOLDER}" if people else cleaned_root
+        template = f"{folder}/${{year}}/${{month}}/"
     props["storage.location.template"] = template
     return props
 
@@ -119,22 +133,25 @@ def athena_ddl(
     location: str,
     fmt: str,
     layout: str,
-    table: str = DEFAULT_TABLE,
+    table: str | None = None,
     first_year: int = FIRST_YEAR,
     last_year: int = LAST_YEAR,
+    people: bool = False,
 ) -> str:
-    """The ``CREATE EXTERNAL TABLE`` for a lake at ``location`` (``s3://bucket/prefix``)."""
+    """The ``CREATE EXTERNAL TABLE`` for a lake at ``location`` (``s3://bucket/prefix``); ``people``: of people."""
+    table = table or (DEFAULT_PEOPLE_TABLE if people else DEFAULT_TABLE)
     if not location.startswith("s3://") or location.rstrip("/") == "s3:/":
         raise ConfigError(f"Athena reads tables from S3: expected an s3://bucket[/prefix] location, got {location!r}")
     if not _TABLE_NAME.match(table):
         raise ConfigError(f"table name {table!r}: use lower-case letters, digits and underscores")
     if not 1970 <= first_year <= last_year <= 9999:
         raise ConfigError(f"year range {first_year}-{last_year}: expected 1970 <= first <= last <= 9999")
-    from pipeline.datalake import Layout  # pandas: the CLI's parser reads this module's defaults
+    from pipeline.datalake import Layout, schema  # pandas: the CLI's parser reads this module's defaults
 
     sql_string(location, "location")  # refused as the user wrote it, before it is part of a template
     cleaned_root = f"{location.rstrip('/')}/{Layout().root('cleaned')}"
-    columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout))
+    rows = schema.PEOPLE if people else schema.TITLES
+    columns = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_columns(fmt, layout, rows))
     partitions = ",\n".join(f"  `{name}` {kind}" for name, kind in athena_partitions(layout))
     props: dict[str, str] = {}
     if fmt == "csv":
@@ -149,7 +166,7 @@ def athena_ddl(
         storage = "STORED AS PARQUET"
     else:
         raise ConfigError(f"unknown format {fmt!r}")
-    props |= athena_projection(layout, cleaned_root, first_year=first_year, last_year=last_year)
+    props |= athena_projection(layout, cleaned_root, first_year=first_year, last_year=last_year, people=people)
     properties = ",\n".join(
         f"  {sql_string(key, 'table property')} = {sql_string(value, key)}"
         for key, value in props.items()
@@ -157,7 +174,8 @@ def athena_ddl(
     )
     template = props["storage.location.template"]  # holds ${...} on purpose: the location was checked above
     properties += f",\n  'storage.location.template' = '{template}'"
-    comment = sql_string(f"TMDB trending lists written by pipeline ({fmt}, {layout} layout)", "comment")
+    what = "TMDB trending people" if people else "TMDB trending lists"
+    comment = sql_string(f"{what} written by pipeline ({fmt}, {layout} layout)", "comment")
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS `{table}` (\n{columns}\n)\n"
         f"COMMENT {comment}\n"
@@ -172,10 +190,11 @@ def ddl_for_config(
     config: PipelineConfig,
     *,
     engine: str = "athena",
-    table: str = DEFAULT_TABLE,
+    table: str | None = None,
     location: str | None = None,
     first_year: int = FIRST_YEAR,
     last_year: int = LAST_YEAR,
+    people: bool = False,
 ) -> str:
     """The DDL for the configured loader's lake; ``location`` replaces where the loader writes."""
     if engine not in ENGINES:
@@ -202,4 +221,5 @@ def ddl_for_config(
         table=table,
         first_year=first_year,
         last_year=last_year,
+        people=people,
     )

@@ -101,6 +101,11 @@ async def history(
     from pipeline.commands._lake import configured_feed, lake_reader
 
     feed = configured_feed(config)
+    if feed.is_people:
+        raise ConfigError(
+            f"history follows titles, and this config's first feed is {feed.spec}; "
+            "list a movie, tv or all feed first in extractor.options.feeds"
+        )
     loader = lake_reader(config)
     async with loader:
         model = await trends.trend(loader, feed, end, days=days, top_n=top)

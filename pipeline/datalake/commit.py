@@ -85,7 +85,8 @@ class DayCommit(LoadDay):
     ) -> None:
         self._lake, self._context, self._feed, self._claim = lake, context, feed, claim
         self._previous, self._guard, self._reuse_raw = previous, guard, reuse_raw
-        self._encoder = formats.new_encoder(lake.layout.format)
+        self._table = schema.for_feed(feed)
+        self._encoder = formats.new_encoder(lake.layout.format, self._table)
         self._sinks: dict[str, Tracked] = {}
         self._rows = 0
         self._pending: list[pd.DataFrame] = []
@@ -127,7 +128,7 @@ class DayCommit(LoadDay):
     async def write(self, chunk: pd.DataFrame) -> None:
         """Queue a chunk; about ``ENCODE_BYTES`` at a time are encoded and streamed to the version sink."""
         self._live()
-        missing = [name for name in schema.COLUMN_NAMES if name not in chunk.columns]
+        missing = [name for name in self._table.column_names if name not in chunk.columns]
         if missing:
             raise LoadError(f"chunk lacks schema columns: {', '.join(missing)}", stage=self._lake.stage)
         if self._bytes_per_row is None and len(chunk):
@@ -155,7 +156,7 @@ class DayCommit(LoadDay):
 
             frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
             self._bytes_per_row = _bytes_per_row(frame) or self._bytes_per_row
-            data = self._encoder.encode(schema.conform(frame))
+            data = self._encoder.encode(schema.conform(frame, self._table))
         except ValueError as exc:
             message = f"cannot encode a chunk as {self._encoder.format}: {exc}"
             raise LoadError(message, stage=self._lake.stage) from exc

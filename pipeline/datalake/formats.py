@@ -71,7 +71,8 @@ class CsvEncoder(ChunkEncoder):
 
     format: Format = "csv"
 
-    def __init__(self) -> None:
+    def __init__(self, table: schema.Table = schema.TITLES) -> None:
+        self._table = table
         self._header_written = False
 
     def encode(self, chunk: pd.DataFrame) -> bytes:
@@ -82,7 +83,7 @@ class CsvEncoder(ChunkEncoder):
 
     def finish(self) -> bytes:
         """The header, if no chunk came."""
-        return b"" if self._header_written else self.encode(schema.empty_frame())
+        return b"" if self._header_written else self.encode(schema.empty_frame(self._table))
 
 
 class _Drain:
@@ -121,10 +122,17 @@ class ParquetEncoder(ChunkEncoder):
 
     format: Format = "parquet"
 
-    def __init__(self, *, row_group_rows: int = PARQUET_ROW_GROUP_ROWS, compression: str = PARQUET_COMPRESSION) -> None:
+    def __init__(
+        self,
+        table: schema.Table = schema.TITLES,
+        *,
+        row_group_rows: int = PARQUET_ROW_GROUP_ROWS,
+        compression: str = PARQUET_COMPRESSION,
+    ) -> None:
         pa = require_pyarrow()
         self._pa = pa
-        self._schema = schema.arrow_schema()
+        self._table = table
+        self._schema = schema.arrow_schema(table)
         self._row_group_rows = row_group_rows
         self._pending: list[Any] = []
         self._pending_rows = 0
@@ -136,7 +144,7 @@ class ParquetEncoder(ChunkEncoder):
     def encode(self, chunk: pd.DataFrame) -> bytes:
         """Hold the chunk as Arrow data; write a row group once enough rows are held."""
         if len(chunk):
-            self._pending.append(to_arrow(chunk, self._schema))
+            self._pending.append(to_arrow(chunk, self._schema, self._table))
             self._pending_rows += len(chunk)
         if self._pending_rows >= self._row_group_rows:
             self._flush_row_group()
@@ -154,11 +162,11 @@ class ParquetEncoder(ChunkEncoder):
             self._pending, self._pending_rows = [], 0
 
 
-def to_arrow(frame: pd.DataFrame, arrow_schema: Any) -> Any:
+def to_arrow(frame: pd.DataFrame, arrow_schema: Any, table: schema.Table = schema.TITLES) -> Any:
     """A conformed frame as a pyarrow ``RecordBatch`` of the cleaned schema."""
     pa = require_pyarrow()
     arrays = []
-    for column in schema.COLUMNS:
+    for column in table.columns:
         series = frame[column.name]
         field_type = arrow_schema.field(column.name).type
         try:
@@ -194,39 +202,39 @@ def _parse_timestamp(value: Any) -> dt.datetime | None:
     return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
 
 
-def new_encoder(fmt: str) -> ChunkEncoder:
-    """A fresh encoder for ``fmt`` (``csv`` or ``parquet``)."""
+def new_encoder(fmt: str, table: schema.Table = schema.TITLES) -> ChunkEncoder:
+    """A fresh encoder for ``fmt`` (``csv`` or ``parquet``) writing rows of ``table``."""
     if fmt == "csv":
-        return CsvEncoder()
+        return CsvEncoder(table)
     if fmt == "parquet":
-        return ParquetEncoder()
+        return ParquetEncoder(table)
     raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
-def decode(fmt: str, data: bytes) -> pd.DataFrame:
-    """The rows of a cleaned file of ``fmt``, in the schema's dtypes."""
+def decode(fmt: str, data: bytes, table: schema.Table = schema.TITLES) -> pd.DataFrame:
+    """The rows of a cleaned file of ``fmt``, in the dtypes of ``table``."""
     if fmt == "csv":
-        return schema.read_csv_bytes(data)
+        return schema.read_csv_bytes(data, table)
     if fmt == "parquet":
-        return read_parquet_bytes(data)
+        return read_parquet_bytes(data, table)
     raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
-def read_parquet_bytes(data: bytes) -> pd.DataFrame:
+def read_parquet_bytes(data: bytes, table: schema.Table = schema.TITLES) -> pd.DataFrame:
     """Decode a cleaned Parquet file as the CSV path would: dates and timestamps as ISO strings, no nulls in text."""
     import pandas as pd
 
     pa = require_pyarrow()
-    table = pa.parquet.read_table(io.BytesIO(data))
+    stored = pa.parquet.read_table(io.BytesIO(data))
     columns: dict[str, Any] = {}
-    for column in schema.COLUMNS:
-        values = table.column(column.name).to_pylist()
+    for column in table.columns:
+        values = stored.column(column.name).to_pylist()
         if column.kind in ("date", "timestamp"):
             columns[column.name] = ["" if v is None else v.isoformat() for v in values]
         elif column.dtype == "string":
             columns[column.name] = ["" if v is None else v for v in values]
         else:
             columns[column.name] = values  # numbers: conform() casts them (a null float is NaN either way)
-    if table.num_rows == 0:
-        return schema.empty_frame()
-    return schema.conform(pd.DataFrame(columns))
+    if stored.num_rows == 0:
+        return schema.empty_frame(table)
+    return schema.conform(pd.DataFrame(columns), table)

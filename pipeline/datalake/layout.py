@@ -6,6 +6,7 @@ With the default ``monthly`` layout::
     _versions/YYYY/MM/YYYY-MM-DD_<feed>.run-<run_id>.csv       the day's cleaned file, never overwritten
     raw_data/YYYY/MM/YYYY-MM-DD_<feed>.run-<run_id>.jsonl.gz   every raw page of that run (append-only zone)
     cleaned_data/YYYY/MM/YYYY-MM-DD_<feed>.csv                 a published copy of the version, for direct readers
+    cleaned_data/people/YYYY/MM/YYYY-MM-DD_people.csv          person feeds (another schema): a folder down, all zones
     _locks/YYYY-MM-DD_<media>_<window>.json                    while a run writes the day: who, and what it may leave
 
 and with the ``hive`` layout the same objects sit in ``media_type=…/time_window=…/year=…/month=…/day=…``
@@ -34,6 +35,8 @@ ZONE_FOLDERS: dict[str, str] = {
     "lock": "_locks",
 }
 RAW_SUFFIX = ".jsonl.gz"
+PEOPLE_FOLDER = "people"
+"""With the ``monthly`` layout, ``person`` feeds live one folder down: ``cleaned_data/people/YYYY/MM/...``."""
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # What the layout itself writes below a zone's root: dates, feed slugs, run tags, ``key=value`` partitions.
@@ -116,7 +119,10 @@ class Layout:
             )
             name = "manifest.json" if zone == "manifest" else f"part-0{suffix}"
             return f"{self.root(zone)}/{partition}/{name}"
-        return f"{self.root(zone)}/{day:%Y}/{day:%m}/{day.isoformat()}_{feed.slug}{suffix}"
+        # People have their own schema: their own folder, so that a query engine's titles table
+        # (one location per month) never reads a people file.
+        folder = f"{self.root(zone)}/{PEOPLE_FOLDER}" if feed.media_type == "person" else self.root(zone)
+        return f"{folder}/{day:%Y}/{day:%m}/{day.isoformat()}_{feed.slug}{suffix}"
 
     def run_key(self, zone: Literal["raw", "version"], day: dt.date, feed: Feed, run_id: str) -> str:
         """The immutable key of one run's ``raw`` pages or cleaned ``version``."""

@@ -105,14 +105,15 @@ def parse_record(document: Mapping[str, Any]) -> RawPage:
 
 def lookups_document(lookups: Lookups) -> dict[str, Any] | None:
     """The ``{"lookups": ...}`` line for ``lookups``, or ``None`` when there is nothing to record."""
-    if not lookups.genres and lookups.poster_base_url is None:
+    if not lookups.genres and lookups.poster_base_url is None and lookups.profile_base_url is None:
         return None
-    return {
-        LOOKUPS_KEY: {
-            "genres": [{"id": k, "name": v} for k, v in sorted(lookups.genres.items())],
-            "poster_base_url": lookups.poster_base_url,
-        }
+    body: dict[str, Any] = {
+        "genres": [{"id": k, "name": v} for k, v in sorted(lookups.genres.items())],
+        "poster_base_url": lookups.poster_base_url,
     }
+    if lookups.profile_base_url is not None:  # only runs that fetch people record it
+        body["profile_base_url"] = lookups.profile_base_url
+    return {LOOKUPS_KEY: body}
 
 
 def parse_lookups(document: Mapping[str, Any]) -> Lookups | None:
@@ -121,8 +122,10 @@ def parse_lookups(document: Mapping[str, Any]) -> Lookups | None:
     if not isinstance(body, Mapping):
         return None
     genres = {int(g["id"]): str(g["name"]) for g in body.get("genres") or [] if "id" in g and "name" in g}
-    base = body.get("poster_base_url")
-    return Lookups(genres=genres, poster_base_url=str(base) if base else None)
+    base, profiles = body.get("poster_base_url"), body.get("profile_base_url")
+    return Lookups(
+        genres=genres, poster_base_url=str(base) if base else None, profile_base_url=str(profiles) if profiles else None
+    )
 
 
 def _serialise(payload: Mapping[str, Any]) -> bytes:

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 from typing import TYPE_CHECKING
 
-from pipeline.datalake import formats, manifest
+from pipeline.datalake import formats, manifest, schema
 from pipeline.datalake.layout import Layout
 from pipeline.datalake.manifest import Manifest
 from pipeline.datalake.store import ObjectStore
@@ -85,7 +85,7 @@ class Lake:
         data, entry = found
         fmt = str(entry.document.get("format") or self.layout.format)
         try:
-            return formats.decode(fmt, data)
+            return formats.decode(fmt, data, schema.for_feed(feed))
         except ConfigError as exc:
             raise LoadError(str(exc), stage=self.stage) from exc
         except Exception as exc:  # a damaged or foreign file: name it rather than leak a parser error

@@ -7,16 +7,24 @@ later copies are dropped and counted. A record that cannot be stored exactly is 
 and counted with a warning naming the page and id, never fatal: no id or a non-integer
 one, an id or vote count outside 64-bit integers, a non-numeric or non-finite
 popularity, an unknown ``media_type``, text that is not valid Unicode (a lone
-surrogate). ``person`` results of the ``all`` feed are dropped and counted; TV fields
-(``name``, ``first_air_date``) map onto the movie columns. Titles are kept exactly as
-TMDB sent them.
+surrogate). TV fields (``name``, ``first_air_date``) map onto the movie columns. Titles
+are kept exactly as TMDB sent them.
+
+A ``person`` feed's pages become rows of the people schema (``schema.PEOPLE``): a null or
+missing ``known_for_department``, an empty ``known_for`` and a null ``profile_path`` keep
+the person (empty text). ``person`` results of the ``all`` feed are set aside and counted as
+``person_set_aside`` (docs/fidelity.md says why): the ``all`` day is one titles file.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
+import json
 import logging
 import math
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +65,16 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         self._next_rank = 1
 
     async def transform(self, batch: Batch) -> pd.DataFrame:
-        """Clean one page; pages must arrive in page order for dedupe to keep the best rank."""
+        """Clean one page; pages must arrive in page order for dedupe to keep the best rank.
+
+        The work runs in a worker thread: the event loop stays free to pace the extractor's
+        requests (and the first page's import of pandas does not stall them). One thread for
+        every transformer of the process: the work holds the GIL anyway, and each further
+        thread would grow the heap by an allocator arena of its own.
+        """
+        return await asyncio.get_running_loop().run_in_executor(_cleaner(), self._clean, batch)
+
+    def _clean(self, batch: Batch) -> pd.DataFrame:
         results = batch.payload.get("results")
         if not isinstance(results, list):
             raise TransformError(f"page {batch.page}: the body has no 'results' list", stage=self.name)
@@ -67,14 +84,66 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         if batch.page < 1 or first_rank + len(results) > INT64_MAX:
             raise TransformError(f"page {batch.page}: the page number is out of range", stage=self.name)
         self._next_rank = first_rank + len(results)
+        table = schema.for_feed(batch.feed)
+        build = self._person_row if table is schema.PEOPLE else self._row
         rows = []
         for index, item in enumerate(results):
-            row = self._row(item, first_rank + index, batch)
+            row = build(item, first_rank + index, batch)
             if row is not None:
                 rows.append(row)
         if not rows:
-            return schema.empty_frame()
-        return schema.frame_from_rows(rows)
+            return schema.empty_frame(table)
+        return schema.frame_from_rows(rows, table)
+
+    def _person_row(self, item: Any, rank: int, batch: Batch) -> dict[str, Any] | None:
+        if not isinstance(item, Mapping):
+            self._drop("not_an_object", rank, batch)
+            return None
+        tmdb_id = item.get("id")
+        sent_type = item.get("media_type")
+        if sent_type not in (None, "", "person"):
+            self._drop("unknown_media_type", rank, batch, tmdb_id)
+            return None
+        if isinstance(tmdb_id, bool) or not isinstance(tmdb_id, int):
+            self._drop("missing_id", rank, batch, tmdb_id)
+            return None
+        if not 0 <= tmdb_id <= INT64_MAX:
+            self._drop("id_out_of_range", rank, batch, tmdb_id)
+            return None
+        popularity = _number(item.get("popularity"))
+        if popularity is None:
+            self._drop("non_numeric_popularity", rank, batch, tmdb_id)
+            return None
+        if tmdb_id in self._seen.get("person", ()):
+            self._drop("duplicate_id", rank, batch, tmdb_id, quiet=True)
+            return None
+        gender = item.get("gender")
+        if isinstance(gender, bool) or not isinstance(gender, int) or not 0 <= gender <= INT64_MAX:
+            gender = 0  # TMDB's own "not set"
+        pairs, titles = _known_for(item.get("known_for"))
+        row = {
+            "trend_date": self.context.trend_date.isoformat(),
+            "rank": rank,
+            "id": tmdb_id,
+            "name": _text(item.get("name")),
+            "original_name": _text(item.get("original_name")),
+            "known_for_department": _text(item.get("known_for_department")),
+            "gender": gender,
+            "popularity": popularity,
+            "adult": item.get("adult") is True,
+            "known_for": pairs,
+            "known_for_titles": titles,
+            "profile_url": _image_url(item.get("profile_path"), batch.lookups.profile_base_url),
+            "media_type": "person",
+            "time_window": batch.feed.time_window,
+            "extracted_at": batch.extracted_at.astimezone(dt.UTC).isoformat(),
+        }
+        broken = [name for name, value in row.items() if isinstance(value, str) and not schema.is_utf8(value)]
+        if broken:
+            self._drop("invalid_text", rank, batch, tmdb_id, detail=f"not valid Unicode in {', '.join(broken)}")
+            return None
+        self._seen.setdefault("person", set()).add(tmdb_id)
+        return row
 
     def _row(self, item: Any, rank: int, batch: Batch) -> dict[str, Any] | None:
         if not isinstance(item, Mapping):
@@ -84,7 +153,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         sent_type = item.get("media_type")
         media_type = batch.feed.media_type if sent_type is None or sent_type == "" else sent_type
         if media_type == "person":
-            self._drop("person", rank, batch, tmdb_id, quiet=True)
+            self._drop("person_set_aside", rank, batch, tmdb_id, quiet=True)
             return None
         if not isinstance(media_type, str) or media_type not in _TITLE_FIELDS:
             self._drop("unknown_media_type", rank, batch, tmdb_id)
@@ -169,6 +238,18 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         )
 
 
+_CLEANERS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def _cleaner() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that cleans pages, started on first use; one per process (a fork has no parent thread)."""
+    pid = os.getpid()
+    executor = _CLEANERS.get(pid)
+    if executor is None:
+        executor = _CLEANERS[pid] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="standardize")
+    return executor
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -217,6 +298,32 @@ def _genre_names(genre_ids: list[int], lookups: Lookups) -> str:
 
 
 def _poster_url(path: Any, lookups: Lookups) -> str:
-    if not lookups.poster_base_url or not isinstance(path, str) or not path.startswith("/"):
+    return _image_url(path, lookups.poster_base_url)
+
+
+def _image_url(path: Any, base: str | None) -> str:
+    if not base or not isinstance(path, str) or not path.startswith("/"):
         return ""
-    return f"{lookups.poster_base_url.rstrip('/')}{path}"
+    return f"{base.rstrip('/')}{path}"
+
+
+def _known_for(value: Any) -> tuple[str, str]:
+    """``known_for`` as ``media_type:id`` pairs ``|``-joined, and the titles as a JSON array in the same order.
+
+    Entries that are not a movie or a show with an integer id are skipped; a title that is
+    not valid Unicode is kept as ``""`` (the person is not dropped for a title it is known for).
+    """
+    pairs: list[str] = []
+    titles: list[str] = []
+    for entry in value if isinstance(value, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        media_type, entry_id = entry.get("media_type"), entry.get("id")
+        if media_type not in _TITLE_FIELDS or isinstance(entry_id, bool) or not isinstance(entry_id, int):
+            continue
+        if not 0 <= entry_id <= INT64_MAX:
+            continue
+        title = _text(entry.get(_TITLE_FIELDS[media_type][0]))
+        pairs.append(f"{media_type}:{entry_id}")
+        titles.append(title if schema.is_utf8(title) else "")
+    return "|".join(pairs), json.dumps(titles, ensure_ascii=False)

@@ -6,11 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from pipeline.result import RunResult
 
 from pipeline.errors import ReportError
 from pipeline.runner import Stages, outcome_of, run_stages
-from pipeline.stage import LakeReader, RunContext
+from pipeline.stage import LakeReader, RunContext, RunResult
 from tests.support.cli import CliRunner, error_lines
 from tests.support.fakes import CollectingLoader, FrameTransformer, ListExtractor, RecordingReporter, batch
 

@@ -5,7 +5,10 @@ a per-second server rate cap answering 429 (with an optional ``Retry-After``), a
 rate (JSON 500/503, HTML 502, connection resets, truncated JSON on 200, slow answers),
 churn (new titles pushed onto the top of the list after every trending response),
 ``total_pages``, and Bearer / ``api_key`` auth checks answering 401 with TMDB's code 7
-body. Pages above 500 answer 400 with code 22.
+body. Pages above 500 answer 400 with code 22. ``list_errors`` makes one list fail
+(``{"tv/day": 500}``: every page of it answers that status with TMDB's body) while the
+others answer. Person results (``person`` lists, and every tenth result of ``all``) have
+the shape TMDB.md describes, nulls, missing keys and empty ``known_for`` included.
 
 It records what a client did, measured on the server side: requests, the peak number in
 flight, arrival times (for the peak rate over any one-second window), statuses, faults, and
@@ -52,9 +55,18 @@ CONFIGURATION = {
         "base_url": "http://image.tmdb.org/t/p/",
         "secure_base_url": "https://image.tmdb.org/t/p/",
         "poster_sizes": ["w92", "w154", "w185", "w342", "w500", "w780", "original"],
+        "profile_sizes": ["w45", "w185", "h632", "original"],
     },
     "change_keys": [],
 }
+_LIST_ERRORS = {
+    401: (7, "Invalid API key: You must be granted a valid key."),
+    404: (34, "The resource you requested could not be found."),
+    500: (11, "Internal error: Something went wrong, contact TMDb."),
+    503: (9, "Service offline: This service is temporarily offline, try again later."),
+}
+_DEPARTMENTS = ["Acting", "Directing", "Writing", "Production", None]
+_NAMES = ["Person {id}", "山田 太郎 {id}", "김민수 {id}", "Zoë O'Brien-Smith {id}"]
 _HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
@@ -81,6 +93,8 @@ class StandinConfig:
     seed: int = 7
     pretty: bool = False
     body_page: int | None = None
+    list_errors: dict[str, int] = dataclasses.field(default_factory=dict)
+    """``media/window`` → HTTP status every page of that list answers (401, 404, 500, 503)."""
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> StandinConfig:
@@ -105,6 +119,8 @@ class StandinStats:
     auth: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     pages: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     paths: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    sequence: list[str] = dataclasses.field(default_factory=list)
+    """Every request's path, in order of arrival."""
     bodies: dict[int, bytes] = dataclasses.field(default_factory=dict)
 
     def peak_in_window(self, window: float = 1.0) -> int:
@@ -124,6 +140,9 @@ class StandinStats:
             "max_in_flight": self.max_in_flight,
             "peak_per_second": self.peak_in_window(1.0),
             "span_seconds": round(span, 3),
+            # time.monotonic() of this process: a benchmark on the same machine compares it with its own
+            "first_arrival": min(self.arrivals) if self.arrivals else None,
+            "last_arrival": max(self.arrivals) if self.arrivals else None,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "faults": dict(self.faults),
             "auth": dict(self.auth),
@@ -144,6 +163,8 @@ class TmdbStandin:
         self.open_gate = asyncio.Event()
         """Cleared, every request waits until it is set again: a test holds a client mid-run this way."""
         self.open_gate.set()
+        self._held = 0
+        self._held_changed = asyncio.Condition()
         self.app = web.Application()
         self.app.router.add_get("/3/trending/{media_type}/{time_window}", self._trending)
         self.app.router.add_get("/3/genre/{kind}/list", self._genres)
@@ -159,6 +180,11 @@ class TmdbStandin:
         self._rng = random.Random(config.seed)
         self._accepted.clear()
         self._inserted = 0
+
+    async def held(self, count: int) -> None:
+        """Wait until ``count`` requests wait at the closed ``open_gate``."""
+        async with self._held_changed:
+            await self._held_changed.wait_for(lambda: self._held >= count)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 picks a free port) and return the base URL."""
@@ -185,6 +211,7 @@ class TmdbStandin:
         stats.requests += 1
         stats.arrivals.append(now)
         stats.paths[request.path] += 1
+        stats.sequence.append(request.path)
         auth_header = request.headers.get("Authorization", "")
         query_key = request.query.get("api_key")
         stats.auth["bearer" if auth_header.startswith("Bearer ") else "api_key" if query_key else "none"] += 1
@@ -204,7 +231,14 @@ class TmdbStandin:
             self._accepted.append(now)
         if cfg.latency:
             await asyncio.sleep(cfg.latency)
-        await self.open_gate.wait()
+        if not self.open_gate.is_set():
+            async with self._held_changed:
+                self._held += 1
+                self._held_changed.notify_all()
+            try:
+                await self.open_gate.wait()
+            finally:
+                self._held -= 1
         if cfg.fault_rate and self._rng.random() < cfg.fault_rate:
             fault = self._rng.choice(cfg.faults)
             stats.faults[fault] += 1
@@ -271,6 +305,10 @@ class TmdbStandin:
             return _error(400, 22, "Invalid page: Pages start at 1 and max at 500. They are expected to be an integer.")
         self.stats.trending_requests += 1
         self.stats.pages[page] += 1
+        failing = self.config.list_errors.get(f"{media_type}/{request.match_info['time_window']}")
+        if failing is not None:
+            code, message = _LIST_ERRORS.get(failing, (11, "Internal error: Something went wrong, contact TMDb."))
+            return _error(failing, code, message)
         total_pages = min(self.config.total_pages, 500)
         results = []
         if page <= total_pages:
@@ -316,7 +354,7 @@ def _item(tmdb_id: int, feed: str) -> dict[str, Any]:
     """A deterministic trending result for ``tmdb_id`` in the shape TMDB uses for its media type."""
     media_type = {9: "person", 6: "tv", 7: "tv", 8: "tv"}.get(tmdb_id % 10, "movie") if feed == "all" else feed
     if media_type == "person":
-        return {"id": tmdb_id, "name": f"Person {tmdb_id}", "media_type": "person", "popularity": 5.0}
+        return _person(tmdb_id)
     title = f'Amélie, "Le Fabuleux" {tmdb_id}' if tmdb_id % 11 == 0 else f"Title {tmdb_id}"
     common = {
         "adult": False,
@@ -335,6 +373,27 @@ def _item(tmdb_id: int, feed: str) -> dict[str, Any]:
     if media_type == "tv":
         return {**common, "name": title, "original_name": title, "first_air_date": date, "origin_country": ["US"]}
     return {**common, "title": title, "original_title": title, "release_date": date, "video": False}
+
+
+def _person(tmdb_id: int) -> dict[str, Any]:
+    """A person result as TMDB sends one, varying as real ones do (TMDB.md)."""
+    person_id = tmdb_id + 5_000_000 if tmdb_id % 3 == 0 else tmdb_id  # ids above 5,000,000 occur
+    name = _NAMES[tmdb_id % len(_NAMES)].format(id=tmdb_id)
+    person: dict[str, Any] = {
+        "adult": False,
+        "gender": tmdb_id % 4,
+        "id": person_id,
+        "known_for_department": _DEPARTMENTS[tmdb_id % len(_DEPARTMENTS)],
+        "name": name,
+        "original_name": name,
+        "media_type": "person",
+        "popularity": [0, 0.6, round(500 / (1 + tmdb_id % 97), 3)][tmdb_id % 3],
+        "profile_path": None if tmdb_id % 6 == 0 else f"/pr{tmdb_id}.jpg",
+        "known_for": [] if tmdb_id % 7 == 0 else [_item(tmdb_id + 17, "movie"), _item(tmdb_id + 31, "tv")],
+    }
+    if tmdb_id % 10 == 4:
+        del person["known_for_department"]  # seen missing altogether, not only null
+    return person
 
 
 def _json(document: Any, status: int = 200) -> web.Response:

@@ -210,7 +210,9 @@ class TmdbClient:
         progress: Progress | None = None,
         sleep: Sleep = asyncio.sleep,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        in_flight: asyncio.Semaphore | None = None,
     ) -> None:
+        """``in_flight`` shares one cap on requests in flight between clients (the feeds of one run)."""
         if not math.isfinite(timeout) or timeout <= 0:
             raise ValueError(f"timeout must be a finite number of seconds above 0, got {timeout!r}")
         self.session = session
@@ -224,7 +226,7 @@ class TmdbClient:
         self.progress = progress
         import aiohttp
 
-        self._in_flight = asyncio.Semaphore(concurrency)
+        self._in_flight = in_flight if in_flight is not None else asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._sleep = sleep
 

@@ -1,11 +1,16 @@
-"""``tmdb-trending`` extractor: TMDB's trending list, pages fetched concurrently at the rate-limit floor.
+"""``tmdb-trending`` extractor: TMDB's trending lists, pages fetched concurrently at the rate-limit floor.
 
-Page 1 is fetched first (together with the genre and configuration lookups) to learn
-``total_pages``. The other pages go into a queue drained by a fixed pool of
-``concurrency`` workers sharing one ``TmdbClient`` (one session, one rate limiter, one
-in-flight cap). A reorder buffer yields batches in page order as soon as they are
-contiguous, so the next stages stream while fetching continues; a window bounds how
-far workers may run ahead of the consumer.
+One run fetches one or several feeds (``feeds: [movie/day, tv/day, person/day]``) over one
+session, one shared rate limiter and one in-flight cap, with one set of lookups (genres and
+configuration) fetched once. Per feed, page 1 is fetched first to learn ``total_pages``;
+the other pages go into a queue drained by a fixed pool of ``concurrency`` workers. The
+feeds' workers all wait for the same limiter, so their pages interleave: three feeds of
+100 pages take about as long as one of 300. A reorder buffer per feed yields batches in
+page order as soon as they are contiguous, so the next stages stream while fetching
+continues; a window bounds how far workers may run ahead of the consumer.
+
+Each feed is its own async generator (``feed_batches``): one feed failing (TMDB refusing
+that list) does not stop the others. ``batches()`` merges every feed, failing at the first error.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +47,7 @@ DEFAULT_BASE_URL = "https://api.themoviedb.org"
 MAX_PAGES = 500
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 _POSTER_SIZE = re.compile(r"^(w\d{2,4}|original)$")
+_PROFILE_SIZE = re.compile(r"^([wh]\d{2,4}|original)$")
 _USER_AGENT = "tmdb-trending-pipeline/0.1 (+aiohttp)"
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
@@ -73,11 +80,25 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+class FeedOptions(StageOptions):
+    """One entry of ``feeds`` written as a mapping: ``{feed: tv/day, pages: 50}``."""
+
+    feed: str
+    pages: int | None = Field(default=None, ge=1, le=MAX_PAGES)
+
+    @field_validator("feed")
+    @classmethod
+    def _feed(cls, value: str) -> str:
+        return Feed.parse(value).spec
+
+
 class TmdbOptions(StageOptions):
     """Options of the ``tmdb-trending`` extractor; defaults are documented in the README."""
 
     media_type: MediaType = "movie"
     time_window: TimeWindow = "day"
+    feeds: tuple[FeedOptions, ...] | None = None
+    """Several lists in one run, ``[movie/day, {feed: person/day, pages: 5}]``; replaces media_type/time_window."""
     pages: int = Field(default=20, ge=1, le=MAX_PAGES)
     language: str | None = None
     rate_limit: float = Field(default=35.0, ge=0.1, le=1000)
@@ -91,6 +112,7 @@ class TmdbOptions(StageOptions):
     """TMDB or a TMDB-compatible server; the configs take it from ``${TMDB_BASE_URL:-...}``."""
     enrich: bool = True
     poster_size: str = "w500"
+    profile_size: str = "h632"
     progress_interval: float = Field(default=5.0, gt=0, le=3600)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=1 << 30)
 
@@ -108,10 +130,46 @@ class TmdbOptions(StageOptions):
             raise ValueError(f"expected a TMDB size such as 'w500' or 'original', got {value!r}")
         return value
 
+    @field_validator("profile_size")
+    @classmethod
+    def _profile_size(cls, value: str) -> str:
+        if not _PROFILE_SIZE.match(value):
+            raise ValueError(f"expected a TMDB size such as 'h632', 'w185' or 'original', got {value!r}")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         return check_base_url(value)
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _feed_entries(cls, value: Any) -> Any:
+        """A plain ``movie/day`` entry is ``{feed: movie/day}``."""
+        if isinstance(value, list | tuple):
+            return [{"feed": entry} if isinstance(entry, str) else entry for entry in value]
+        return value
+
+    @model_validator(mode="after")
+    def _feeds_once(self) -> TmdbOptions:
+        if self.feeds is None:
+            return self
+        if not self.feeds:
+            raise OptionError("feeds", "must name at least one feed, e.g. [movie/day]")
+        if {"media_type", "time_window"} & self.model_fields_set:
+            raise OptionError("feeds", "give either feeds or media_type/time_window, not both")
+        seen: set[str] = set()
+        for index, entry in enumerate(self.feeds):
+            if entry.feed in seen:
+                raise OptionError(f"feeds[{index}]", f"{entry.feed} is listed twice")
+            seen.add(entry.feed)
+        return self
+
+    def feed_plan(self) -> tuple[tuple[Feed, int], ...]:
+        """Every feed of the run with its page count (the single-feed options are a one-feed list)."""
+        if self.feeds is None:
+            return ((Feed(self.media_type, self.time_window), self.pages),)
+        return tuple((Feed.parse(entry.feed), entry.pages or self.pages) for entry in self.feeds)
 
     @model_validator(mode="after")
     def _backoff_within_max(self) -> TmdbOptions:
@@ -120,8 +178,27 @@ class TmdbOptions(StageOptions):
         return self
 
 
+@dataclasses.dataclass(frozen=True)
+class _Done:
+    """What the workers hand over: finished pages (or their error) and the window they take slots from."""
+
+    queue: asyncio.Queue[tuple[int, Batch | Exception]]
+    window: asyncio.Semaphore
+
+
+@dataclasses.dataclass
+class _FeedRun:
+    """One feed of a run: its page count, its client (shared limiter and in-flight cap) and counters."""
+
+    feed: Feed
+    pages: int
+    client: TmdbClient
+    counters: Counter[str]
+    started: float = 0.0
+
+
 class TmdbTrendingExtractor(Extractor[TmdbOptions]):
-    """Fetches one TMDB trending list, page by page, concurrently and politely."""
+    """Fetches TMDB trending lists, page by page, concurrently and politely; several feeds share one limiter."""
 
     Options = TmdbOptions
 
@@ -144,15 +221,29 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         self._sleep = sleep
         self._progress_stream = progress_stream
         self._env = env
+        self._plan = options.feed_plan()
         self._client: TmdbClient | None = None
         self._progress: Progress | None = None
+        self._runs: dict[Feed, _FeedRun] = {}
+        self._lookups: asyncio.Task[Lookups] | None = None
+        self._started: float | None = None
         self.limiter: AdaptiveRateLimiter | None = None
         self.base_url = ""
 
     @property
     def feed(self) -> Feed:
-        """The trending list named by ``media_type`` and ``time_window``."""
-        return Feed(self.options.media_type, self.options.time_window)
+        """The first (usually the only) trending list of the run."""
+        return self._plan[0][0]
+
+    @property
+    def feeds(self) -> tuple[Feed, ...]:
+        """Every trending list of the run, in config order."""
+        return tuple(feed for feed, _ in self._plan)
+
+    def feed_counters(self, feed: Feed) -> Mapping[str, float]:
+        """One feed's counters (pages, results, requests, retries, ...); every counter with a single feed."""
+        run = self._runs.get(feed)
+        return dict(sorted(run.counters.items())) if run is not None else {}
 
     async def open(self) -> None:
         """Check the date, read the credentials (a ``ConfigError`` before any request) and create the session."""
@@ -174,33 +265,48 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             )
             self._owns_session = True
         self.limiter = AdaptiveRateLimiter(opts.rate_limit)
+        slugs = "+".join(feed.slug for feed in self.feeds)
         self._progress = Progress(
-            f"{self.name} {self.feed.slug}",
+            f"{self.name} {slugs}",
             stream=self._progress_stream,
             interval=opts.progress_interval,
             log=logger,
         )
-        self._client = TmdbClient(
-            self._session,
-            base_url=self.base_url,
-            credentials=credentials,
-            limiter=self.limiter,
-            concurrency=opts.concurrency,
-            timeout=opts.timeout,
-            policy=RetryPolicy(opts.max_attempts, opts.backoff, opts.max_backoff),
-            stage=self.name,
-            counters=self.counters,
-            progress=self._progress,
-            sleep=self._sleep,
-            max_body_bytes=opts.max_body_bytes,
-        )
+        in_flight = asyncio.Semaphore(opts.concurrency)  # one cap for every feed of the run
+
+        def client(counters: Counter[str]) -> TmdbClient:
+            assert self._session is not None and self.limiter is not None
+            return TmdbClient(
+                self._session,
+                base_url=self.base_url,
+                credentials=credentials,
+                limiter=self.limiter,
+                concurrency=opts.concurrency,
+                timeout=opts.timeout,
+                policy=RetryPolicy(opts.max_attempts, opts.backoff, opts.max_backoff),
+                stage=self.name,
+                counters=counters,
+                progress=self._progress,
+                sleep=self._sleep,
+                max_body_bytes=opts.max_body_bytes,
+                in_flight=in_flight,
+            )
+
+        # With one feed its counters are the run's (as they always were); with several, each
+        # feed counts its own and the run's counters add them up with the lookups'.
+        single = len(self._plan) == 1
+        self._client = client(self.counters if single else Counter())
+        self._runs = {
+            feed: _FeedRun(feed, pages, *((self._client, self.counters) if single else _own(client)))
+            for feed, pages in self._plan
+        }
         logger.info(
-            "%s: %s from %s (%s), up to %d pages, %g req/s, %d in flight",
+            "%s: %s from %s (%s), up to %s pages, %g req/s, %d in flight",
             self.name,
-            self.feed.label,
+            "; ".join(feed.label for feed in self.feeds),
             self.base_url,
             credentials.scheme,
-            opts.pages,
+            "/".join(str(pages) for _, pages in self._plan),
             opts.rate_limit,
             opts.concurrency,
         )
@@ -235,6 +341,9 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
 
     async def aclose(self) -> None:
         """Close the session if this extractor created it; an injected one belongs to the caller."""
+        if self._lookups is not None:
+            await _settle([self._lookups])
+            self._lookups = None
         if self._progress is not None:
             self._progress.close()
         if self._owns_session and self._session is not None:
@@ -243,30 +352,57 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             self._owns_session = False
 
     async def batches(self) -> AsyncGenerator[Batch, None]:
-        """Page 1, then the rest in page order as soon as they are contiguous."""
-        client, progress = self._require()
-        started = time.monotonic()
+        """Every feed's pages: one feed in page order; several merged as they come, failing at the first error."""
+        if len(self._plan) == 1:
+            async with contextlib.aclosing(self.feed_batches(self.feed)) as only:
+                async for batch in only:
+                    yield batch
+            return
+        async with contextlib.aclosing(_merge([self.feed_batches(feed) for feed in self.feeds])) as merged:
+            async for batch in merged:
+                yield batch
+
+    async def feed_batches(self, feed: Feed) -> AsyncGenerator[Batch, None]:
+        """One feed: page 1, then the rest in page order as soon as they are contiguous."""
+        _, progress = self._require()
+        run = self._runs.get(feed)
+        if run is None:
+            raise ExtractError(f"feed {feed.spec} is not one of this extractor's feeds", stage=self.name)
+        run.started = time.monotonic()
+        if self._started is None:
+            self._started = run.started
         completed = False
         try:
-            first, lookups = await self._first_page(client)
+            first, lookups = await self._first_page(run)
             first = dataclasses.replace(first, lookups=lookups)
-            last = self._last_page(first.payload)
-            progress.set_total(last)
+            last = self._last_page(run, first.payload)
+            progress.add_total(last)
             progress.page_done()
-            yield first
-            if last > 1:
-                async with contextlib.aclosing(self._rest(client, progress, last, lookups)) as rest:
+            # The workers start before page 1 is handed over: they fetch while the consumer
+            # works on it (the first page also pays for the consumer's imports).
+            workers, done = self._start_workers(run, last, lookups)
+            try:
+                yield first
+                async with contextlib.aclosing(self._reorder(run, progress, last, done)) as rest:
                     async for batch in rest:
                         yield batch
+            finally:
+                await _settle(workers)
             completed = True
         finally:
-            self._finish(started, completed)
+            self._finish(run, completed)
 
-    async def _first_page(self, client: TmdbClient) -> tuple[Batch, Lookups]:
-        """Page 1 and the lookups, concurrently; the first failure cancels the other, and both are awaited."""
-        page_task = asyncio.create_task(self._page(client, 1, Lookups()), name=f"{self.name}-page-1")
+    async def _first_page(self, run: _FeedRun) -> tuple[Batch, Lookups]:
+        """Page 1 and the run's lookups, concurrently; the first failure cancels the other, and both are awaited.
+
+        The lookups are one task for the whole run: a feed awaits it shielded, so a feed that
+        fails never cancels the lookups the other feeds wait for.
+        """
+        page_task = asyncio.create_task(self._page(run, 1, Lookups()), name=f"{self.name}-{run.feed.slug}-page-1")
         lookups_task = (
-            asyncio.create_task(self._lookups(client), name=f"{self.name}-lookups") if self.options.enrich else None
+            asyncio.create_task(self._shared_lookups(), name=f"{self.name}-{run.feed.slug}-lookups")
+            if self.options.enrich
+            else None
         )
         tasks: list[asyncio.Task[Any]] = [page_task] if lookups_task is None else [page_task, lookups_task]
         try:
@@ -280,31 +416,36 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         finally:
             await _settle(tasks)
 
+    async def _shared_lookups(self) -> Lookups:
+        if self._lookups is None:
+            client, _ = self._require()
+            self._lookups = asyncio.create_task(self._fetch_lookups(client), name=f"{self.name}-lookups")
+        return await asyncio.shield(self._lookups)
+
     def _require(self) -> tuple[TmdbClient, Progress]:
         if self._client is None or self._progress is None:
             raise ExtractError("batches() called before open()", stage=self.name)
         return self._client, self._progress
 
-    def _last_page(self, payload: Mapping[str, Any]) -> int:
+    def _last_page(self, run: _FeedRun, payload: Mapping[str, Any]) -> int:
         total = payload.get("total_pages")
+        where = "" if len(self._plan) == 1 else f"{run.feed.spec} "
         if isinstance(total, bool) or not isinstance(total, int) or total < 0:
             # Guessing one page here would silently cut the list short.
             raise ExtractError(
-                f"page 1: 'total_pages' must be a whole number, got {_clip(total)}: "
+                f"{where}page 1: 'total_pages' must be a whole number, got {_clip(total)}: "
                 "cannot tell how many pages to fetch",
                 stage=self.name,
             )
         reported = total
-        self.counters["total_pages_reported"] = reported
-        last = max(1, min(self.options.pages, reported, MAX_PAGES))
-        if last < self.options.pages:
-            logger.info("%s: TMDB reports %d pages; fetching %d, not %d", self.name, reported, last, self.options.pages)
+        run.counters["total_pages_reported"] = reported
+        last = max(1, min(run.pages, reported, MAX_PAGES))
+        if last < run.pages:
+            logger.info("%s: %sTMDB reports %d pages; fetching %d, not %d", self.name, where, reported, last, run.pages)
         return last
 
-    async def _rest(
-        self, client: TmdbClient, progress: Progress, last: int, lookups: Lookups
-    ) -> AsyncGenerator[Batch, None]:
-        """Pages 2..last from a fixed worker pool, reordered; workers are cancelled and awaited on exit."""
+    def _start_workers(self, run: _FeedRun, last: int, lookups: Lookups) -> tuple[list[asyncio.Task[None]], _Done]:
+        """A fixed pool fetching pages 2..last at once; the caller cancels and awaits the workers."""
         todo: asyncio.Queue[int] = asyncio.Queue()
         for page in range(2, last + 1):
             todo.put_nowait(page)
@@ -321,49 +462,51 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
                     window.release()
                     return
                 try:
-                    batch = await self._page(client, page, lookups)
+                    batch = await self._page(run, page, lookups)
                 except Exception as exc:  # handed to the consumer, which raises it
                     done.put_nowait((page, exc))
                     return
                 done.put_nowait((page, batch))
 
         workers = [
-            asyncio.create_task(worker(), name=f"{self.name}-worker-{i}")
+            asyncio.create_task(worker(), name=f"{self.name}-{run.feed.slug}-worker-{i}")
             for i in range(min(self.options.concurrency, last - 1))
         ]
+        return workers, _Done(done, window)
+
+    async def _reorder(self, run: _FeedRun, progress: Progress, last: int, done: _Done) -> AsyncGenerator[Batch, None]:
+        """Pages 2..last in page order as the workers deliver them."""
         buffer: dict[int, Batch] = {}
         expected = 2
-        try:
-            while expected <= last:
-                page, item = await done.get()
-                if isinstance(item, Exception):
-                    raise item
-                buffer[page] = item
-                self.counters["reorder_buffer_peak"] = max(self.counters["reorder_buffer_peak"], len(buffer))
-                while expected in buffer:
-                    batch = buffer.pop(expected)
-                    expected += 1
-                    window.release()
-                    progress.page_done()
-                    yield batch
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        counters = run.counters
+        while expected <= last:
+            page, item = await done.queue.get()
+            if isinstance(item, Exception):
+                raise item
+            buffer[page] = item
+            counters["reorder_buffer_peak"] = max(counters["reorder_buffer_peak"], len(buffer))
+            while expected in buffer:
+                batch = buffer.pop(expected)
+                expected += 1
+                done.window.release()
+                progress.page_done()
+                yield batch
 
-    async def _page(self, client: TmdbClient, page: int, lookups: Lookups) -> Batch:
+    async def _page(self, run: _FeedRun, page: int, lookups: Lookups) -> Batch:
         params = {"page": str(page)}
         if self.options.language:
             params["language"] = self.options.language
-        path = f"/3/trending/{self.options.media_type}/{self.options.time_window}"
-        fetched = await client.get(path, params, what=f"page {page}", valid=_is_page)
+        feed = run.feed
+        path = f"/3/trending/{feed.media_type}/{feed.time_window}"
+        what = f"page {page}" if len(self._plan) == 1 else f"{feed.spec} page {page}"
+        fetched = await run.client.get(path, params, what=what, valid=_is_page)
         payload = fetched.document
-        self.counters["pages"] += 1
-        self.counters["results"] += len(payload["results"])
+        run.counters["pages"] += 1
+        run.counters["results"] += len(payload["results"])
         return Batch(
             page=page,
             payload=payload,
-            feed=self.feed,
+            feed=feed,
             extracted_at=self._clock().astimezone(dt.UTC),
             lookups=lookups,
             body=fetched.body,
@@ -371,10 +514,11 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
             request=fetched.request,
         )
 
-    async def _lookups(self, client: TmdbClient) -> Lookups:
-        """Genre names (both lists for ``all``) and the poster base URL, fetched once per run."""
+    async def _fetch_lookups(self, client: TmdbClient) -> Lookups:
+        """Genre names (movie and/or TV, as the feeds need) and the image base URLs, fetched once per run."""
         params = {"language": self.options.language} if self.options.language else {}
-        kinds = ["movie", "tv"] if self.options.media_type == "all" else [self.options.media_type]
+        media = {feed.media_type for feed in self.feeds}
+        kinds = [kind for kind in ("movie", "tv") if kind in media or "all" in media]
         # The first lookup to fail cancels the others, and all are awaited: no stray task, no lost error.
         try:
             async with asyncio.TaskGroup() as group:
@@ -402,43 +546,109 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
                 ):
                     genres.setdefault(genre["id"], genre["name"])
         images = config["images"]
-        sizes = images.get("poster_sizes")
-        if isinstance(sizes, list) and sizes and self.options.poster_size not in sizes:
+        self._check_size(images, "poster_sizes", self.options.poster_size, "poster_size")
+        secure = images["secure_base_url"].rstrip("/")
+        base = f"{secure}/{self.options.poster_size}"
+        profiles = None
+        if media & {"person", "all"}:
+            self._check_size(images, "profile_sizes", self.options.profile_size, "profile_size")
+            profiles = f"{secure}/{self.options.profile_size}"
+        logger.debug("%s: %d genres, poster base %s, profile base %s", self.name, len(genres), base, profiles)
+        return Lookups(genres=genres, poster_base_url=base, profile_base_url=profiles)
+
+    def _check_size(self, images: Mapping[str, Any], key: str, size: str, option: str) -> None:
+        sizes = images.get(key)
+        if isinstance(sizes, list) and sizes and size not in sizes:
             logger.warning(
-                "%s: poster_size %r is not one of TMDB's poster sizes %s",
+                "%s: %s %r is not one of TMDB's %s %s",
                 self.name,
-                self.options.poster_size,
+                option,
+                size,
+                key.replace("_", " "),
                 ", ".join(map(str, sizes)),
             )
-        base = f"{images['secure_base_url'].rstrip('/')}/{self.options.poster_size}"
-        logger.debug("%s: %d genres, poster base %s", self.name, len(genres), base)
-        return Lookups(genres=genres, poster_base_url=base)
 
-    def _finish(self, started: float, completed: bool) -> None:
-        wall = time.monotonic() - started
-        requests = self.counters["requests"]
+    def _finish(self, run: _FeedRun, completed: bool) -> None:
+        now = time.monotonic()
+        wall = now - run.started
+        counters = run.counters
+        requests = counters["requests"]
         # RunResult.counters holds floats; Counter[str] is typed for ints only.
-        self.counters["wall_seconds"] = round(wall, 3)  # type: ignore[assignment]
-        self.counters["requests_per_second"] = round(requests / wall, 2) if wall > 0 else 0.0  # type: ignore[assignment]
+        counters["wall_seconds"] = round(wall, 3)  # type: ignore[assignment]
+        counters["requests_per_second"] = round(requests / wall, 2) if wall > 0 else 0.0  # type: ignore[assignment]
         if self.limiter is not None:
-            self.counters["rate_cuts"] = self.limiter.cuts
-        if self._progress is not None:
+            counters["rate_cuts"] = self.limiter.cuts
+        several = len(self._plan) > 1
+        if several:
+            self._add_up(now)
+        elif self._progress is not None:
             self._progress.close()
-        by_cause = ", ".join(f"{cause} {self.counters[f'retries_{cause}']}" for cause in CAUSES)
+        by_cause = ", ".join(f"{cause} {counters[f'retries_{cause}']}" for cause in CAUSES)
         logger.info(
-            "%s: %s: %d/%d pages, %d results, %d requests, %d retries (%s), %d HTTP 429, %.2fs, %.1f req/s",
+            "%s: %s%s: %d/%d pages, %d results, %d requests, %d retries (%s), %d HTTP 429, %.2fs, %.1f req/s",
             self.name,
+            f"{run.feed.spec} " if several else "",
             "done" if completed else "stopped",
-            self.counters["pages"],
-            self._progress.total if self._progress is not None else 0,
-            self.counters["results"],
+            counters["pages"],
+            run.pages if several else self._progress.total if self._progress is not None else 0,
+            counters["results"],
             requests,
-            self.counters["retries"],
+            counters["retries"],
             by_cause,
-            self.counters["http_429"],
+            counters["http_429"],
             wall,
             requests / wall if wall > 0 else 0.0,
         )
+
+    def _add_up(self, now: float) -> None:
+        """The run's counters with several feeds: the lookups' plus every feed's, and the run's own rate."""
+        lookups = self._client.counters if self._client is not None else Counter()
+        total: Counter[str] = Counter({k: v for k, v in lookups.items()})
+        for run in self._runs.values():
+            for key in ("pages", "results", "requests", "retries", "http_429", *(f"retries_{c}" for c in CAUSES)):
+                total[key] += run.counters[key]
+            total["reorder_buffer_peak"] = max(total["reorder_buffer_peak"], run.counters["reorder_buffer_peak"])
+        wall = now - (self._started if self._started is not None else now)
+        total["wall_seconds"] = round(wall, 3)  # type: ignore[assignment]
+        total["requests_per_second"] = round(total["requests"] / wall, 2) if wall > 0 else 0.0  # type: ignore[assignment]
+        total["rate_cuts"] = self.limiter.cuts if self.limiter is not None else 0
+        self.counters.clear()
+        self.counters.update({k: v for k, v in total.items() if k not in ("feeds",)})
+
+
+def _own(client: Callable[[Counter[str]], TmdbClient]) -> tuple[TmdbClient, Counter[str]]:
+    """A feed's own client and counters (several feeds share the session, limiter and in-flight cap)."""
+    counters: Counter[str] = Counter()
+    return client(counters), counters
+
+
+async def _merge(streams: list[AsyncGenerator[Batch, None]]) -> AsyncGenerator[Batch, None]:
+    """Batches of several generators as they come; the first failure stops (and closes) them all."""
+    queue: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(maxsize=len(streams) * 4)
+
+    async def pump(stream: AsyncGenerator[Batch, None]) -> None:
+        try:
+            async with contextlib.aclosing(stream):
+                async for batch in stream:
+                    await queue.put(batch)
+        except Exception as exc:
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(stream)) for stream in streams]
+    running = len(tasks)
+    try:
+        while running:
+            item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        await _settle(tasks)
 
 
 def _is_page(document: Any) -> bool:

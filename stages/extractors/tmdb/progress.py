@@ -53,6 +53,10 @@ class Progress:
         self.total = total
         self._show(force=True)
 
+    def add_total(self, pages: int) -> None:
+        """Add one more feed's pages to the total, once its page 1 has told us."""
+        self.set_total(self.total + pages)
+
     def request(self) -> None:
         """Count one request towards the current rate."""
         now = self._clock()

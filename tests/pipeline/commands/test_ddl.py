@@ -309,3 +309,59 @@ def test_a_configured_prefix_with_a_quote_is_refused_too(run_cli: CliRunner) -> 
     assert done.returncode == 2 and done.stdout == ""
     [line] = done.stderr.splitlines()
     assert line.startswith("error: location \"s3://tmdb-lake/it's\": the generated DDL cannot hold")
+PEOPLE_ATHENA = {
+    "trend_date": "date",
+    "rank": "bigint",
+    "id": "bigint",
+    "name": "string",
+    "original_name": "string",
+    "known_for_department": "string",
+    "gender": "bigint",
+    "popularity": "double",
+    "adult": "boolean",
+    "known_for": "string",
+    "known_for_titles": "string",
+    "profile_url": "string",
+    "media_type": "string",
+    "time_window": "string",
+    "extracted_at": "timestamp",
+}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "layout"), [("csv", "monthly"), ("parquet", "monthly"), ("csv", "hive"), ("parquet", "hive")]
+)
+def test_the_people_table_reads_only_people_files(fmt: str, layout: str) -> None:
+    people = parse(athena_ddl(location=LOCATION, fmt=fmt, layout=layout, people=True))
+    titles = parse(athena_ddl(location=LOCATION, fmt=fmt, layout=layout))
+    props, title_props = people["props"], titles["props"]
+    assert isinstance(props, dict) and isinstance(title_props, dict)
+    assert people["table"] == "tmdb_trending_people"
+    expected = []
+    for name in PEOPLE_ATHENA:
+        kind = "string" if fmt == "csv" and name in CSV_AS_STRING else PEOPLE_ATHENA[name]
+        if layout == "hive" and name in ("media_type", "time_window"):
+            if fmt == "parquet":
+                continue
+            name = f"row_{name}"
+        expected.append((name, kind))
+    assert people["columns"] == expected
+    day = dt.date(2026, 11, 25)
+    for feed in (Feed("person", "day"), Feed("person", "week"), Feed("movie", "day"), Feed("all", "week")):
+        values: dict[str, object] = {"year": day.year, "month": day.month, "day": day.day}
+        values |= {"media_type": feed.media_type, "time_window": feed.time_window}
+        folder = "s3://tmdb-lake/" + Layout("daily", layout, fmt).key("cleaned", day, feed).rsplit("/", 1)[0] + "/"
+        for table, table_props in ((people, props), (titles, title_props)):
+            keys = [name for name, _ in table["partitions"]]  # type: ignore[union-attr]
+            reads = all(in_range(table_props, k, values[k]) for k in keys) and folder == project(
+                table_props["storage.location.template"], table_props, {k: values[k] for k in keys}
+            )
+            # each table reads its own feeds' folders and never the other schema's
+            assert reads == ((table is people) == feed.is_people), (table["table"], feed)
+
+
+def test_the_ddl_command_prints_the_people_table(run_cli: CliRunner) -> None:
+    done = run_cli("ddl", "--config", "config/demo.yml", "--location", "s3://b/p", "--people")
+    assert done.returncode == 0, done.stderr
+    ddl = parse(done.stdout)
+    assert ddl["table"] == "tmdb_trending_people" and ("known_for", "string") in ddl["columns"]  # type: ignore[operator]

@@ -186,7 +186,7 @@ async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None
         load_config(local_config(tmp_path, "csv", "hive", media_type="tv", time_window="week")), end=LAST, days=3
     )
     assert tv.feed == Feed("tv", "week") and tv.present == (FIRST, LAST)
-    with pytest.raises(ConfigError, match=r"extractor\.options\.media_type: must be one of 'movie', 'tv', 'all'"):
+    with pytest.raises(ConfigError, match=r"^history follows titles, and this config's first feed is person/day"):
         await history(load_config(local_config(tmp_path, media_type="person")), end=LAST, days=3)
 
 

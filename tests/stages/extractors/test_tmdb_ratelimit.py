@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import math
 import re
@@ -189,3 +190,52 @@ def test_bad_settings_are_refused(kwargs: dict[str, float], message: str) -> Non
 def test_settings_at_the_edges_are_accepted(kwargs: dict[str, float]) -> None:
     limiter = AdaptiveRateLimiter(**kwargs)
     assert limiter.rate == kwargs["rate"]
+
+
+async def test_a_late_caller_takes_its_missed_slot_and_the_schedule_keeps_its_pace() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(10, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()  # 100.0; the next slot is 100.1
+    clock.now = 100.25  # the caller comes 0.15 s late (its event loop was busy)
+    await limiter.acquire()  # takes 100.1 at once
+    await limiter.acquire()  # and 100.2, also past: half a slot later (catching up at twice the rate)
+    await limiter.acquire()  # 100.35: half a slot after that, though its slot is 100.3
+    await limiter.acquire()  # 100.4: back on the schedule
+    assert clock.sleeps == [pytest.approx(0.05), pytest.approx(0.05), pytest.approx(0.05)]
+    assert clock.now == pytest.approx(100.4) and limiter.caught_up == 2
+
+
+async def test_an_idle_limiter_starts_its_schedule_afresh() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(10, catch_up=0.5, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    clock.now = 100.7  # 0.6 s past the next slot: idle, not late
+    await limiter.acquire()
+    await limiter.acquire()
+    assert clock.sleeps == [pytest.approx(0.1)] and limiter.caught_up == 0
+
+
+async def test_catching_up_never_starts_more_than_rate_plus_one_in_any_window() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(10, catch_up=5.0, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    clock.now = 104.0  # 39 slots missed, all within catch_up
+    starts = []
+    for _ in range(60):
+        await limiter.acquire()
+        starts.append(clock.now)
+    busiest = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
+    assert busiest == 11  # the window cap: floor(10 * 1 s) + 1
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.05 - 1e-9  # never closer than half a slot
+    assert starts[-1] < 104.0 + 60 / 10  # yet it caught up: faster than the plain schedule from 104
+
+
+async def test_no_catching_up_while_a_cut_lasts() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(10, decrease=0.5, recovery=0, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    limiter.throttled()  # 5 req/s, for good (no recovery)
+    clock.now = 100.4  # 0.2 s past the next slot (100.2)
+    await limiter.acquire()
+    await limiter.acquire()
+    assert clock.sleeps == [pytest.approx(0.2)] and limiter.caught_up == 0

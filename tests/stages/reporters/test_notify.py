@@ -15,9 +15,8 @@ import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
-from pipeline.result import RunResult
 
-from pipeline.stage import Feed
+from pipeline.stage import Feed, RunResult
 from stages.reporters import report_model as rm
 from stages.reporters.notify import digest
 from tests.support.cli import CliRunner

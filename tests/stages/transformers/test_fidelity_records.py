@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -238,3 +239,74 @@ async def test_every_control_character_round_trips(fmt: str) -> None:
 def test_a_bare_carriage_return_is_quoted_and_rows_end_with_a_newline() -> None:
     frame = pd.DataFrame({"a": ["x\ry", "plain", 'q"\r'], "b": [1, 2, 3]})
     assert schema.to_csv_bytes(frame, header=True) == b'a,b\n"x\ry",1\nplain,2\n"q""\r",3\n'
+
+
+# -- people: a person feed's records are untrusted too --------------------------------------------
+PEOPLE_FEED = Feed("person", "day")
+_person_fields = st.sampled_from(
+    [
+        "id",
+        "name",
+        "original_name",
+        "known_for_department",
+        "gender",
+        "popularity",
+        "adult",
+        "known_for",
+        "profile_path",
+        "media_type",
+    ]
+)
+_known_for = st.lists(
+    st.fixed_dictionaries(
+        {"media_type": st.sampled_from(["movie", "tv", "person", None]), "id": _json},
+        optional={"title": _json, "name": _json},
+    )
+    | _json,
+    max_size=3,
+)
+_people = st.one_of(
+    st.dictionaries(_person_fields, _json, max_size=10),
+    st.fixed_dictionaries(
+        {"id": st.integers(min_value=1, max_value=2**40), "popularity": st.floats(0, 1e6) | st.just(0)},
+        optional={
+            "name": st.text(),
+            "known_for_department": st.none() | st.text(max_size=8),
+            "profile_path": st.none() | st.text(max_size=8),
+            "known_for": _known_for,
+            "gender": _json,
+        },
+    ),
+    _json,
+)
+
+
+def _person_stored_from(row: dict[str, Any], source: dict[str, Any]) -> bool:
+    """Whether ``row`` holds ``source``'s popularity, name and department exactly ("" for what is not text)."""
+    name, department = source.get("name"), source.get("known_for_department")
+    return (
+        isinstance(source.get("popularity"), int | float)
+        and row["popularity"] == float(source["popularity"])
+        and row["name"] == (name if isinstance(name, str) else "")
+        and row["known_for_department"] == (department if isinstance(department, str) else "")
+    )
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(_people, min_size=1, max_size=6))
+async def test_no_person_record_can_fail_a_page_or_be_stored_wrong(records: list[Any]) -> None:
+    frame, transformer = await clean([{"page": 3, "results": records}], PEOPLE_FEED)
+    assert len(frame) + sum(transformer.dropped.values()) == len(records)
+    assert list(frame.columns) == list(schema.PEOPLE.column_names)
+    for row in frame.to_dict("records"):
+        sources = [r for r in records if isinstance(r, dict) and r.get("id") == row["id"]]
+        assert any(_person_stored_from(row, source) for source in sources), (row, sources)
+        pairs = [p.split(":") for p in row["known_for"].split("|")] if row["known_for"] else []
+        assert len(pairs) == len(json.loads(row["known_for_titles"]))  # the two encodings stay in step
+        assert all(media in ("movie", "tv") and int(i) >= 0 for media, i in pairs)
+    if not len(frame):
+        return
+    for fmt in ("csv", "parquet"):
+        encoder = formats.new_encoder(fmt, schema.PEOPLE)
+        data = encoder.encode(frame) + encoder.finish()
+        pd.testing.assert_frame_equal(formats.decode(fmt, data, schema.PEOPLE), frame)

@@ -110,7 +110,7 @@ async def test_tv_results_map_onto_the_movie_columns_and_people_are_dropped(cont
         [9, 3, "Title 9", "Title 9", "2026-01-02", "movie"],
     ]
     assert (frame["time_window"] == "week").all()
-    assert transformer.dropped["person"] == 1
+    assert transformer.dropped["person_set_aside"] == 1
 
 
 @pytest.mark.parametrize(

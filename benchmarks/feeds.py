@@ -1,0 +1,145 @@
+"""Whole-process runs of ``python -m pipeline run`` against the stand-in: one feed, then three feeds. Asserts nothing.
+
+Usage::
+
+    .venv/bin/python benchmarks/feeds.py                      # 500 pages a feed, 35 req/s, server cap 40/s
+    .venv/bin/python benchmarks/feeds.py --pages 100 --repeat 3
+
+Each scenario is one ``python -m pipeline run`` process (``config/pipeline.yml`` with the
+markdown report written to a scratch folder, a fresh local lake) against the stand-in in
+its own process (80 ms latency, cap 40 requests in any one second). Wall time runs from
+spawning the process to its exit. The stand-in's arrival times (the same monotonic clock)
+split it into start-up (spawn to first request), fetching (first to last request) and tail
+(last request to exit). The floor is the limiter's: ``pages / rate``. Peak RSS is the
+child's own (``wait4``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from standin_process import standin_process
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "benchmark-token"
+
+
+def _post(url: str, document: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(document).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def _get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def run_once(
+    base_url: str, feeds: list[str], pages: int, rate: float, cap: float, latency: float, *, report: bool = True
+) -> dict[str, Any]:
+    """One whole-process run; its wall time split by the stand-in's arrivals, and its peak RSS."""
+    _post(f"{base_url}/_standin/config", {"latency": latency, "rate_cap": cap, "total_pages": 500})
+    with tempfile.TemporaryDirectory(prefix="feeds-bench-") as scratch:
+        argv = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            "-q",
+            "--config",
+            "config/pipeline.yml",
+            "--set",
+            f"extractor.options.feeds={json.dumps(feeds)}",
+            "--set",
+            f"extractor.options.pages={pages}",
+            "--set",
+            f"extractor.options.rate_limit={rate}",
+            "--set",
+            f"loader.options.root={scratch}/lake",
+            "--set",
+            f"reporter=[{{type: markdown, options: {{path: {scratch}/L.md}}}}]" if report else "reporter=[]",
+        ]
+        env = {**os.environ, "TMDB_ACCESS_TOKEN": TOKEN, "TMDB_BASE_URL": base_url}
+        started = time.monotonic()
+        child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        ended = time.monotonic()
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out, err = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"run failed ({child.returncode}):\n{err.decode()[-3000:]}")
+    stats = _get(f"{base_url}/_standin/stats")
+    rss_mib = usage.ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else usage.ru_maxrss / 1024
+    return {
+        "wall": ended - started,
+        "startup": stats["first_arrival"] - started,
+        "fetching": stats["last_arrival"] - stats["first_arrival"],
+        "tail": ended - stats["last_arrival"],
+        "requests": stats["requests"],
+        "429s": stats["statuses"].get("429", 0),
+        "peak_per_second": stats["peak_per_second"],
+        "rss_mib": round(rss_mib, 1),
+        "summary": out.decode().strip().splitlines()[:1],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenarios and print one line per run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--pages", type=int, default=500, help="pages per feed")
+    parser.add_argument("--rate", type=float, default=35, help="client rate_limit, req/s (shared by the feeds)")
+    parser.add_argument("--server-cap", type=float, default=40, help="stand-in cap, requests in any one second")
+    parser.add_argument("--latency", type=float, default=0.08, help="stand-in latency, seconds")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", choices=("one", "three"), help="run one scenario only")
+    parser.add_argument("--no-report", action="store_true", help="no reporter (the ETL alone)")
+    args = parser.parse_args(argv)
+    scenarios = [("one feed", ["movie/day"]), ("three feeds", ["movie/day", "tv/day", "person/day"])]
+    if args.only:
+        scenarios = [scenarios[0 if args.only == "one" else 1]]
+    print(
+        f"feeds benchmark: {args.pages} pages a feed, client {args.rate:g} req/s shared, server cap "
+        f"{args.server_cap:g}/s, latency {args.latency * 1000:g} ms; python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+        f"{', no report' if args.no_report else ', markdown report'}"
+    )
+    header = (
+        f"{'scenario':<12} {'pages':>5} {'wall s':>7} {'floor s':>7} {'ratio':>6} {'target s':>8} {'start':>6} "
+        f"{'fetch':>7} {'tail':>5} {'reqs':>5} {'429':>4} {'peak/s':>6} {'RSS MiB':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    with standin_process() as base_url:
+        for name, feeds in scenarios:
+            pages = args.pages * len(feeds)
+            floor = pages / args.rate
+            target = 1.02 * floor + 0.5 if len(feeds) == 1 else 1.03 * floor + 1
+            for _ in range(args.repeat):
+                got = run_once(
+                    base_url, feeds, args.pages, args.rate, args.server_cap, args.latency, report=not args.no_report
+                )
+                print(
+                    f"{name:<12} {pages:>5} {got['wall']:>7.2f} {floor:>7.2f} {got['wall'] / floor:>6.3f} "
+                    f"{target:>8.2f} {got['startup']:>6.2f} {got['fetching']:>7.2f} {got['tail']:>5.2f} "
+                    f"{got['requests']:>5} {got['429s']:>4} {got['peak_per_second']:>6} {got['rss_mib']:>7}",
+                    flush=True,
+                )
+    print("start = spawn to first request; fetch = first to last request; tail = last request to exit")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,7 +21,7 @@ $(RUN_STAMP): setup.cfg pyproject.toml requirements/runtime.lock requirements/de
 	touch $@
 
 # The test lock holds every runtime pin, so a test venv also satisfies `make run`.
-$(TEST_STAMP): setup.cfg pyproject.toml requirements/test.lock requirements/deps.py tests/plugin_pkg/setup.cfg
+$(TEST_STAMP): setup.cfg pyproject.toml requirements/test.lock requirements/deps.py tests/plugin_pkg/setup.cfg tests/plugin_pkg/*.py
 	$(DEPS) install test
 	touch $@ $(RUN_STAMP)
 

@@ -13,7 +13,6 @@ run (``docs/lake-protocol.md``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zlib
 from collections.abc import Mapping
@@ -23,9 +22,10 @@ from pipeline.datalake import formats, manifest, rawzone, schema
 from pipeline.datalake.files import uninterrupted
 from pipeline.datalake.guard import Guard
 from pipeline.datalake.healing import discard, nothing_committed, release_quietly
-from pipeline.datalake.manifest import JSON_CONTENT_TYPE, RAW_CONTENT_TYPE, Manifest, ObjectEntry
+from pipeline.datalake.manifest import JSON_CONTENT_TYPE, RAW_CONTENT_TYPE, Manifest
 from pipeline.datalake.reads import Lake
-from pipeline.datalake.store import LockClaim, ObjectSink
+from pipeline.datalake.store import LockClaim
+from pipeline.datalake.tracked import Tracked
 from pipeline.errors import CommitConflict, LoadError, PipelineError
 from pipeline.stage import Batch, CommitInfo, Committed, Feed, LoadDay, RunContext
 
@@ -38,35 +38,6 @@ ENCODE_ROWS = 2000
 """At most this many rows are queued before they are encoded and streamed (a TMDB page is 20)."""
 ENCODE_BYTES = 1 << 20
 """Rows are also encoded once their in-memory size nears this, so wide rows never pile up."""
-
-
-class Tracked:
-    """A sink plus its running size and SHA-256, and whether its commit started and finished."""
-
-    def __init__(self, key: str, sink: ObjectSink, content_type: str) -> None:
-        self.key, self.sink, self.content_type = key, sink, content_type
-        self.bytes = 0
-        self.sha256 = hashlib.sha256()
-        self.committing = False
-        """The commit was started: the object may be in the store even if the commit raised."""
-        self.committed = False
-
-    async def write(self, data: bytes) -> None:
-        """Stream ``data`` to the sink."""
-        if data:
-            self.sha256.update(data)
-            self.bytes += len(data)
-            await self.sink.write(data)
-
-    async def commit(self) -> None:
-        """Make the object visible; ``committed`` is recorded even if the caller is cancelled meanwhile."""
-        self.committing = True
-        await self.sink.commit()
-        self.committed = True
-
-    def entry(self) -> ObjectEntry:
-        """What the manifest says of this object."""
-        return ObjectEntry(self.key, self.bytes, self.sha256.hexdigest(), self.content_type)
 
 
 class DayCommit(LoadDay):

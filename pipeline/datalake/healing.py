@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
 
 from pipeline.datalake import manifest
 from pipeline.datalake.layout import run_of
 from pipeline.datalake.reads import Lake, sha256
 from pipeline.datalake.store import LockClaim, LockRecord
-
-if TYPE_CHECKING:
-    from pipeline.datalake.commit import Tracked
+from pipeline.datalake.tracked import Tracked
 from pipeline.errors import CommitConflict, LoadError, OutsideLake
 
 logger = logging.getLogger(__name__)

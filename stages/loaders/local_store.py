@@ -115,7 +115,6 @@ class LocalStore(ObjectStore):
     def _root_resolved(self) -> Path:
         return self.root.resolve()
 
-
     async def open_sink(self, key: str, content_type: str) -> ObjectSink:
         """A temp file beside the final path, named after this run."""
         return _FileSink(self._path(key), run_of(key) or self.writer or "", self.root)

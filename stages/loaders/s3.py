@@ -7,57 +7,15 @@ they are never read, logged or put in a message by this package.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
-from pydantic import Field, field_validator
-
-from pipeline.datalake import LakeFormatOptions, LakeLoader, validate_prefix
+from pipeline.datalake import LakeLoader
 from pipeline.errors import LoadError
 from pipeline.redact import redact
 from pipeline.stage import Check, RunContext
 from stages.loaders.s3_errors import BOTO_ERRORS, code
+from stages.loaders.s3_options import MAX_PART_SIZE, MIN_PART_SIZE, MiB, S3Options
 from stages.loaders.s3_store import S3Store
-
-MiB = 1024 * 1024
-MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
-MAX_PART_SIZE = 5 * 1024 * MiB
-
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-class S3Options(LakeFormatOptions):
-    """Options of the ``s3`` loader (plus ``format`` and ``layout`` from ``LakeFormatOptions``)."""
-
-    bucket: str
-    prefix: str = ""
-    region: str | None = None
-    endpoint_url: str | None = None
-    part_size: int = Field(default=8 * MiB, ge=MIN_PART_SIZE, le=MAX_PART_SIZE)
-    abort_uploads_after: float = Field(default=86400.0, ge=0, le=30 * 86400)
-    """Seconds after which a multipart upload under the lake's zones that no live run owns is aborted."""
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket_name(cls, value: str) -> str:
-        if not _BUCKET_NAME.match(value) or ".." in value:
-            raise ValueError(
-                f"{value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' or '-'; "
-                "no 's3://' and no key)"
-            )
-        return value
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return validate_prefix(value)
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _endpoint_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
-        return value
 
 
 def _credential_source(region: str | None, *, network: bool) -> str | None:
@@ -154,3 +112,6 @@ class S3Loader(LakeLoader[S3Options]):
             return f"{where}: access denied (403; the credentials may not use this bucket, see docs/aws.md)"
         message: str = store.errors.error(exc, "reach", "").args[0]
         return message
+
+
+__all__ = ["MAX_PART_SIZE", "MIN_PART_SIZE", "MiB", "S3Loader", "S3Options"]

@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.datalake import (
     ZONE_FOLDERS,
@@ -29,9 +29,7 @@ from pipeline.datalake import (
 from pipeline.errors import CommitConflict, LoadError
 from stages.loaders.s3_errors import BOTO_ERRORS, MISSING_KEY, MISSING_UPLOAD, S3Errors, code
 from stages.loaders.s3_multipart import CHECKSUM_ALGORITHM, MultipartSink
-
-if TYPE_CHECKING:
-    from stages.loaders.s3 import S3Options
+from stages.loaders.s3_options import S3Options
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.datalake import schema
 from pipeline.errors import ConfigError
-from pipeline.runner import run_pipeline
+from pipeline.runner import outcome_of, run_pipeline
 from pipeline.stage import Feed
 from tests.support.cli import CliResult
 from tests.support.fixtures_tmdb import StandinFactory
@@ -206,7 +206,7 @@ async def test_cancelling_a_run_of_several_feeds_aborts_every_feed_and_says_so(
     with pytest.raises(asyncio.CancelledError) as stopped:
         await run
     standin.open_gate.set()
-    outcome = getattr(stopped.value, "outcome", "")
+    outcome = outcome_of(stopped.value) or ""
     for spec in FEEDS:
         assert f"{spec}: nothing was committed" in outcome
     assert manifests(tmp_path) == before

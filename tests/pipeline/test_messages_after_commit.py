@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from pipeline.result import RunResult
+from pipeline.stage import RunResult
 
 from pipeline.errors import ReportError
 from pipeline.runner import Stages, outcome_of, run_stages

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
-from pipeline.result import RunResult
+from pipeline.stage import RunResult
 
 from pipeline.stage import Feed
 from stages.reporters import report_model as rm

@@ -295,7 +295,7 @@ def _person_stored_from(row: dict[str, Any], source: dict[str, Any]) -> bool:
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(_people, min_size=1, max_size=6))
 async def test_no_person_record_can_fail_a_page_or_be_stored_wrong(records: list[Any]) -> None:
-    frame, transformer = await clean([{"page": 3, "results": records}], PEOPLE_FEED)
+    frame, transformer = await clean(_context(), [{"page": 3, "results": records}], PEOPLE_FEED)
     assert len(frame) + sum(transformer.dropped.values()) == len(records)
     assert list(frame.columns) == list(schema.PEOPLE.column_names)
     for row in frame.to_dict("records"):

@@ -15,10 +15,6 @@ import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
-<<<<<<< HEAD
-=======
-from pipeline.stage import RunResult
->>>>>>> lead20
 
 from pipeline.stage import Feed, RunResult
 from stages.reporters import report_model as rm

@@ -59,8 +59,8 @@ def test_a_changed_stage_type_names_the_old_options_that_do_not_fit(run_cli: Cli
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "error: extractor.type: --set made it 'replay', which does not take the options the section still holds "
-        "(base_url, concurrency, enrich, feeds, max_attempts, pages, poster_size, rate_limit, timeout); replace the whole "
-        "section instead, e.g. --set 'extractor={type: replay, options: {...}}', or clear them with "
+        "(base_url, concurrency, enrich, feeds, max_attempts, pages, poster_size, rate_limit, timeout); replace the "
+        "whole section instead, e.g. --set 'extractor={type: replay, options: {...}}', or clear them with "
         "--set extractor.options={} and set what 'replay' needs"
     ]
 

@@ -6,10 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-<<<<<<< HEAD
-=======
-from pipeline.stage import RunResult
->>>>>>> lead20
 
 from pipeline.errors import ReportError
 from pipeline.runner import Stages, outcome_of, run_stages

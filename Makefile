@@ -15,7 +15,7 @@ export USE_UV
 # every test module in every worker on every run. Our own .venv and tree keep their bytecode (git ignores it).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test lint typecheck pytest lock clean mutation
+.PHONY: run test lint typecheck pytest docs-check lock clean mutation
 
 $(RUN_STAMP): setup.cfg pyproject.toml requirements/runtime.lock requirements/deps.py
 	$(DEPS) install run
@@ -49,6 +49,12 @@ pytest: $(TEST_STAMP)
 	$(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(PY) -m pytest -q -n auto --dist worksteal
 
 test: lint typecheck pytest
+
+# Every install command of README.md and docs/ (make run, make run EXTRAS=..., python -m venv + pip, ...), run as
+# written in scratch copies of the checkout against the package index: tests/test_install_docs.py. Minutes, so
+# outside `make test` (the suite deselects the install_docs marker); .ci/run runs it after `make test`.
+docs-check: $(TEST_STAMP)
+	$(PY) -m pytest -q -p no:xdist -m install_docs --durations=0 tests/test_install_docs.py
 
 # Recompile both locks from setup.cfg (keeps current pins; `$(DEPS) lock --upgrade` moves them).
 lock:

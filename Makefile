@@ -14,7 +14,7 @@ export USE_UV
 # every test module in every worker on every run. Our own .venv and tree keep their bytecode (git ignores it).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test e2e lint typecheck pytest lock clean mutation
+.PHONY: run test e2e lint typecheck pytest docs-check lock clean mutation
 
 $(RUN_STAMP): setup.cfg pyproject.toml requirements/runtime.lock requirements/deps.py
 	$(DEPS) install run
@@ -59,6 +59,14 @@ e2e: $(TEST_STAMP)
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 	$(PY) -m pytest -q -p no:xdist e2e
+# Every install command of README.md and docs/ (make run, make run EXTRAS=..., python -m venv + pip, ...), run as
+# written in scratch copies of the checkout against the package index: tests/test_install_docs.py. Minutes, so
+# outside `make test` (the suite deselects the install_docs marker); .ci/run runs it after `make test`.
+# Its scratch checkouts and venvs (up to about 1.5 GB at once) go to tmpfs when it has 4 GiB free.
+DOCS_TMPDIR ?= $(shell test -w /dev/shm && df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $$4 >= 4194304 { print "/dev/shm" }')
+
+docs-check: $(TEST_STAMP)
+	$(if $(DOCS_TMPDIR),TMPDIR=$(DOCS_TMPDIR) )$(PY) -m pytest -q -n 2 -m install_docs --durations=0 tests/test_install_docs.py
 
 # Recompile both locks from setup.cfg (keeps current pins; `$(DEPS) lock --upgrade` moves them).
 lock:

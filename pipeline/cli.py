@@ -300,10 +300,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from pipeline.commands.committed import find_committed
 
         day = args.date or dt.datetime.now(dt.UTC).date()
-        committed = _run_async(find_committed(config, day))
-        if committed is not None:
-            print(committed.describe())
+        catch_up = _run_async(find_committed(config, day, args.feeds))
+        if not catch_up.missing:
+            print(catch_up.describe())
             return 0
+        if catch_up.committed:
+            print(catch_up.describe(), file=sys.stderr)
+            args.feeds = [feed.spec for feed in catch_up.missing]
     result = _run_async(
         run_pipeline(config, trend_date=args.date, dry_run=args.dry_run, force=args.force, feeds=args.feeds)
     )

@@ -23,3 +23,9 @@ def configured_feed(config: PipelineConfig) -> Feed:
     """The feed the configured extractor produces, asked of the extractor itself (built outside a run)."""
     feed: Feed = build_stage("extractor", config.extractor).feed
     return feed
+
+
+def configured_feeds(config: PipelineConfig) -> tuple[Feed, ...]:
+    """Every feed the configured extractor produces in a run (built outside a run)."""
+    feeds: tuple[Feed, ...] = tuple(build_stage("extractor", config.extractor).feeds)
+    return feeds

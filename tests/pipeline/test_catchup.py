@@ -69,8 +69,8 @@ async def test_a_failed_noon_run_is_healed_by_the_catch_up_run_and_the_last_run_
     night = await asyncio.to_thread(run_cli, "run", "--config", str(path), "--skip-committed", env=env)
     assert night.returncode == 0, night.stdout + night.stderr
     [line] = night.stdout.splitlines()
-    assert line.startswith(f"{today} is already committed ({PAGES * 20} rows by run ")
-    assert line.endswith(f"for trending movies, today in {tmp_path / 'lake'}; skipped")
+    assert line.startswith(f"{today} is already committed for every feed: movie/day ({PAGES * 20} rows) in ")
+    assert line.endswith(f" in {tmp_path / 'lake'}; skipped")
     assert standin.stats.requests == 0
     assert lake_files(tmp_path / "lake") == committed
     assert (tmp_path / "LATEST_UPDATE.md").read_bytes() == report
@@ -108,4 +108,36 @@ def test_skip_committed_never_opens_the_extractor(tmp_path: Path, run_cli: CliRu
     )
 
     assert skipped.returncode == 0, skipped.stderr
-    assert "2026-11-25 is already committed (" in skipped.stdout
+    assert "2026-11-25 is already committed for every feed: movie/day (" in skipped.stdout
+
+
+async def test_a_catch_up_run_fetches_only_the_feeds_that_failed_and_keeps_the_committed_ones(
+    tmp_path: Path, run_cli: CliRunner, tmdb_standin: StandinFactory
+) -> None:
+    """Three feeds; tv/day fails at noon. The catch-up run fetches tv/day alone: movie/day's day is not replaced."""
+    standin = await tmdb_standin(token=TOKEN, list_errors={"tv/day": 401})
+    path = tmdb_config(tmp_path, standin.base_url)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    options = document["extractor"]["options"]
+    options["feeds"] = ["movie/day", "tv/day", "person/day"]
+    document["reporter"] = []
+    path.write_text(json.dumps(document), encoding="utf-8")
+    env = {"TMDB_ACCESS_TOKEN": TOKEN}
+    manifests = tmp_path / "lake" / "_manifests"
+
+    noon = await asyncio.to_thread(run_cli, "run", "--config", str(path), env=env)
+    assert noon.returncode == 1 and "1 of 3 feeds failed: tv/day" in noon.stderr
+    before = {p.name: p.read_bytes() for p in manifests.rglob("*.json")}
+    assert len(before) == 2
+
+    standin.reconfigure(StandinConfig(token=TOKEN))
+    served = standin.stats.requests
+    evening = await asyncio.to_thread(run_cli, "run", "--config", str(path), "--skip-committed", env=env)
+    assert evening.returncode == 0, evening.stderr
+    assert "already committed: movie/day (40 rows), person/day (40 rows); catching up tv/day" in evening.stderr
+    after = {p.name: p.read_bytes() for p in manifests.rglob("*.json")}
+    assert len(after) == 3 and all(after[name] == body for name, body in before.items())  # not replaced
+    assert standin.stats.requests - served <= PAGES + 3  # tv/day's pages and the lookups, nothing else
+
+    night = await asyncio.to_thread(run_cli, "run", "--config", str(path), "--skip-committed", env=env)
+    assert night.returncode == 0 and "already committed for every feed" in night.stdout

@@ -522,7 +522,9 @@ async def test_a_failing_page_stops_the_workers_waiting_on_hung_pages(live_conte
         with pytest.raises(ExtractError, match="page 4: HTTP 400"):
             await collect(fast_extractor(live_context, TOKEN, pages=6, concurrency=3), GUARD)
         assert _tasks() == []
-    assert sorted(asked) == [1, 2, 3, 4]  # three workers took 2-4; 5 and 6 were never started
+    # Three workers took pages 2-4; 5 and 6 were never started. (Under load the failure of page 4 can cancel
+    # page 3's worker before it sends its request, so 3 may be missing: what matters is that nothing past 4 went.)
+    assert {1, 4} <= set(asked) <= {1, 2, 3, 4}
 
 
 # -- options, set-up and tear-down -------------------------------------------------------------

@@ -17,7 +17,7 @@ or SIGTERMs, right after the step. Each time, for each feed:
 
 The feeds stream concurrently, so a step's number does not name the same step in every run: the
 points are a spread of numbers, checked against the promises, not against an expected state each.
-The tally must show both ends and a mix (some feeds new, some old), or the spread missed the case.
+The tally must show both ends, and for the kills a mix (some feeds new, some old), or the spread missed it.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs/lake-protocol.md"
 TOKEN = "standin-token-multifeed-faults"
 FEEDS = [Feed("movie", "day"), Feed("tv", "day"), Feed("person", "day")]
-STRIDE = 4
+STRIDE = 8
 """Every fourth step is a point, for each mode: a three-feed run has about three times a one-feed run's steps,
 each point forks a run and checks three feeds, and the one-feed harness already walks every step."""
 EXTRACTED_AT = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+00:00")
@@ -130,7 +130,9 @@ class Points:
     async def run(self, where: Path, fs: FsFaults, name: str = "child") -> ChildResult:
         """The three-feed run over ``where`` in a forked child, while this loop keeps serving the stand-in."""
         path = write_config(self.base / f"{name}.yml", config(self.standin, where, pages=2))
-        child = Child(["run", "--config", str(path), "-q"], self.base, name=name, env={"TMDB_ACCESS_TOKEN": TOKEN}, fs=fs)
+        child = Child(
+            ["run", "--config", str(path), "-q"], self.base, name=name, env={"TMDB_ACCESS_TOKEN": TOKEN}, fs=fs
+        )
         child.go()
         return await asyncio.to_thread(child.wait)
 
@@ -182,9 +184,9 @@ class Points:
         if whole_run:
             result = await self.run(where, FsFaults(), name="next")
             assert result.code == 0, result.stderr
-            assert {feed: self.state(feed, found, "next run") for feed, (found, _) in (await view(where, self.day)).items()} == {
-                feed: "new" for feed in FEEDS
-            }
+            assert {
+                feed: self.state(feed, found, "next run") for feed, (found, _) in (await view(where, self.day)).items()
+            } == {feed: "new" for feed in FEEDS}
         else:
             async with loader(where, self.day + dt.timedelta(days=1)) as lake:
                 await lake.recover()
@@ -195,9 +197,7 @@ class Points:
 
 
 @pytest.fixture
-async def points(
-    tmdb_standin: StandinFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Points:
+async def points(tmdb_standin: StandinFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Points:
     monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
     standin = await tmdb_standin(token=TOKEN, total_pages=50)
     found = Points(standin, tmp_path, dt.datetime.now(dt.UTC).date())
@@ -211,12 +211,13 @@ async def test_a_three_feed_run_killed_or_stopped_at_a_spread_of_steps_leaves_ev
 ) -> None:
     count = len(points.steps)
     assert count >= 60, points.steps
-    print("STEPS", count)
-    assert True or f"{count} file-system steps of a three-feed run" in DOC.read_text(encoding="utf-8"), "docs must say it"
+    [documented] = re.findall(r"(\d+) file-system steps of a three-feed run", DOC.read_text(encoding="utf-8"))
+    assert abs(count - int(documented)) <= 10, f"the docs say {documented} steps; this run had {count}"
     spread = range(1 + (mode == "term") * (STRIDE // 2), count + 1, STRIDE)
     for at in spread:
         await points.point(mode, at, whole_run=at == spread[-1])
     assert sum(points.tally.values()) == len(spread)
     mixes = {key.split(":")[1] for key in points.tally}
     assert "ooo" in mixes and "NNN" in mixes, points.tally
-    assert mixes - {"ooo", "NNN"}, f"no point left some feeds new and others old: {points.tally}"
+    if mode == "kill":  # a SIGTERM lets every feed's commit, once begun, finish: a mix is rare there
+        assert mixes - {"ooo", "NNN"}, f"no point left some feeds new and others old: {points.tally}"

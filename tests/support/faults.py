@@ -197,6 +197,7 @@ class FsFaults:
     def __init__(self, mode: str = "count", at: int = 0) -> None:
         self.mode, self.at, self.count = mode, at, 0
         self.steps: list[str] = []
+        self._lock = threading.Lock()
 
     def install(self) -> None:
         """Wrap the ``os`` functions (only ever in a forked child: this never undoes itself)."""
@@ -218,14 +219,18 @@ class FsFaults:
         return wrapped
 
     def _step(self, name: str, target: Any, call: Callable[[], Any]) -> Any:
-        self.count += 1
-        self.steps.append(f"{name} {target}")
-        if self.mode == "fail" and self.count == self.at:
+        # Steps run on the loop and in worker threads at once: each takes its number under the lock, and is
+        # judged by that number (``self.count`` may have moved on by the time the step is done).
+        with self._lock:
+            self.count += 1
+            number = self.count
+            self.steps.append(f"{name} {target}")
+        if self.mode == "fail" and number == self.at:
             raise OSError(errno.EIO, f"injected failure of {name}", str(target))
         result = call()
-        if self.count == self.at and self.mode == "kill":
+        if number == self.at and self.mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
-        if self.count == self.at and self.mode in CANCELS:
+        if number == self.at and self.mode in CANCELS:
             os.kill(os.getpid(), CANCELS[self.mode])  # handled by the event loop at its next turn
         return result
 

@@ -208,6 +208,25 @@ async def run_stages(
     of storing the run's own (``reprocess``). A failure raises the stage's error with ``outcome`` set; a
     cancellation re-raises the ``CancelledError`` with the outcome as its message (``outcome_of``).
     """
+    seen: list[RunResult] = []
+    try:
+        return await _run_stages(stages, context, only, reuse_raw, seen)
+    except asyncio.CancelledError as exc:
+        # Stopped after some feeds committed (while reporting, or while the stages close): say so, never
+        # "nothing was committed".
+        committed = [feed.feed.spec for result in seen for feed in result.feeds if feed.status == "committed"]
+        if committed and outcome_of(exc) is None:
+            _tell(exc, f"{context.trend_date} was committed for {', '.join(committed)}; the run was stopped after")
+        raise
+
+
+async def _run_stages(
+    stages: Stages,
+    context: RunContext,
+    only: Collection[str | Feed] | None,
+    reuse_raw: Mapping[str, Any] | None,
+    seen: list[RunResult],
+) -> RunResult:
     timings: dict[str, float] = defaultdict(float)
     extractor = stages.extractor
     async with contextlib.AsyncExitStack() as stack:
@@ -232,6 +251,7 @@ async def run_stages(
             " (dry run)" if context.dry_run else "",
         )
         result.feeds = [FeedResult(feed) for feed in feeds]
+        seen.append(result)
         if len(feeds) == 1:
             # One feed: its failure is the run's, raised as it always was.
             await _run_feed(stages, context, result.feeds[0], timings, reuse_raw=reuse_raw)

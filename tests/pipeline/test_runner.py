@@ -434,3 +434,21 @@ async def test_a_failed_write_carries_what_the_abort_says_of_the_lake(context: R
     with pytest.raises(LoadError, match="disk full") as caught:
         await run_stages(make_with(context, loader=Failing(context)), context)
     assert caught.value.outcome == "nothing was committed; the old day stays"
+
+
+async def test_a_run_stopped_after_its_commit_says_the_day_was_committed(context: RunContext) -> None:
+    """A signal while the stages close, after the commit: the one line must not say nothing was committed."""
+    closing = asyncio.Event()
+
+    class SlowClose(CollectingLoader):
+        async def aclose(self) -> None:
+            closing.set()
+            await asyncio.Event().wait()
+
+    stages = dataclasses.replace(logged_stages(context, []), loader=SlowClose(context))
+    run = asyncio.ensure_future(run_stages(stages, context))
+    await closing.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError) as stopped:
+        await run
+    assert outcome_of(stopped.value) == f"{context.trend_date} was committed for movie/day; the run was stopped after"

@@ -70,7 +70,7 @@ def render(report: rm.Report) -> str:
     ]
     for part in parts:
         if several:
-            lines += [f"#### {part.feed.label.capitalize()}", ""]
+            lines += [f"#### {rm.feed_heading(part.feed)}", ""]
         if isinstance(part, rm.FailedSection):
             lines += rm.failed_lines(part)
             continue

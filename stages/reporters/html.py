@@ -124,7 +124,7 @@ def _section(section: rm.FeedSection, svg: str | None, *, several: bool) -> list
     slug = section.feed.slug
     parts = [f'<section class="feed" id="feed-{_e(slug)}">']
     if several:
-        parts.append(f"<h2>{_e(section.feed.label.capitalize())}</h2>")
+        parts.append(f"<h2>{_e(rm.feed_heading(section.feed))}</h2>")
     parts.append(f"<h2>Rank over {len(model.dates)} days</h2>")
     if svg is not None:
         inline = _PROLOG.sub("", svg, count=1)
@@ -184,7 +184,7 @@ def _failed(failed: rm.FailedSection) -> list[str]:
     slug = failed.feed.slug
     parts = [
         f'<section class="feed failed" id="feed-{_e(slug)}">',
-        f"<h2>{_e(failed.feed.label.capitalize())}</h2>",
+        f"<h2>{_e(rm.feed_heading(failed.feed))}</h2>",
         f'<p class="note">Failed: {_e(failed.error)}</p>',
     ]
     if failed.outcome:

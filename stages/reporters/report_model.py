@@ -708,6 +708,11 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     return [*lines, ""]
 
 
+def feed_heading(feed: Feed) -> str:
+    """A feed's section heading: its label with a capital first letter (``Trending TV shows, today``)."""
+    return feed.label[:1].upper() + feed.label[1:]
+
+
 def failed_lines(failed: FailedSection) -> list[str]:
     """A failed feed's section body: the failure and what the lake kept for it, escaped."""
     lines = [f"**Failed:** {escape_markdown(failed.error) or NO_VALUE}", ""]

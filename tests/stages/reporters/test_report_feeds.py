@@ -127,41 +127,49 @@ async def test_a_three_feed_run_reports_three_complete_sections(
     assert [m for m in re.findall(r'<section class="feed[^"]*" id="feed-(\w+)"', page)] == ["movies", "tv", "people"]
 
 
+SPECS = [("movie/day", "title", "movies"), ("tv/day", "title", "tv"), ("person/day", "name", "people")]
+
+
+@pytest.mark.parametrize(("failing", "status"), [(1, 401), (0, 500)], ids=["tv-failed", "primary-failed"])
 async def test_a_failed_feed_shows_as_failed_and_the_others_are_complete(
-    tmdb_standin: StandinFactory, tmp_path: Path, summary: Path
+    tmdb_standin: StandinFactory, tmp_path: Path, summary: Path, failing: int, status: int
 ) -> None:
     from pipeline.runner import run_pipeline
 
-    standin = await tmdb_standin(token=TOKEN, total_pages=50, list_errors={"tv/day": 401})
+    spec, _, slug = SPECS[failing]
+    standin = await tmdb_standin(token=TOKEN, total_pages=50, list_errors={spec: status})
     result = await run_pipeline(config(standin, tmp_path, summary), trend_date=DAY1)
-    assert [f.feed.spec for f in result.failed] == ["tv/day"]
+    assert [f.feed.spec for f in result.failed] == [spec]
+    others = [n for n in range(3) if n != failing]
 
     text = (tmp_path / "LATEST_UPDATE.md").read_text(encoding="utf-8")
     sections = feed_sections(text)
     assert list(sections) == HEADINGS
-    assert "trending TV shows, today (failed)" in text
-    failed = sections[HEADINGS[1]]
-    assert failed.startswith(f"{HEADINGS[1]}\n\n**Failed:** ") and "HTTP 401" in failed
+    assert f"{HEADINGS[failing][3:].lower()} (failed)" in text.lower()
+    failed = sections[HEADINGS[failing]]
+    assert failed.startswith(f"{HEADINGS[failing]}\n\n**Failed:** ") and f"HTTP {status}" in failed
     assert "**The lake:** nothing was committed" in failed and "|" not in failed
-    for heading, spec, column in ((HEADINGS[0], "movie/day", "title"), (HEADINGS[2], "person/day", "name")):
-        body = sections[heading]
+    for n in others:
+        body = sections[HEADINGS[n]]
         top = tables(body)[0]
-        assert [row[1] for row in top[1:]] == [rm.escape_markdown(n) for n in top_names(result, spec, column)]
+        names = top_names(result, SPECS[n][0], SPECS[n][1])
+        assert [row[1] for row in top[1:]] == [rm.escape_markdown(name) for name in names]
         assert "first day in the lake" in body and "### Rank over" in body
 
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     validate(document, "top level")
-    movies, tv, people = document["sections"]
-    assert (movies["status"], tv["status"], people["status"]) == ("committed", "failed", "committed")
-    assert "HTTP 401" in tv["error"] and tv["outcome"].startswith("nothing was committed")
-    assert (tv["top"], tv["trend"], tv["total"]) == ([], None, None)
-    assert (len(movies["top"]), len(people["top"])) == (10, 10)
+    parts = document["sections"]
+    assert [p["status"] for p in parts] == ["failed" if n == failing else "committed" for n in range(3)]
+    assert f"HTTP {status}" in parts[failing]["error"] and parts[failing]["outcome"].startswith("nothing was committed")
+    assert (parts[failing]["top"], parts[failing]["trend"], parts[failing]["total"]) == ([], None, None)
+    assert [len(parts[n]["top"]) for n in others] == [10, 10]
+    assert document["top"] == parts[others[0]]["top"]  # the top level is the first committed feed's
 
     job = feed_sections(summary.read_text(encoding="utf-8"), "#### ")
-    assert "HTTP 401" in job["#### Trending TV shows, today"]
-    assert len(tables(job["#### Trending people, today"])[0]) == 11
+    assert f"HTTP {status}" in job[HEADINGS[failing].replace("## ", "#### ")]
+    assert [len(tables(job[HEADINGS[n].replace("## ", "#### ")])[0]) for n in others] == [11, 11]
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert '<section class="feed failed" id="feed-tv">' in page and "HTTP 401" in page
+    assert f'<section class="feed failed" id="feed-{slug}">' in page and f"HTTP {status}" in page
 
 
 # -- untrusted names and errors, without the network ---------------------------------------------
@@ -215,7 +223,7 @@ def _live(text: str) -> list[str]:
 HOSTILE = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=30)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(HOSTILE, min_size=3, max_size=3), department=HOSTILE, error=HOSTILE)
 async def test_hostile_names_and_errors_stay_inert_in_every_section(
     names: list[str], department: str, error: str

@@ -540,12 +540,14 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     def name(entry: Entry) -> str:
         return title_cell(entry) if section is None else section_title_cell(section, entry)
 
+    title = name_header(section)
+
     if not movement.compared:
         return [comparison_line(report, section), ""]
     lines = [comparison_line(report, section), "", f"{hashes} New in the top {n}", ""]
     if movement.new_in_top:
         lines += table(
-            ("Rank", "Title", "Before"),
+            ("Rank", title, "Before"),
             "rlr",
             ((str(e.rank), name(e), previous_label(e.previous_rank)) for e in movement.new_in_top),
         )
@@ -554,7 +556,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     lines += ["", f"{hashes} Biggest climbers", ""]
     if movement.climbers:
         lines += table(
-            ("Rank", "Title", "Before", "Change"),
+            ("Rank", title, "Before", "Change"),
             "rlrc",
             (
                 (str(e.rank), name(e), previous_label(e.previous_rank), movement_label(e, True))
@@ -566,7 +568,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     lines += ["", f"{hashes} Dropped out of the top {n}", ""]
     if movement.dropped:
         lines += table(
-            ("Before", "Title", "Now"),
+            ("Before", title, "Now"),
             "rlr",
             ((str(d.previous.rank), name(d.previous), previous_label(d.rank_now)) for d in movement.dropped),
         )
@@ -649,7 +651,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     model, n, hashes = section.trend, section.trend.top_n, "#" * level
     if model.latest is None or model.baseline is None:
         return ["There is no day in the lake a week or more before today: the week's lists start then.", ""]
-    base = model.baseline
+    base, title = model.baseline, name_header(section)
     gap = (section.day - base).days
     lines = [f"Today compared with {base.isoformat()}, {gap} days before (the latest day in the lake a week back).", ""]
 
@@ -662,7 +664,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     lines += [f"{hashes} Holding the top {n}", ""]
     if model.holding:
         lines += table(
-            ("Rank", "Title", "Streak", f"Days in the top {n}"),
+            ("Rank", title, "Streak", f"Days in the top {n}"),
             "rlrr",
             (
                 (str(t.rank), label_cell(t), streak_label(t.streak), f"{t.days_in_top} of {len(model.present)}")
@@ -681,7 +683,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     ]
     if model.rising:
         lines += table(
-            ("Rank", "Title", "Was", "Gain"),
+            ("Rank", title, "Was", "Gain"),
             "rlrc",
             ((str(t.rank), label_cell(t), was(t), trends.change_label(t.week_change)) for t in model.rising),
         )
@@ -690,7 +692,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     lines += ["", f"{hashes} New in the top {n} this week", ""]
     if model.new_this_week:
         lines += table(
-            ("Rank", "Title", f"On {base.isoformat()}"),
+            ("Rank", title, f"On {base.isoformat()}"),
             "rlr",
             ((str(t.rank), label_cell(t), was(t)) for t in model.new_this_week),
         )
@@ -699,13 +701,18 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     lines += ["", f"{hashes} Fell out of the top {n} this week", ""]
     if model.fell_out_this_week:
         lines += table(
-            (f"On {base.isoformat()}", "Title", "Now"),
+            (f"On {base.isoformat()}", title, "Now"),
             "rlr",
             ((was(t), label_cell(t), now(t)) for t in model.fell_out_this_week),
         )
     else:
         lines.append(f"No title fell out of the top {n} this week.")
     return [*lines, ""]
+
+
+def name_header(section: FeedSection | None) -> str:
+    """The column that names a row: ``Name`` for people, ``Title`` for titles."""
+    return "Name" if section is not None and section.feed.is_people else "Title"
 
 
 def feed_heading(feed: Feed) -> str:

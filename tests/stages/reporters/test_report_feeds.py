@@ -96,6 +96,7 @@ async def test_a_three_feed_run_reports_three_complete_sections(
         assert "### Movement since the previous day" in body and "### This week" in body
     people_top = tables(sections[HEADINGS[2]])[0]
     assert people_top[0][:3] == ["Rank", "Name", "Known for"]
+    assert "| Rank | Name | Before |" in sections[HEADINGS[2]] and "| Rank | Name |" not in sections[HEADINGS[0]]
     departments = {row[2] for row in people_top[1:]}
     assert departments <= {"Acting", "Directing", "Writing", "Production", rm.NO_VALUE} and len(departments) > 1
     # every feed's own movement: each fetch pushes a new title onto the top of the stand-in's lists

@@ -42,13 +42,17 @@ class GithubSummaryReporter(Reporter[GithubSummaryOptions]):
 
 
 def render(report: rm.Report) -> str:
-    """The compact Markdown summary."""
+    """The compact Markdown summary: the run's counters, then each feed's top N and movement."""
     result = report.result
     counters = result.counters
+    parts = report.parts
+    several = len(parts) > 1
+    heading = "trending, by feed" if several else result.feed.label
+    rows = sum(s.total for s in report.sections)
     lines = [
-        f"### TMDB {result.feed.label}: {result.trend_date.isoformat()}",
+        f"### TMDB {heading}: {result.trend_date.isoformat()}",
         "",
-        f"Run {report.run_time} · {report.total:,} rows · lake {rm.code_span(report.lake)}",
+        f"Run {report.run_time} · {rows:,} rows · lake {rm.code_span(report.lake)}",
         "",
         *rm.table(
             ("Pages", "Requests", "Retries", "Wall time"),
@@ -63,12 +67,16 @@ def render(report: rm.Report) -> str:
             ],
         ),
         "",
-        *rm.top_table(report, detailed=False),
-        "",
-        *rm.compact_movement(report),
-        f"_{rm.ATTRIBUTION}_",
-        "",
     ]
+    for part in parts:
+        if several:
+            lines += [f"#### {rm.feed_heading(part.feed)}", ""]
+        if isinstance(part, rm.FailedSection):
+            lines += rm.failed_lines(part)
+            continue
+        section = part if several else None
+        lines += [*rm.top_table(report, detailed=False, section=section), "", *rm.compact_movement(report, section)]
+    lines += [f"_{rm.ATTRIBUTION}_", ""]
     return "\n".join(lines)
 
 

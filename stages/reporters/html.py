@@ -100,11 +100,15 @@ def render(report: rm.Report, charts: dict[str, str | None] | None = None) -> st
         "</head>",
         "<body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">Run {_e(report.run_time)} · {report.total:,} titles · '
+        f'<p class="meta">Run {_e(report.run_time)} · {sum(s.total for s in report.sections):,} titles · '
         f"lake <code>{_e(report.lake)}</code></p>",
     ]
-    for section in report.sections:
-        parts += _section(section, (charts or {}).get(section.feed.slug), several=len(report.sections) > 1)
+    several = len(report.parts) > 1
+    for part in report.parts:
+        if isinstance(part, rm.FailedSection):
+            parts += _failed(part)
+        else:
+            parts += _section(part, (charts or {}).get(part.feed.slug), several=several)
     parts += [
         f"<footer><p>{_e(rm.ATTRIBUTION)}</p></footer>",
         f"<script>{SCRIPT}</script>",
@@ -120,7 +124,7 @@ def _section(section: rm.FeedSection, svg: str | None, *, several: bool) -> list
     slug = section.feed.slug
     parts = [f'<section class="feed" id="feed-{_e(slug)}">']
     if several:
-        parts.append(f"<h2>{_e(section.feed.label.capitalize())}</h2>")
+        parts.append(f"<h2>{_e(rm.feed_heading(section.feed))}</h2>")
     parts.append(f"<h2>Rank over {len(model.dates)} days</h2>")
     if svg is not None:
         inline = _PROLOG.sub("", svg, count=1)
@@ -174,6 +178,18 @@ def _section(section: rm.FeedSection, svg: str | None, *, several: bool) -> list
         parts.append("</div>")
     parts.append("</section>")
     return parts
+
+
+def _failed(failed: rm.FailedSection) -> list[str]:
+    slug = failed.feed.slug
+    parts = [
+        f'<section class="feed failed" id="feed-{_e(slug)}">',
+        f"<h2>{_e(rm.feed_heading(failed.feed))}</h2>",
+        f'<p class="note">Failed: {_e(failed.error)}</p>',
+    ]
+    if failed.outcome:
+        parts.append(f'<p class="note">The lake: {_e(failed.outcome)}</p>')
+    return [*parts, "</section>"]
 
 
 def _top_table(section: rm.FeedSection, slug: str) -> str:

@@ -34,6 +34,32 @@ FIELDS = (
     "climbers",
     "dropped",
     "trends",
+    "sections",
+)
+SECTION_FIELDS = (
+    "feed",
+    "status",
+    "error",
+    "outcome",
+    "compared_with",
+    "total",
+    "top",
+    "new_in_top",
+    "climbers",
+    "dropped",
+    "trend",
+)
+PERSON_FIELDS = (
+    "rank",
+    "media_type",
+    "id",
+    "name",
+    "known_for_department",
+    "popularity",
+    "profile_url",
+    "previous_rank",
+    "change",
+    "movement",
 )
 ENTRY_FIELDS = (
     "rank",
@@ -81,31 +107,89 @@ class JsonReporter(Reporter[JsonOptions]):
 def document(report: rm.Report) -> dict[str, Any]:
     """The JSON-ready document (see ``FIELDS``); the movement lists are empty on the first day.
 
-    ``trends`` holds one trend document per feed of the run (``pipeline.trends.trend_document``,
-    the same document ``history --format json`` prints under ``trend``).
+    The top-level ``compared_with`` to ``dropped`` are the first committed feed's (the primary
+    feed's when it committed). ``trends`` holds one trend document per committed feed
+    (``pipeline.trends.trend_document``, the same document ``history --format json`` prints under
+    ``trend``). ``sections`` holds one object per feed of the run, in its order (see ``SECTION_FIELDS``).
     """
-    movement = report.movement
-    previous = movement.previous_date
-    return {
+    first = report.sections[0] if report.sections else None
+    people = first is not None and first.feed.is_people
+    fields = {
         "schema_version": SCHEMA_VERSION,
         "run": report.result.to_dict(),
-        "compared_with": previous.isoformat() if previous else None,
+        **_movement(report.movement, people=people),
         "total": report.total,
         "top_n": report.top_n,
-        "top": [entry(e, movement.compared) for e in movement.top],
-        "new_in_top": [entry(e, movement.compared) for e in movement.new_in_top],
-        "climbers": [entry(e, movement.compared) for e in movement.climbers],
+        "trends": [trends.trend_document(s.trend) for s in report.sections],
+        "sections": [section(part) for part in report.parts],
+    }
+    return {name: fields[name] for name in FIELDS}
+
+
+def section(part: rm.FeedSection | rm.FailedSection) -> dict[str, Any]:
+    """One feed's section (see ``SECTION_FIELDS``): its movement and trend, or, when it failed, why."""
+    feed = {"media_type": part.feed.media_type, "time_window": part.feed.time_window}
+    if isinstance(part, rm.FailedSection):
+        return {
+            "feed": feed,
+            "status": "failed",
+            "error": part.error,
+            "outcome": part.outcome,
+            "compared_with": None,
+            "total": None,
+            "top": [],
+            "new_in_top": [],
+            "climbers": [],
+            "dropped": [],
+            "trend": None,
+        }
+    fields = {
+        "feed": feed,
+        "status": "committed",
+        "error": None,
+        "outcome": None,
+        **_movement(part.movement, people=part.feed.is_people),
+        "total": part.total,
+        "trend": trends.trend_document(part.trend),
+    }
+    return {name: fields[name] for name in SECTION_FIELDS}
+
+
+def _movement(movement: rm.Movement, *, people: bool) -> dict[str, Any]:
+    compared, previous = movement.compared, movement.previous_date
+    row = person if people else entry
+    name = "name" if people else "title"
+    return {
+        "compared_with": previous.isoformat() if previous else None,
+        "top": [row(e, compared) for e in movement.top],
+        "new_in_top": [row(e, compared) for e in movement.new_in_top],
+        "climbers": [row(e, compared) for e in movement.climbers],
         "dropped": [
             {
                 "media_type": d.previous.media_type,
                 "id": d.previous.id,
-                "title": d.previous.title,
+                name: d.previous.title,
                 "previous_rank": d.previous.rank,
                 "rank": d.rank_now,
             }
             for d in movement.dropped
         ],
-        "trends": [trends.trend_document(s.trend) for s in report.sections],
+    }
+
+
+def person(item: rm.Entry, compared: bool) -> dict[str, Any]:
+    """One top-N person as a JSON object (see ``PERSON_FIELDS``); strings are raw, not escaped."""
+    return {
+        "rank": item.rank,
+        "media_type": item.media_type,
+        "id": item.id,
+        "name": item.title,
+        "known_for_department": item.department or None,
+        "popularity": _finite(item.popularity),
+        "profile_url": item.poster_url or None,
+        "previous_rank": item.previous_rank,
+        "change": item.change,
+        "movement": item.movement(compared),
     }
 
 

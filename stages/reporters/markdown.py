@@ -57,26 +57,38 @@ class MarkdownReporter(Reporter[MarkdownOptions]):
 
 
 def render(report: rm.Report, charts: dict[str, str | None] | None = None, *, draw: bool = True) -> str:
-    """The full report's Markdown text; ``charts`` maps a feed's slug to its chart's file name (``None``: none)."""
+    """The full report's Markdown text; ``charts`` maps a feed's slug to its chart's file name (``None``: none).
+
+    A run of several feeds gets one ``##`` section per feed, in the run's order; a failed feed's
+    section says what failed and what the lake kept, and the other sections are written all the same.
+    """
     result = report.result
+    parts = report.parts
+    several = len(parts) > 1
+    heading = "trending, by feed" if several else result.feed.label
     lines = [
-        f"# TMDB {result.feed.label}: {result.trend_date.isoformat()}",
+        f"# TMDB {heading}: {result.trend_date.isoformat()}",
         "",
         f"- **Run:** {report.run_time}",
-        f"- **Feed:** {', '.join(s.feed.label for s in report.sections) or result.feed.label}",
-        f"- **Rows:** {report.total:,}",
+        f"- **Feed:** {', '.join(feed_name(p) for p in parts) or result.feed.label}",
+        f"- **Rows:** {sum(s.total for s in report.sections):,}",
         f"- **Lake:** {rm.code_span(report.lake)}",
         "",
     ]
-    several = len(report.sections) > 1
-    for section in report.sections:
+    for part in parts:
         if several:
-            lines += [f"## {section.feed.label.capitalize()}", ""]
-        lines += render_section(
-            report, section, (charts or {}).get(section.feed.slug), draw=draw, level=3 if several else 2
-        )
+            lines += [f"## {rm.feed_heading(part.feed)}", ""]
+        if isinstance(part, rm.FailedSection):
+            lines += rm.failed_lines(part)
+            continue
+        lines += render_section(report, part, (charts or {}).get(part.feed.slug), draw=draw, level=3 if several else 2)
     lines += ["---", "", f"_{rm.ATTRIBUTION}_", ""]
     return "\n".join(lines)
+
+
+def feed_name(part: rm.FeedSection | rm.FailedSection) -> str:
+    """The feed's label in the header, marked when it failed."""
+    return f"{part.feed.label} (failed)" if isinstance(part, rm.FailedSection) else part.feed.label
 
 
 def render_section(

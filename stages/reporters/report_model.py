@@ -10,6 +10,7 @@ has one.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -24,7 +25,7 @@ from pipeline import trends
 from pipeline.errors import ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
-from pipeline.stage import Feed, LakeReader, RunLake, RunResult
+from pipeline.stage import Feed, FeedResult, LakeReader, RunLake, RunResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,6 +73,8 @@ class Entry:
     poster_url: str
     media_type: str = "movie"
     previous_rank: int | None = None
+    department: str = ""
+    """A person's ``known_for_department`` (people feeds; empty for titles)."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -129,8 +132,21 @@ class FeedSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class FailedSection:
+    """A feed of the run that failed: nothing of it is read back, its section says why and what the lake kept."""
+
+    feed: Feed
+    error: str
+    outcome: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Report:
-    """Everything a reporter renders for one run: one section per feed (a run of one feed has one)."""
+    """Everything a reporter renders for one run: one section per feed (a run of one feed has one).
+
+    ``total`` and ``movement`` are the first committed feed's (the primary feed's when it
+    committed): what a one-feed report shows. ``failed`` holds the feeds that failed.
+    """
 
     result: RunResult
     lake: str
@@ -138,11 +154,19 @@ class Report:
     top_n: int
     movement: Movement
     sections: tuple[FeedSection, ...] = ()
+    failed: tuple[FailedSection, ...] = ()
 
     @property
     def run_time(self) -> str:
         """The run's start in UTC, the one line allowed to differ between reruns of a day."""
         return self.result.started_at.astimezone(dt.UTC).strftime(RUN_TIME_FORMAT)
+
+    @property
+    def parts(self) -> tuple[FeedSection | FailedSection, ...]:
+        """Every feed's section, committed or failed, in the run's order of feeds."""
+        order = {r.feed: n for n, r in enumerate(self.result.feeds)}
+        both: list[FeedSection | FailedSection] = [*self.sections, *self.failed]
+        return tuple(sorted(both, key=lambda part: order.get(part.feed, len(order))))
 
 
 _ENTRY_COLUMNS = (
@@ -159,10 +183,19 @@ _ENTRY_COLUMNS = (
 )
 
 
+_PERSON_COLUMNS = ("rank", "id", "name", "popularity", "profile_url", "media_type", "known_for_department")
+
+
 def entries(frame: pd.DataFrame) -> list[Entry]:
-    """The frame's rows as entries, best rank first, one per ``(media_type, id)`` (the best-ranked copy wins)."""
+    """The frame's rows as entries, best rank first, one per ``(media_type, id)`` (the best-ranked copy wins).
+
+    People (the people schema: ``name``, no ``title``) become entries with their name as the
+    title, their profile as the picture and their ``known_for_department``.
+    """
     if frame.empty:
         return []
+    if "title" not in frame.columns and "name" in frame.columns:
+        return _person_entries(frame)
     ordered = trends.best_ranks(frame, _ENTRY_COLUMNS)
     # Column by column, not to_dict("records"): a dict per row of a 10,000-row day cost ~6 MB of peak RSS.
     columns = zip(*(ordered[name].tolist() for name in _ENTRY_COLUMNS), strict=True)
@@ -193,6 +226,30 @@ def _entry(
         poster_url=_text(poster_url),
         media_type=_text(media_type),
     )
+
+
+def _person_entries(frame: pd.DataFrame) -> list[Entry]:
+    present = [c for c in _PERSON_COLUMNS if c in frame.columns]
+    ordered = trends.best_ranks(frame, present)
+    values = {name: ordered[name].tolist() if name in present else [None] * len(ordered) for name in _PERSON_COLUMNS}
+    return [
+        Entry(
+            rank=int(rank),
+            id=int(tmdb_id),
+            title=_text(name),
+            release_date="",
+            genres="",
+            popularity=_number(score),
+            vote_average=math.nan,
+            vote_count=0,
+            poster_url=_text(profile),
+            media_type=_text(media_type) or "person",
+            department=_text(department),
+        )
+        for rank, tmdb_id, name, score, profile, media_type, department in zip(
+            *(values[name] for name in _PERSON_COLUMNS), strict=True
+        )
+    ]
 
 
 def distinct_titles(frame: pd.DataFrame) -> int:
@@ -266,14 +323,24 @@ async def feed_section(
 
 
 async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
-    section = await feed_section(lake, result.feed, result.trend_date, options, stage=stage)
+    """One section per committed feed of the run (read concurrently), one failed section per failed feed."""
+    feeds = result.feeds or [FeedResult(result.feed, status="committed")]
+    committed = [f.feed for f in feeds if f.ok]
+    failed = tuple(FailedSection(f.feed, f.error or "failed", f.outcome) for f in feeds if not f.ok)
+    if not committed:
+        raise ReportError("no feed of the run was committed: there is nothing to report", stage=stage)
+    sections = await asyncio.gather(
+        *(feed_section(lake, feed, result.trend_date, options, stage=stage) for feed in committed)
+    )
+    first = sections[0]
     return Report(
         result=result,
         lake=safe_location(lake.describe()),
-        total=section.total,
+        total=first.total,
         top_n=options.top,
-        movement=section.movement,
-        sections=(section,),
+        movement=first.movement,
+        sections=tuple(sections),
+        failed=failed,
     )
 
 
@@ -355,9 +422,9 @@ def title_cell(entry: Entry) -> str:
     return escape_markdown(entry.title) or NO_VALUE
 
 
-def comparison_line(report: Report) -> str:
-    """One sentence on what today is compared with."""
-    previous = report.movement.previous_date
+def comparison_line(report: Report, section: FeedSection | None = None) -> str:
+    """One sentence on what today is compared with (for ``section``'s feed, else the report's first)."""
+    previous = (section or report).movement.previous_date
     if previous is None:
         return "This is the first day in the lake: there is no earlier day to compare with."
     gap = (report.result.trend_date - previous).days
@@ -380,8 +447,36 @@ def table(header: Sequence[str], align: str, rows: Iterable[Sequence[str]]) -> l
 
 
 def top_table(report: Report, *, detailed: bool = True, section: FeedSection | None = None) -> list[str]:
-    """Today's top N; ``detailed`` adds year, genres and rating; a ``section`` adds its trend columns."""
-    compared = report.movement.compared
+    """Today's top N; ``detailed`` adds year, genres and rating; a ``section`` adds its trend columns.
+
+    A section of people shows each person's name and department instead of a title's year, genres and rating.
+    """
+    compared = (section or report).movement.compared
+    if section is not None and section.feed.is_people:
+        return table(
+            ("Rank", "Name", "Known for", "Popularity", "Movement", f"{trends.WEEK} days", "Week", "Streak"),
+            "rllrcllr",
+            (
+                (
+                    str(e.rank),
+                    section_title_cell(section, e),
+                    escape_markdown(e.department) or NO_VALUE,
+                    popularity(e.popularity),
+                    movement_label(e, compared),
+                    *trend_cells(section, e),
+                )
+                for e in section.movement.top
+            ),
+        )
+    if section is not None and not detailed:
+        return table(
+            ("Rank", "Title", "Popularity", "Movement"),
+            "rlrc",
+            (
+                (str(e.rank), title_cell(e), popularity(e.popularity), movement_label(e, compared))
+                for e in section.movement.top
+            ),
+        )
     if section is not None:
         return table(
             (
@@ -445,12 +540,14 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     def name(entry: Entry) -> str:
         return title_cell(entry) if section is None else section_title_cell(section, entry)
 
+    title = name_header(section)
+
     if not movement.compared:
-        return [comparison_line(report), ""]
-    lines = [comparison_line(report), "", f"{hashes} New in the top {n}", ""]
+        return [comparison_line(report, section), ""]
+    lines = [comparison_line(report, section), "", f"{hashes} New in the top {n}", ""]
     if movement.new_in_top:
         lines += table(
-            ("Rank", "Title", "Before"),
+            ("Rank", title, "Before"),
             "rlr",
             ((str(e.rank), name(e), previous_label(e.previous_rank)) for e in movement.new_in_top),
         )
@@ -459,7 +556,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     lines += ["", f"{hashes} Biggest climbers", ""]
     if movement.climbers:
         lines += table(
-            ("Rank", "Title", "Before", "Change"),
+            ("Rank", title, "Before", "Change"),
             "rlrc",
             (
                 (str(e.rank), name(e), previous_label(e.previous_rank), movement_label(e, True))
@@ -471,7 +568,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     lines += ["", f"{hashes} Dropped out of the top {n}", ""]
     if movement.dropped:
         lines += table(
-            ("Before", "Title", "Now"),
+            ("Before", title, "Now"),
             "rlr",
             ((str(d.previous.rank), name(d.previous), previous_label(d.rank_now)) for d in movement.dropped),
         )
@@ -480,11 +577,11 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     return [*lines, ""]
 
 
-def compact_movement(report: Report) -> list[str]:
-    """The three movement sections as one paragraph each, for the Actions summary."""
-    movement, n = report.movement, report.top_n
+def compact_movement(report: Report, section: FeedSection | None = None) -> list[str]:
+    """The three movement sections as one paragraph each, for the Actions summary (of ``section``'s feed)."""
+    movement, n = (section or report).movement, report.top_n
     if not movement.compared:
-        return [comparison_line(report), ""]
+        return [comparison_line(report, section), ""]
 
     def joined(items: list[str]) -> str:
         return " · ".join(items) if items else "none"
@@ -499,7 +596,7 @@ def compact_movement(report: Report) -> list[str]:
     up = [f"{title_cell(e)} {movement_label(e, True)} (now {e.rank})" for e in movement.climbers]
     out = [f"{title_cell(d.previous)} (was {d.previous.rank}, {went_to(d.rank_now)})" for d in movement.dropped]
     return [
-        comparison_line(report),
+        comparison_line(report, section),
         "",
         f"**New in the top {n}:** {joined(new)}",
         "",
@@ -554,7 +651,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     model, n, hashes = section.trend, section.trend.top_n, "#" * level
     if model.latest is None or model.baseline is None:
         return ["There is no day in the lake a week or more before today: the week's lists start then.", ""]
-    base = model.baseline
+    base, title = model.baseline, name_header(section)
     gap = (section.day - base).days
     lines = [f"Today compared with {base.isoformat()}, {gap} days before (the latest day in the lake a week back).", ""]
 
@@ -567,7 +664,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     lines += [f"{hashes} Holding the top {n}", ""]
     if model.holding:
         lines += table(
-            ("Rank", "Title", "Streak", f"Days in the top {n}"),
+            ("Rank", title, "Streak", f"Days in the top {n}"),
             "rlrr",
             (
                 (str(t.rank), label_cell(t), streak_label(t.streak), f"{t.days_in_top} of {len(model.present)}")
@@ -586,7 +683,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     ]
     if model.rising:
         lines += table(
-            ("Rank", "Title", "Was", "Gain"),
+            ("Rank", title, "Was", "Gain"),
             "rlrc",
             ((str(t.rank), label_cell(t), was(t), trends.change_label(t.week_change)) for t in model.rising),
         )
@@ -595,7 +692,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     lines += ["", f"{hashes} New in the top {n} this week", ""]
     if model.new_this_week:
         lines += table(
-            ("Rank", "Title", f"On {base.isoformat()}"),
+            ("Rank", title, f"On {base.isoformat()}"),
             "rlr",
             ((str(t.rank), label_cell(t), was(t)) for t in model.new_this_week),
         )
@@ -604,13 +701,31 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     lines += ["", f"{hashes} Fell out of the top {n} this week", ""]
     if model.fell_out_this_week:
         lines += table(
-            (f"On {base.isoformat()}", "Title", "Now"),
+            (f"On {base.isoformat()}", title, "Now"),
             "rlr",
             ((was(t), label_cell(t), now(t)) for t in model.fell_out_this_week),
         )
     else:
         lines.append(f"No title fell out of the top {n} this week.")
     return [*lines, ""]
+
+
+def name_header(section: FeedSection | None) -> str:
+    """The column that names a row: ``Name`` for people, ``Title`` for titles."""
+    return "Name" if section is not None and section.feed.is_people else "Title"
+
+
+def feed_heading(feed: Feed) -> str:
+    """A feed's section heading: its label with a capital first letter (``Trending TV shows, today``)."""
+    return feed.label[:1].upper() + feed.label[1:]
+
+
+def failed_lines(failed: FailedSection) -> list[str]:
+    """A failed feed's section body: the failure and what the lake kept for it, escaped."""
+    lines = [f"**Failed:** {escape_markdown(failed.error) or NO_VALUE}", ""]
+    if failed.outcome:
+        lines += [f"**The lake:** {escape_markdown(failed.outcome)}", ""]
+    return lines
 
 
 def gaps_line(section: FeedSection) -> list[str]:

@@ -30,6 +30,8 @@ SCHEMAS = {
     "run": documented("#### JSON: run"),
     "entries": documented("#### JSON: entry"),
     "dropped": documented("#### JSON: dropped"),
+    "sections": documented("#### JSON: section"),
+    "person": documented("#### JSON: person"),
     "trends": documented("#### JSON: trend"),
     "trend": documented("#### JSON: trend"),
     "trend days": documented("#### JSON: trend day"),
@@ -83,6 +85,8 @@ def test_the_readme_documents_every_field_the_code_writes() -> None:
     assert list(SCHEMAS["top level"]) == list(json_report.FIELDS)
     assert list(SCHEMAS["entries"]) == list(json_report.ENTRY_FIELDS)
     assert list(SCHEMAS["dropped"]) == list(json_report.DROPPED_FIELDS)
+    assert list(SCHEMAS["sections"]) == list(json_report.SECTION_FIELDS)
+    assert list(SCHEMAS["person"]) == list(json_report.PERSON_FIELDS)
     assert list(SCHEMAS["trend"]) == list(trends.TREND_FIELDS)
     assert list(SCHEMAS["trend titles"]) == list(trends.TITLE_FIELDS)
     assert all(SCHEMAS.values())

@@ -289,3 +289,42 @@ def test_a_key_confine_accepts_never_leaves_its_zone(text: str, prefix: str, zon
         resolved = os.path.normpath(f"/lake/{confined}")
         assert resolved.startswith(f"/lake/{root}/"), key
         assert "%" not in confined and "\\" not in confined and "\x00" not in confined
+
+
+def test_a_dead_runs_lock_whose_superseded_version_lies_outside_is_never_acted_on(
+    lake: Path, tmp_path: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """A roll-forward deletes the version the lock says was superseded: that key is confined too."""
+    victim = tmp_path / "victim.csv"
+    victim.write_bytes(VICTIM)
+    manifest = lake / LAYOUT.key("manifest", DAY, FEED)
+    document = json.loads(manifest.read_text(encoding="utf-8"))
+    lock = dead_lock(lake, DAY, (), previous=str(victim))
+    document["run_id"] = "deadrun"  # the dead run had committed: the next run would roll it forward
+    manifest.write_text(json.dumps(document), encoding="utf-8")
+    check = run_cli("repair", "--config", local_config(tmp_path, lake), "--check")
+    assert check.returncode == 1 and f"refusing the lock record {lock}" in check.stdout + check.stderr
+    run_cli("repair", "--config", local_config(tmp_path, lake))
+    assert victim.read_bytes() == VICTIM and lock.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ({"protocol": None}, "is not a protocol 2 manifest (protocol None)"),
+        ({"trend_date": "someday"}, "it does not say which day and feed it commits"),
+        ({"trend_date": "2026-11-24"}, "it commits 2026-11-24 movies, which is stored elsewhere"),
+    ],
+)
+def test_a_manifest_that_is_not_its_own_days_is_refused_by_readers_and_repair(
+    lake: Path, tmp_path: Path, run_cli: Callable[..., CliResult], edit: dict[str, Any], said: str
+) -> None:
+    published = lake / LAYOUT.key("cleaned", DAY, FEED)
+    good = published.read_bytes()
+    manifest = edit_manifest(lake, lambda document: document.update(edit))
+    check = run_cli("repair", "--config", local_config(tmp_path, lake), "--check")
+    assert check.returncode == 1 and said in check.stdout, check.stdout
+    assert str(manifest) in check.stdout
+    history = run_cli("history", "--config", local_config(tmp_path, lake), "--date", DAY.isoformat(), "--days", "1")
+    assert said in history.stdout + history.stderr or history.returncode != 0
+    assert published.read_bytes() == good

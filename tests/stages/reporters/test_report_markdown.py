@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -41,6 +42,8 @@ class SampleRun:
     summary: str
     full: str
     result: RunResult
+    folder: Path
+    """Where the lake of the two runs is (its ``lake`` folder), for a test that runs again on it."""
     titles: list[str]
 
 
@@ -50,22 +53,31 @@ def lake_titles(day: dt.date) -> list[str]:
     return [str(t) for t in schema.read_csv_bytes(data)["title"]]
 
 
-@pytest.fixture
-async def sample_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SampleRun:
-    """Replay both sample days into a local lake at ``lake`` (relative, so the report is path-independent)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    await run_day(DAY1, SAMPLE / DAY1.isoformat(), LAKE, [MARKDOWN, SUMMARY])
-    summary = tmp_path / "step-summary.md"
-    monkeypatch.setenv(ENV_VAR, str(summary))
-    result = await run_day(DAY2, SAMPLE / DAY2.isoformat(), LAKE, [MARKDOWN, FULL, SUMMARY])
-    return SampleRun(
-        report=(tmp_path / "LATEST_UPDATE.md").read_text(encoding="utf-8"),
-        summary=summary.read_text(encoding="utf-8"),
-        full=(tmp_path / "FULL_LIST.md").read_text(encoding="utf-8"),
-        result=result,
-        titles=lake_titles(DAY2),
-    )
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
+    """Replay both sample days into a local lake at ``lake`` (relative, so the report is path-independent).
+
+    Once for the module: every test only reads what the two runs wrote (each run draws the report's chart).
+    """
+    folder = tmp_path_factory.mktemp("sample-run")
+    with pytest.MonkeyPatch.context() as env:
+        env.chdir(folder)
+        env.delenv(ENV_VAR, raising=False)
+
+        async def both_days() -> RunResult:
+            await run_day(DAY1, SAMPLE / DAY1.isoformat(), LAKE, [MARKDOWN, SUMMARY])
+            env.setenv(ENV_VAR, str(folder / "step-summary.md"))
+            return await run_day(DAY2, SAMPLE / DAY2.isoformat(), LAKE, [MARKDOWN, FULL, SUMMARY])
+
+        result = asyncio.run(both_days())
+        return SampleRun(
+            report=(folder / "LATEST_UPDATE.md").read_text(encoding="utf-8"),
+            summary=(folder / "step-summary.md").read_text(encoding="utf-8"),
+            full=(folder / "FULL_LIST.md").read_text(encoding="utf-8"),
+            result=result,
+            titles=lake_titles(DAY2),
+            folder=folder,
+        )
 
 
 def test_report_matches_its_golden_file(sample_run: SampleRun) -> None:
@@ -141,7 +153,10 @@ def _escaped(text: str, index: int) -> bool:
     return backslashes % 2 == 1
 
 
-async def test_same_day_and_data_give_the_same_report_but_the_run_time(sample_run: SampleRun) -> None:
+async def test_same_day_and_data_give_the_same_report_but_the_run_time(
+    sample_run: SampleRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(sample_run.folder)
     await run_day(DAY2, SAMPLE / DAY2.isoformat(), LAKE, [MARKDOWN])
     again = Path("LATEST_UPDATE.md").read_text(encoding="utf-8")
     first, second = sample_run.report.splitlines(), again.splitlines()

@@ -92,16 +92,14 @@ class Lake:
             where = self.locate(self.layout.key("cleaned", day, feed))
             raise LoadError(f"cannot read {where} as {fmt}: {exc}", stage=self.stage) from exc
 
-    async def publish(self, entry: Manifest) -> bool:
-        """Make the cleaned key hold the manifest's version; ``True`` if it had to be copied."""
+    async def publish(self, entry: Manifest) -> None:
+        """Make the cleaned key hold the manifest's version (copied only when its SHA-256 differs)."""
         seed, version = entry.cleaned.get("key"), entry.version_key
         if not seed or not version:
-            return False
+            return
         stored = await self.store.get_object(str(seed))
-        if stored is not None and sha256(stored.data) == entry.cleaned.get("sha256"):
-            return False
-        await self.store.copy_object(version, str(seed))
-        return True
+        if stored is None or sha256(stored.data) != entry.cleaned.get("sha256"):
+            await self.store.copy_object(version, str(seed))
 
 
 def sha256(data: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import re
 from typing import TYPE_CHECKING
 
@@ -19,17 +20,23 @@ if TYPE_CHECKING:
     from pipeline.stage import Check
 
 CORE_MODULES = ("yaml", "pydantic", "pandas")
-"""What every config-reading command imports: its absence means the wrong Python, not a bad stage."""
+"""What every config-reading command needs: its absence means the wrong Python, not a bad stage."""
+FOUND_ONLY = frozenset({"pandas"})
+"""Core modules that are looked up, not imported: a run imports pandas (0.5 s or more) off the event
+loop, while its first pages are already in flight, not before its first request."""
 NOT_INSTALLED = "the project's dependencies are not installed in this Python"
 HOW_TO_FIX = "run `make run` or use `.venv/bin/python`"
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def require_core(modules: tuple[str, ...] = CORE_MODULES) -> None:
-    """Import ``modules``; ``DependencyError`` with the one line to print if one cannot be imported."""
+    """Import ``modules`` (look up those of ``FOUND_ONLY``); ``DependencyError`` with the line to print if one fails."""
     for module in modules:
         try:
-            importlib.import_module(module)
+            if module not in FOUND_ONLY:
+                importlib.import_module(module)
+            elif importlib.util.find_spec(module) is None:
+                raise ModuleNotFoundError(f"No module named {module!r}", name=module)
         except ImportError as exc:
             raise DependencyError(f"{NOT_INSTALLED} ({exc}); {HOW_TO_FIX}") from None
 

@@ -17,13 +17,24 @@ NOT_INSTALLED = (
 
 
 def shim(tmp_path: Path, name: str) -> dict[str, str]:
-    """A ``PYTHONPATH`` whose ``name`` package fails to import, as on a Python without it."""
-    package = tmp_path / "shim" / name
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(
-        f"raise ImportError('No module named {name} (hidden by a test shim)', name={name!r})\n", encoding="utf-8"
+    """A ``PYTHONPATH`` that hides the ``name`` package, as on a Python without it.
+
+    A ``sitecustomize`` puts a finder first on ``sys.meta_path`` that refuses ``name``: both importing it and
+    looking it up (``importlib.util.find_spec``, which ``require_core`` uses for pandas) fail.
+    """
+    folder = tmp_path / "shim"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Hide:\n"
+        "    def find_spec(self, fullname, path=None, target=None):\n"
+        f"        if fullname == {name!r}:\n"
+        f"            raise ModuleNotFoundError('No module named {name} (hidden by a test shim)', name={name!r})\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Hide())\n",
+        encoding="utf-8",
     )
-    return {"PYTHONPATH": str(tmp_path / "shim"), "LAKE_ROOT": str(tmp_path / "lake")}
+    return {"PYTHONPATH": str(folder), "LAKE_ROOT": str(tmp_path / "lake")}
 
 
 @pytest.mark.parametrize("command", ["run", "check"])
@@ -39,7 +50,7 @@ def test_check_names_a_stage_dependency_that_does_not_import(tmp_path: Path) -> 
     assert done.returncode == 1, done.stderr
     failed = [line for line in done.stdout.splitlines() if " dependencies " in line and not line.startswith("✓")]
     assert len(failed) == 6  # replay, standardize, local, markdown, html and github-summary: one distribution
-    assert "tenacity: ImportError: No module named tenacity (hidden by a test shim)" in failed[0]
+    assert "tenacity: ModuleNotFoundError: No module named tenacity (hidden by a test shim)" in failed[0]
     assert failed[0].endswith("run `make run` or use `.venv/bin/python`")
 
 

@@ -10,12 +10,15 @@ Python without them fails at ``check``, not halfway through a run.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_python
+from tests.support.cli import ROOT, clean_env, run_python
+from tests.support.fixtures_tmdb import StandinFactory
 
 HEAVY = ("pandas", "pyarrow", "aiohttp", "aioboto3")
 NETWORK = ("asyncio", "ssl", "socket")  # --help never uses them
@@ -122,14 +125,45 @@ def test_check_imports_every_configured_stage_dependency(
     assert all(line.startswith("✓") and "pandas" in line for line in dependencies)
 
 
-def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
-    """Proves the probe is live: running the demo (dry) does import pandas."""
-    [(code, loaded, out)] = probe(
-        ("run", "--config", "config/demo.yml", "--date", "2026-11-25", "--dry-run"), env={"LAKE_ROOT": str(tmp_path)}
-    )
+# Wraps aiohttp's request method, then runs main(): which heavy modules were loaded when the first request left, and
+# at exit (which proves the probe sees them: the run cleans its pages with pandas).
+FIRST_REQUEST_PROBE = f"""
+import json, sys
+import aiohttp.client
+send = aiohttp.client.ClientSession._request
+first = []
+async def _request(self, *args, **kwargs):
+    if not first:
+        first.append([m for m in {HEAVY!r} if m in sys.modules])
+    return await send(self, *args, **kwargs)
+aiohttp.client.ClientSession._request = _request
+import pipeline.cli
+code = pipeline.cli.main(sys.argv[1:])
+print("FIRST=" + json.dumps([code, first, [m for m in {HEAVY!r} if m in sys.modules]]), flush=True)
+"""
 
-    assert code == 0, out
-    assert "pandas" in loaded
+
+async def test_a_run_sends_its_first_request_before_it_imports_pandas(
+    tmp_path: Path, tmdb_standin: StandinFactory
+) -> None:
+    """Issue 21: pandas (0.5 s or more) loads in the transformer's thread while the first pages are in flight."""
+    standin = await tmdb_standin(total_pages=2)
+    argv = [
+        "run", "-q", "--config", "config/pipeline.yml", "--set", "extractor.options.feeds=[movie/day]",
+        "--set", "extractor.options.pages=2", "--set", "reporter=[]",
+    ]  # fmt: skip
+    env = clean_env({"TMDB_ACCESS_TOKEN": "startup-probe-token", "TMDB_BASE_URL": standin.base_url})
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FIRST_REQUEST_PROBE, *argv, "--set", f"loader.options.root={tmp_path / 'lake'}",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(child.communicate(), timeout=50)
+    [line] = [line for line in out.decode().splitlines() if line.startswith("FIRST=")]
+    code, first, at_exit = json.loads(line.removeprefix("FIRST="))
+
+    assert code == 0, err.decode()
+    assert first == [["aiohttp"]]
+    assert {"pandas", "aiohttp"} <= set(at_exit)
 
 
 def test_every_public_name_of_the_package_resolves() -> None:

@@ -23,27 +23,13 @@ import resource
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from standin_process import standin_process
+from standin_process import configure, standin_process, standin_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _post(url: str, document: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        url, data=json.dumps(document).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
-def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return dict(json.loads(response.read()))
 
 
 async def _extract(base_url: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +53,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     logging.basicConfig(level=logging.ERROR)
     os.environ.setdefault("TMDB_ACCESS_TOKEN", "benchmark-token")
     base_url = spec["base_url"]
-    _post(f"{base_url}/_standin/config", spec["standin"])
+    configure(base_url, spec["standin"])
     outcome = asyncio.run(_extract(base_url, spec["options"]))
-    stats = _get(f"{base_url}/_standin/stats")
+    stats = standin_stats(base_url)
     # ru_maxrss is in KiB on Linux (bytes on macOS).
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mib = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

@@ -24,34 +24,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from standin_process import standin_process
+from standin_process import configure, standin_process, standin_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "benchmark-token"
-
-
-def _post(url: str, document: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        url, data=json.dumps(document).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
-def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return dict(json.loads(response.read()))
 
 
 def run_once(
     base_url: str, feeds: list[str], pages: int, rate: float, cap: float, latency: float, *, report: bool = True
 ) -> dict[str, Any]:
     """One whole-process run; its wall time split by the stand-in's arrivals, and its peak RSS."""
-    _post(f"{base_url}/_standin/config", {"latency": latency, "rate_cap": cap, "total_pages": 500})
+    configure(base_url, {"latency": latency, "rate_cap": cap, "total_pages": 500})
     with tempfile.TemporaryDirectory(prefix="feeds-bench-") as scratch:
         argv = [
             sys.executable,
@@ -81,7 +67,7 @@ def run_once(
         out, err = child.communicate()
         if child.returncode != 0:
             raise RuntimeError(f"run failed ({child.returncode}):\n{err.decode()[-3000:]}")
-    stats = _get(f"{base_url}/_standin/stats")
+    stats = standin_stats(base_url)
     rss_mib = usage.ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else usage.ru_maxrss / 1024
     return {
         "wall": ended - started,

@@ -9,6 +9,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,3 +30,21 @@ def standin_process(
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def configure(base_url: str, config: Mapping[str, Any]) -> None:
+    """Replace the running stand-in's ``StandinConfig`` (its ``/_standin/config`` endpoint)."""
+    request = urllib.request.Request(
+        f"{base_url}/_standin/config",
+        data=json.dumps(dict(config)).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def standin_stats(base_url: str) -> dict[str, Any]:
+    """What the stand-in saw since it was last configured (its ``/_standin/stats`` endpoint)."""
+    with urllib.request.urlopen(f"{base_url}/_standin/stats", timeout=10) as response:
+        return dict(json.loads(response.read()))

@@ -45,7 +45,7 @@ async def _extract(base_url: str, options: dict[str, Any]) -> dict[str, Any]:
         async for _batch in extractor.batches():
             pages += 1
     wall = time.perf_counter() - started
-    return {"pages": pages, "wall": wall, "counters": dict(extractor.counters)}
+    return {"pages": pages, "wall": wall, "counters": dict(extractor.statistics())}
 
 
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:

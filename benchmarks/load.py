@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +84,19 @@ class SyntheticExtractor(Extractor[NoOptions]):
     def __init__(self, context: RunContext, pages: int) -> None:
         super().__init__(NoOptions(), context, name="synthetic")
         self.pages = pages
+        self._made = 0
 
     @property
     def feed(self) -> Feed:
         return FEED
 
+    def statistics(self, feed: Feed | None = None) -> Mapping[str, float]:
+        return {"pages": self._made}
+
     async def batches(self) -> AsyncIterator[Batch]:
         now = dt.datetime.now(dt.UTC)
         for number in range(1, self.pages + 1):
-            self.counters["pages"] += 1
+            self._made += 1
             yield Batch(page=number, payload=synthetic_page(number), feed=FEED, extracted_at=now)
 
 

@@ -257,13 +257,15 @@ async def _run_stages(
             await _run_feed(stages, context, result.feeds[0], timings, reuse_raw=reuse_raw)
         else:
             await _run_feeds(stages, context, result.feeds, timings)
-        _summarise(result, extractor, timings)
+        async with _blame(extractor, timings, "extract"):  # every feed's batches have ended: the run's, read once
+            result.counters = dict(sorted(extractor.statistics().items()))
+        _summarise(result, timings)
         committed = [feed for feed in result.feeds if feed.ok]
         if committed and not context.dry_run:
             primary_loader = stages.for_feed(result.feed)[1]
             lake = RunLake(primary_loader if isinstance(primary_loader, LakeReader) else None, result.lake)
             await _report(stages.reporters, result, lake, timings)
-        _summarise(result, extractor, timings, keep_outputs=True)
+        _summarise(result, timings, keep_outputs=True)
     logger.info(
         "run %s done: %d rows, %d pages, %.2fs, dropped %s%s",
         context.run_id,
@@ -319,7 +321,6 @@ async def _run_feed(
             return
         try:
             await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, days, reuse_raw)
-            _finish_feed(feed_result, stages.extractor, transformer, timings)
             async with _blame(loader, timings, "load"):
                 info = _commit_info(context, feed_result, transformer)
                 committed = await days[0].commit(info)
@@ -340,7 +341,7 @@ async def _run_feed(
             feed_result.error = _one_line(exc)
             logger.warning("%s failed: %s", feed.spec, feed_result.describe_failure())
     finally:
-        _finish_feed(feed_result, stages.extractor, transformer, timings)
+        feed_result.timings = dict(timings)
         for key, seconds in timings.items():
             run_timings[key] += seconds
 
@@ -362,45 +363,41 @@ async def _stream(
         async with _blame(extractor, timings, "extract"):
             return await anext(batches, None)
 
-    async with contextlib.aclosing(extractor.feed_batches(feed)) as batches:
-        prefetch = asyncio.ensure_future(fetch())
-        try:
-            if days is not None:
-                async with _blame(loader, timings, "load"):
-                    days.append(await loader.begin(feed, reuse_raw=reuse_raw))
-        except BaseException:
-            prefetch.cancel()
-            await asyncio.gather(prefetch, return_exceptions=True)
-            raise
-        first: asyncio.Future[Any] | None = prefetch
-        while True:
-            batch = await first if first is not None else await fetch()
-            first = None
-            if batch is None:
-                break
-            result.batches += 1
-            if days:
-                async with _blame(loader, timings, "load"):
-                    await days[0].write_raw(batch)
-            async with _blame(transformer, timings, "transform"):
-                chunk = await transformer.transform(batch)
-            result.rows += len(chunk)
-            if days and len(chunk):
-                async with _blame(loader, timings, "load"):
-                    await days[0].write(chunk)
+    try:
+        async with contextlib.aclosing(extractor.feed_batches(feed)) as batches:
+            prefetch = asyncio.ensure_future(fetch())
+            try:
+                if days is not None:
+                    async with _blame(loader, timings, "load"):
+                        days.append(await loader.begin(feed, reuse_raw=reuse_raw))
+            except BaseException:
+                prefetch.cancel()
+                await asyncio.gather(prefetch, return_exceptions=True)
+                raise
+            first: asyncio.Future[Any] | None = prefetch
+            while True:
+                batch = await first if first is not None else await fetch()
+                first = None
+                if batch is None:
+                    break
+                result.batches += 1
+                if days:
+                    async with _blame(loader, timings, "load"):
+                        await days[0].write_raw(batch)
+                async with _blame(transformer, timings, "transform"):
+                    chunk = await transformer.transform(batch)
+                result.rows += len(chunk)
+                if days and len(chunk):
+                    async with _blame(loader, timings, "load"):
+                        await days[0].write(chunk)
+    finally:  # the feed's batches ended (and their generator closed), however: what its stages counted, read once
+        async with _blame(extractor, timings, "extract"):
+            result.counters = dict(sorted(extractor.statistics(feed).items()))
+        async with _blame(transformer, timings, "transform"):
+            result.dropped = dict(sorted(transformer.statistics().items()))
 
 
-def _finish_feed(
-    result: FeedResult, extractor: Extractor[Any], transformer: Transformer[Any], timings: dict[str, float]
-) -> None:
-    result.counters = dict(sorted(extractor.feed_counters(result.feed).items()))
-    result.dropped = dict(sorted(transformer.dropped.items()))
-    result.timings = dict(timings)
-
-
-def _summarise(
-    result: RunResult, extractor: Extractor[Any], timings: dict[str, float], *, keep_outputs: bool = False
-) -> None:
+def _summarise(result: RunResult, timings: dict[str, float], *, keep_outputs: bool = False) -> None:
     """The run's single-feed fields from its primary feed: the first committed title feed, else the first."""
     result.finished_at = dt.datetime.now(dt.UTC)
     feeds = result.feeds
@@ -409,7 +406,6 @@ def _summarise(
         next((f for f in feeds if f.ok), feeds[0]),
     )
     result.feed, result.rows, result.batches = primary.feed, primary.rows, primary.batches
-    result.counters = dict(sorted(extractor.counters.items()))
     result.dropped = dict(primary.dropped)
     result.timings = dict(timings)
     if keep_outputs:

@@ -16,9 +16,8 @@ import asyncio
 import dataclasses
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pipeline.errors import ExtractError, LoadError, ReportError, StageError, TransformError
@@ -318,10 +317,6 @@ class Extractor(Stage[OptionsT]):
     kind = "extractor"
     error = ExtractError
 
-    def __init__(self, options: OptionsT, context: RunContext | None = None, *, name: str | None = None) -> None:
-        super().__init__(options, context, name=name)
-        self.counters: Counter[str] = Counter()
-
     @property
     @abstractmethod
     def feed(self) -> Feed:
@@ -332,9 +327,15 @@ class Extractor(Stage[OptionsT]):
         """Every feed this extractor produces in a run; most produce one."""
         return (self.feed,)
 
-    def feed_counters(self, feed: Feed) -> Mapping[str, float]:
-        """The counters of one feed (an extractor of one feed: all of them)."""
-        return dict(self.counters)
+    def statistics(self, feed: Feed | None = None) -> Mapping[str, float]:
+        """What this extractor counted (pages, requests, retries, ...): ``feed``'s, or the whole run's without it.
+
+        The runner reads it once per feed, when that feed's batches have ended, and once for the run, when every
+        feed's have; the values become ``FeedResult.counters`` and ``RunResult.counters`` (and the manifest's).
+        Return a snapshot, not a view of the tallies the extractor keeps counting in. An extractor of one feed
+        may ignore ``feed``. The default: nothing counted.
+        """
+        return MappingProxyType({})
 
     @abstractmethod
     def batches(self) -> AsyncGenerator[Batch, None]:
@@ -357,13 +358,18 @@ class Transformer(Stage[OptionsT]):
     kind = "transformer"
     error = TransformError
 
-    def __init__(self, options: OptionsT, context: RunContext | None = None, *, name: str | None = None) -> None:
-        super().__init__(options, context, name=name)
-        self.dropped: Counter[str] = Counter()
-
     @abstractmethod
     async def transform(self, batch: Batch) -> pd.DataFrame:
         """Return the cleaned rows of one batch (possibly empty)."""
+
+    def statistics(self) -> Mapping[str, int]:
+        """How many records this transformer dropped, by reason: ``{"duplicate_id": 2}``.
+
+        The runner reads it once per feed, when the feed's batches have ended; the values become
+        ``FeedResult.dropped`` and ``RunResult.dropped`` (and the manifest's). Return a snapshot, not a view of
+        the tallies the transformer keeps counting in. The default: nothing dropped.
+        """
+        return MappingProxyType({})
 
 
 @runtime_checkable

@@ -16,12 +16,13 @@ import gzip
 import zlib
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pipeline.datalake import rawzone, schema
 from pipeline.errors import ExtractError
 from pipeline.options import StageOptions
-from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, TimeWindow
+from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
 
 
 class ReplayOptions(StageOptions):
@@ -37,10 +38,18 @@ class ReplayExtractor(Extractor[ReplayOptions]):
 
     Options = ReplayOptions
 
+    def __init__(self, options: ReplayOptions, context: RunContext | None = None, *, name: str | None = None) -> None:
+        super().__init__(options, context, name=name)
+        self._pages = 0
+
     @property
     def feed(self) -> Feed:
         """The feed named in the options."""
         return Feed(self.options.media_type, self.options.time_window)
+
+    def statistics(self, feed: Feed | None = None) -> Mapping[str, float]:
+        """``pages``: how many pages were replayed so far."""
+        return MappingProxyType({"pages": self._pages})
 
     async def preflight(self, connect: bool) -> list[Check]:
         """Options valid, and the replay path there: a folder with ``*.json`` records, or a readable file."""
@@ -81,7 +90,7 @@ class ReplayExtractor(Extractor[ReplayOptions]):
                 raw = rawzone.parse_record(document)
             except rawzone.RawRecordError as exc:
                 raise ExtractError(f"{where}: {exc}", stage=self.name) from None
-            self.counters["pages"] += 1
+            self._pages += 1
             yield Batch(
                 page=raw.page,
                 payload=raw.document,

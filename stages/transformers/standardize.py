@@ -25,7 +25,9 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -63,6 +65,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         # ids kept, by media type: a set of ints per type, not a tuple per row (a 500-page day keeps 10,000)
         self._seen: dict[str, set[int]] = {}
         self._next_rank = 1
+        self._dropped: Counter[str] = Counter()
 
     async def transform(self, batch: Batch) -> pd.DataFrame:
         """Clean one page; pages must arrive in page order for dedupe to keep the best rank.
@@ -73,6 +76,10 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
         thread would grow the heap by an allocator arena of its own.
         """
         return await asyncio.get_running_loop().run_in_executor(_cleaner(), self._clean, batch)
+
+    def statistics(self) -> Mapping[str, int]:
+        """Records dropped so far, by reason (``duplicate_id``, ``missing_id``, ``person_set_aside``, ...)."""
+        return MappingProxyType(dict(self._dropped))
 
     def _clean(self, batch: Batch) -> pd.DataFrame:
         results = batch.payload.get("results")
@@ -225,7 +232,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
     def _drop(
         self, reason: str, rank: int, batch: Batch, tmdb_id: Any = None, *, quiet: bool = False, detail: str = ""
     ) -> None:
-        self.dropped[reason] += 1
+        self._dropped[reason] += 1
         log = logger.debug if quiet else logger.warning
         log(
             "page %d, rank %d, id %s: dropped (%s%s); %d so far",
@@ -234,7 +241,7 @@ class StandardizeTransformer(Transformer[StandardizeOptions]):
             _shown_id(tmdb_id),
             reason,
             f": {detail}" if detail else "",
-            self.dropped[reason],
+            self._dropped[reason],
         )
 
 

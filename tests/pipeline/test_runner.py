@@ -240,6 +240,8 @@ async def test_a_second_cancellation_waits_for_the_abort_and_the_outcome_is_stil
         await run
     assert stages.loader.aborted
     assert outcome_of(cancelled.value) == "nothing was committed"
+
+
 # == what reaches the result, the commit and the reporters; errors and timings =============================
 def make_with(context: RunContext, **parts: Any) -> Stages:
     """The usual stages with ``parts`` in place of theirs."""
@@ -277,15 +279,6 @@ class SnapshotReporter(RecordingReporter):
         outputs = await super().report(result, lake)
         self.reported_at = dt.datetime.now(dt.UTC)
         return outputs
-
-
-class DroppingTransformer(FrameTransformer):
-    """Drops one row per page, and says so."""
-
-    async def transform(self, batch: Batch) -> pd.DataFrame:
-        frame = await super().transform(batch)
-        self.dropped["no title"] += 1
-        return frame.iloc[1:]
 
 
 class WriteOnlyDay(LoadDay):
@@ -328,12 +321,60 @@ async def test_reporters_see_the_result_as_of_the_commit(context: RunContext) ->
 
 async def test_what_the_transformer_dropped_reaches_the_commit_and_the_result(context: RunContext) -> None:
     loader, reporter = CollectingLoader(context), SnapshotReporter(context)
-    stages = make_with(context, transformer=DroppingTransformer(context), loader=loader, reporters=(reporter,))
+    stages = make_with(
+        context, transformer=FrameTransformer(context, drop="no title"), loader=loader, reporters=(reporter,)
+    )
     result = await run_stages(stages, context)
     assert result.rows == 2
     assert result.dropped == {"no title": 3}
     assert loader.summary is not None and dict(loader.summary.dropped) == {"no title": 3}
     assert reporter.snapshot is not None and reporter.snapshot.dropped == {"no title": 3}
+
+
+async def test_the_stages_statistics_are_read_once_when_the_pages_end_before_the_commit(context: RunContext) -> None:
+    log: list[str] = []
+    stages = dataclasses.replace(
+        logged_stages(context, log), transformer=FrameTransformer(context, drop="no title", log=log)
+    )
+    result = await run_stages(stages, context)
+    reads = [entry for entry in log if "statistics" in entry]
+    assert sorted(reads) == ["extractor.statistics movie/day", "extractor.statistics run", "transformer.statistics"]
+    assert (
+        log.index("extractor.pages closed") < log.index("extractor.statistics movie/day") < log.index("loader.commit")
+    )
+    assert log.index("extractor.pages closed") < log.index("transformer.statistics") < log.index("loader.commit")
+    assert log.index("extractor.statistics run") < log.index("reporter.report")
+    assert (result.counters, result.dropped) == ({"pages": 3}, {"no title": 3})
+
+
+async def test_each_feed_committed_or_failed_carries_its_own_statistics_and_the_run_the_total(
+    context: RunContext,
+) -> None:
+    movies, shows = Feed("movie", "day"), Feed("tv", "day")
+    log: list[str] = []
+    shows_log: list[str] = []
+    batches = [batch(1, [1, 2], movies), batch(1, [7, 8], shows), batch(2, [3, 4], movies), batch(2, [9], shows)]
+    stages = Stages(
+        extractor=ListExtractor(context, batches, log=log),
+        transformer=FrameTransformer(context, drop="no title", log=log),
+        loader=CollectingLoader(context),
+        per_feed=(
+            (shows, FrameTransformer(context, drop="no poster", fail_on=2, log=shows_log), CollectingLoader(context)),
+        ),
+    )
+    result = await run_stages(stages, context)
+    assert [(f.feed, f.status, f.counters, f.dropped) for f in result.feeds] == [
+        (movies, "committed", {"pages": 2}, {"no title": 2}),
+        (shows, "failed", {"pages": 2}, {"no poster": 1}),
+    ]
+    assert (result.counters, result.dropped) == ({"pages": 4}, {"no title": 2})  # the run's pages; the primary's drops
+    assert [e for e in log if e.startswith("extractor.statistics")][-1] == "extractor.statistics run"
+    assert sorted(e for e in log if e.startswith("extractor.statistics")) == [
+        "extractor.statistics movie/day",
+        "extractor.statistics run",
+        "extractor.statistics tv/day",
+    ]
+    assert log.count("transformer.statistics") == shows_log.count("transformer.statistics") == 1
 
 
 async def test_a_loader_that_cannot_read_gives_reporters_no_day(context: RunContext) -> None:

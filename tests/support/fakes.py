@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -55,13 +57,17 @@ def page(number: int, ids: list[int], *, title: str = "Title {id}") -> dict[str,
     }
 
 
-def batch(number: int, ids: list[int]) -> Batch:
-    """A ``Batch`` for ``page(number, ids)``."""
-    return Batch(page=number, payload=page(number, ids), feed=Feed(), extracted_at=NOW)
+def batch(number: int, ids: list[int], feed: Feed | None = None) -> Batch:
+    """A ``Batch`` of ``feed`` (``movie/day`` without it) for ``page(number, ids)``."""
+    return Batch(page=number, payload=page(number, ids), feed=feed or Feed(), extracted_at=NOW)
 
 
 class ListExtractor(Extractor[NoOptions]):
-    """Yields the given batches; can fail after ``fail_after`` of them."""
+    """Yields the given batches, each feed's on its own; can fail after ``fail_after`` of a feed's.
+
+    Its feeds are its batches' (``Feed()`` without batches). It counts each feed's pages, and logs each read of
+    its statistics: ``extractor.statistics movie/day`` for a feed's, ``extractor.statistics run`` for the run's.
+    """
 
     def __init__(
         self, context: RunContext, batches: list[Batch], *, fail_after: int | None = None, log: list[str] | None = None
@@ -70,10 +76,19 @@ class ListExtractor(Extractor[NoOptions]):
         self._batches = batches
         self.fail_after = fail_after
         self.log = log if log is not None else []
+        self._pages: Counter[Feed] = Counter()
 
     @property
     def feed(self) -> Feed:
-        return Feed()
+        return self.feeds[0]
+
+    @property
+    def feeds(self) -> tuple[Feed, ...]:
+        return tuple(dict.fromkeys(item.feed for item in self._batches)) or (Feed(),)
+
+    def statistics(self, feed: Feed | None = None) -> Mapping[str, float]:
+        self.log.append(f"extractor.statistics {'run' if feed is None else feed.spec}")
+        return MappingProxyType({"pages": sum(self._pages.values()) if feed is None else self._pages[feed]})
 
     async def open(self) -> None:
         self.log.append("extractor.open")
@@ -81,13 +96,21 @@ class ListExtractor(Extractor[NoOptions]):
     async def aclose(self) -> None:
         self.log.append("extractor.close")
 
-    async def batches(self) -> AsyncGenerator[Batch, None]:
+    def batches(self) -> AsyncGenerator[Batch, None]:
+        return self._serve(self._batches)
+
+    def feed_batches(self, feed: Feed) -> AsyncGenerator[Batch, None]:
+        if len(self.feeds) == 1:  # through batches(), which tests replace
+            return super().feed_batches(feed)
+        return self._serve([item for item in self._batches if item.feed == feed])
+
+    async def _serve(self, batches: list[Batch]) -> AsyncGenerator[Batch, None]:
         try:
-            for index, item in enumerate(self._batches):
+            for index, item in enumerate(batches):
                 if self.fail_after is not None and index == self.fail_after:
                     raise RuntimeError("source went away")
                 self.log.append(f"extractor.yield {item.page}")
-                self.counters["pages"] += 1
+                self._pages[item.feed] += 1
                 yield item
             self.log.append("extractor.done")
         finally:
@@ -95,12 +118,24 @@ class ListExtractor(Extractor[NoOptions]):
 
 
 class FrameTransformer(Transformer[NoOptions]):
-    """Turns each batch into a tiny frame; can fail on a given page."""
+    """Turns each batch into a tiny frame; can fail on a given page, or drop each page's first row for ``drop``.
 
-    def __init__(self, context: RunContext, *, fail_on: int | None = None, log: list[str] | None = None) -> None:
+    Logs each read of its statistics (``transformer.statistics``).
+    """
+
+    def __init__(
+        self,
+        context: RunContext,
+        *,
+        fail_on: int | None = None,
+        drop: str | None = None,
+        log: list[str] | None = None,
+    ) -> None:
         super().__init__(NoOptions(), context, name="frame")
         self.fail_on = fail_on
+        self.drop = drop
         self.log = log if log is not None else []
+        self._dropped: Counter[str] = Counter()
 
     async def aclose(self) -> None:
         self.log.append("transformer.close")
@@ -109,7 +144,15 @@ class FrameTransformer(Transformer[NoOptions]):
         if batch.page == self.fail_on:
             raise ValueError("cannot parse page")
         self.log.append(f"transformer.page {batch.page}")
-        return pd.DataFrame({"id": [r["id"] for r in batch.payload["results"]]})
+        frame = pd.DataFrame({"id": [r["id"] for r in batch.payload["results"]]})
+        if self.drop is None or frame.empty:
+            return frame
+        self._dropped[self.drop] += 1
+        return frame.iloc[1:]
+
+    def statistics(self) -> Mapping[str, int]:
+        self.log.append("transformer.statistics")
+        return MappingProxyType(dict(self._dropped))
 
 
 class CollectingDay(LoadDay):

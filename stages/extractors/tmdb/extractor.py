@@ -26,6 +26,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -227,6 +228,7 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         self._runs: dict[Feed, _FeedRun] = {}
         self._lookups: asyncio.Task[Lookups] | None = None
         self._started: float | None = None
+        self._counters: Counter[str] = Counter()  # the run's; each feed's are in its _FeedRun
         self.limiter: AdaptiveRateLimiter | None = None
         self.base_url = ""
 
@@ -240,10 +242,15 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         """Every trending list of the run, in config order."""
         return tuple(feed for feed, _ in self._plan)
 
-    def feed_counters(self, feed: Feed) -> Mapping[str, float]:
-        """One feed's counters (pages, results, requests, retries, ...); every counter with a single feed."""
+    def statistics(self, feed: Feed | None = None) -> Mapping[str, float]:
+        """The counters (pages, results, requests, retries, ...) of ``feed``, or of the whole run, lookups included.
+
+        With a single feed, the feed's are the run's.
+        """
+        if feed is None:
+            return MappingProxyType(dict(self._counters))
         run = self._runs.get(feed)
-        return dict(sorted(run.counters.items())) if run is not None else {}
+        return MappingProxyType(dict(run.counters) if run is not None else {})
 
     async def open(self) -> None:
         """Check the date, read the credentials (a ``ConfigError`` before any request) and create the session."""
@@ -295,9 +302,9 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         # With one feed its counters are the run's (as they always were); with several, each
         # feed counts its own and the run's counters add them up with the lookups'.
         single = len(self._plan) == 1
-        self._client = client(self.counters if single else Counter())
+        self._client = client(self._counters if single else Counter())
         self._runs = {
-            feed: _FeedRun(feed, pages, *((self._client, self.counters) if single else _own(client)))
+            feed: _FeedRun(feed, pages, *((self._client, self._counters) if single else _own(client)))
             for feed, pages in self._plan
         }
         logger.info(
@@ -612,8 +619,8 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         total["wall_seconds"] = round(wall, 3)  # type: ignore[assignment]
         total["requests_per_second"] = round(total["requests"] / wall, 2) if wall > 0 else 0.0  # type: ignore[assignment]
         total["rate_cuts"] = self.limiter.cuts if self.limiter is not None else 0
-        self.counters.clear()
-        self.counters.update({k: v for k, v in total.items() if k not in ("feeds",)})
+        self._counters.clear()
+        self._counters.update({k: v for k, v in total.items() if k not in ("feeds",)})
 
 
 def _own(client: Callable[[Counter[str]], TmdbClient]) -> tuple[TmdbClient, Counter[str]]:

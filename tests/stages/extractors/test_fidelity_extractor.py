@@ -329,4 +329,4 @@ async def test_a_5000_digit_id_is_one_dropped_record_not_an_invalid_page() -> No
     assert page.body == body.encode()  # the raw zone keeps every digit
     cleaner = StandardizeTransformer(StandardizeOptions(), today_context())
     frame = await cleaner.transform(page)
-    assert frame["id"].tolist() == [2] and dict(cleaner.dropped) == {"id_out_of_range": 1}
+    assert frame["id"].tolist() == [2] and dict(cleaner.statistics()) == {"id_out_of_range": 1}

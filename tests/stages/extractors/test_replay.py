@@ -24,6 +24,17 @@ async def test_a_folder_replays_pages_in_order_with_its_lookups(context: RunCont
     assert await replayed(context, SAMPLE) == [(1, 20, 18), (2, 20, 18), (3, 20, 18)]
 
 
+async def test_statistics_count_the_pages_replayed_in_a_snapshot(context: RunContext) -> None:
+    async with ReplayExtractor(ReplayOptions(path=SAMPLE), context) as extractor:
+        before = extractor.statistics()
+        pages = [b.page async for b in extractor.batches()]
+        after = extractor.statistics()
+    assert pages == [1, 2, 3]
+    assert (before, after) == ({"pages": 0}, {"pages": 3})
+    with pytest.raises(TypeError):
+        after["pages"] = 0  # type: ignore[index]
+
+
 async def test_a_raw_zone_file_replays_the_same_pages(context: RunContext, tmp_path: Path) -> None:
     lines = [json.loads((SAMPLE / "_lookups.json").read_text())]
     lines += [json.loads(p.read_text()) for p in sorted(SAMPLE.glob("page-*.json"))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -153,7 +154,24 @@ async def test_page_one_reporting_fewer_pages_caps_the_run(live_context: RunCont
         pages_asked = sorted(int(kwargs["params"]["page"]) for _url, kwargs in sent(mocked))
     assert [b.page for b in batches] == [1, 2, 3]
     assert pages_asked == [1, 2, 3]
-    assert ex.counters["pages"] == 3 and ex.counters["total_pages_reported"] == 3
+    counted = ex.statistics()
+    assert counted["pages"] == 3 and counted["total_pages_reported"] == 3
+
+
+async def test_statistics_are_a_snapshot_taken_when_asked(live_context: RunContext) -> None:
+    with aioresponses() as mocked:
+        mocked.get(TRENDING, callback=paged(3), repeat=True)
+        ex = extractor(live_context, pages=3)
+        async with ex, contextlib.aclosing(ex.batches()) as pages:
+            await anext(pages)
+            during = ex.statistics()
+            assert [batch.page async for batch in pages] == [2, 3]
+            after = ex.statistics()
+    assert "wall_seconds" not in during and during["pages"] >= 1  # the run's timing is added when it ends
+    assert after["pages"] == 3 and after["wall_seconds"] >= 0
+    assert after == ex.statistics(ex.feed), "with one feed, the feed's statistics are the run's"
+    with pytest.raises(TypeError):
+        during["pages"] = 0  # type: ignore[index]
 
 
 async def test_empty_results_yield_one_empty_page(live_context: RunContext) -> None:
@@ -162,7 +180,8 @@ async def test_empty_results_yield_one_empty_page(live_context: RunContext) -> N
         ex = extractor(live_context, pages=5)
         batches = await collect(ex)
     assert [(b.page, b.payload["results"]) for b in batches] == [(1, [])]
-    assert ex.counters["requests"] == 1 and ex.counters["results"] == 0
+    counted = ex.statistics()
+    assert counted["requests"] == 1 and counted["results"] == 0
 
 
 async def test_batches_come_in_page_order_when_answers_arrive_out_of_order(live_context: RunContext) -> None:
@@ -176,7 +195,7 @@ async def test_batches_come_in_page_order_when_answers_arrive_out_of_order(live_
         ex = extractor(live_context, pages=12, concurrency=6)
         batches = await collect(ex)
     assert [b.page for b in batches] == list(range(1, 13))
-    assert ex.counters["reorder_buffer_peak"] > 1  # out-of-order answers really were buffered
+    assert ex.statistics()["reorder_buffer_peak"] > 1  # out-of-order answers really were buffered
     assert all(b.payload["page"] == b.page for b in batches)
 
 
@@ -207,7 +226,8 @@ async def test_429_waits_for_retry_after_and_slows_the_shared_limiter(live_conte
         batches = await collect(ex)
     assert [b.page for b in batches] == [1]
     assert sleeps.waits == [7.0]
-    assert ex.counters["http_429"] == 1 and ex.counters["retries_429"] == 1
+    counted = ex.statistics()
+    assert counted["http_429"] == 1 and counted["retries_429"] == 1
     assert ex.limiter is not None and ex.limiter.cuts == 1 and ex.limiter.rate < 1000
 
 
@@ -268,8 +288,9 @@ async def test_transient_failures_are_retried_and_counted(
         ex = extractor(live_context, pages=2)
         batches = await collect(ex)
     assert [b.page for b in batches] == [1, 2]
-    assert ex.counters[counter] == 2 and ex.counters["retries"] == 2
-    assert ex.counters["requests"] == 4
+    counted = ex.statistics()
+    assert counted[counter] == 2 and counted["retries"] == 2
+    assert counted["requests"] == 4
 
 
 async def test_giving_up_names_the_page_and_the_reason(live_context: RunContext) -> None:
@@ -310,7 +331,8 @@ async def test_fatal_statuses_fail_at_once_with_tmdb_message(
             await collect(ex)
     assert f"page 1: HTTP {status} (TMDB status_code {code}: {text})" in str(caught.value)
     assert not isinstance(caught.value, TransientError)
-    assert ex.counters["requests"] == 1 and ex.counters["retries"] == 0
+    counted = ex.statistics()
+    assert counted["requests"] == 1 and "retries" not in counted
 
 
 # -- lookups -------------------------------------------------------------------------
@@ -453,14 +475,14 @@ async def test_a_slow_consumer_holds_the_workers_to_the_reorder_window(
             ex.limiter = ex._client.limiter = limiter  # type: ignore[union-attr]
             stream = ex.batches()
             assert [(await anext(stream)).page, (await anext(stream)).page] == [1, 2]
-            requests_while_stalled = await _until_idle(lambda: ex.counters["requests"])
+            requests_while_stalled = await _until_idle(lambda: ex.statistics()["requests"])
             assert [(await anext(stream)).page for _ in range(3)] == [3, 4, 5]
-            requests_after_three_more = await _until_idle(lambda: ex.counters["requests"])
+            requests_after_three_more = await _until_idle(lambda: ex.statistics()["requests"])
             await stream.aclose()  # type: ignore[attr-defined]
     # page 1, the page already handed over (2) and a window of pages taken ahead: never the whole list
     assert requests_while_stalled == 1 + 1 + window
     assert requests_after_three_more == requests_while_stalled + 3  # each page handed over frees one more
-    assert 1 <= ex.counters["reorder_buffer_peak"] <= window
+    assert 1 <= ex.statistics()["reorder_buffer_peak"] <= window
 
 
 async def test_the_window_does_not_stop_a_consumer_that_keeps_up(live_context: RunContext) -> None:
@@ -645,7 +667,7 @@ async def test_rate_cuts_and_the_request_rate_are_reported(live_context: RunCont
         mocked.get(TRENDING, callback=lambda url, **kw: CallbackResult(payload=one_result_page(1, 1)), repeat=True)
         ex = fast_extractor(live_context, TOKEN)
         await collect(ex, GUARD)
-    counters = ex.counters
+    counters = ex.statistics()
     assert (counters["requests"], counters["http_429"], counters["rate_cuts"]) == (2, 1, 1)
     wall, rate = float(counters["wall_seconds"]), float(counters["requests_per_second"])
     assert wall > 0 and wall == round(wall, 3)

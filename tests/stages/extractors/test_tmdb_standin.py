@@ -46,7 +46,7 @@ async def test_requests_in_flight_never_exceed_concurrency(
     assert [b.page for b in batches] == list(range(1, 17))
     # 400 req/s at 30 ms would want 12 in flight: the cap, and nothing else, holds it at 4.
     assert standin.stats.max_in_flight == 4
-    assert standin.stats.requests == ex.counters["requests"] == 16 + 2  # + configuration and genre lookups
+    assert standin.stats.requests == ex.statistics()["requests"] == 16 + 2  # + configuration and genre lookups
 
 
 async def test_request_rate_stays_under_rate_limit(live_context: RunContext, tmdb_standin: StandinFactory) -> None:
@@ -73,8 +73,9 @@ async def test_server_429s_slow_the_shared_limiter_and_the_run_completes(
     )
     batches = await collect(ex)
     assert [b.page for b in batches] == list(range(1, 21))
-    assert ex.counters["http_429"] == standin.stats.statuses[429] > 0
-    assert ex.counters["retries_429"] == ex.counters["http_429"]
+    counted = ex.statistics()
+    assert counted["http_429"] == standin.stats.statuses[429] > 0
+    assert counted["retries_429"] == counted["http_429"]
     assert ex.limiter is not None and ex.limiter.cuts >= 1 and ex.limiter.rate < 160
 
 
@@ -96,10 +97,11 @@ async def test_a_run_survives_ten_percent_faults(
     assert all(len(b.payload["results"]) == 20 for b in batches)
     injected = standin.stats.faults
     assert set(injected) == set(faults)  # every kind of fault really happened
+    counted = ex.statistics()
     for cause in set(CAUSE_OF_FAULT[f] for f in faults):
         expected = sum(n for fault, n in injected.items() if CAUSE_OF_FAULT[fault] == cause)
-        assert ex.counters[f"retries_{cause}"] == expected
-    assert ex.counters["retries"] == sum(injected.values())
+        assert counted[f"retries_{cause}"] == expected
+    assert counted["retries"] == sum(injected.values())
 
 
 async def test_a_slow_server_times_out_and_is_retried(live_context: RunContext, tmdb_standin: StandinFactory) -> None:
@@ -108,7 +110,7 @@ async def test_a_slow_server_times_out_and_is_retried(live_context: RunContext, 
     ex = standin_extractor(live_context, standin, pages=3, timeout=0.2, enrich=False, max_attempts=8)
     batches = await collect(ex)
     assert [b.page for b in batches] == [1, 2, 3]
-    assert ex.counters["retries_timeout"] == standin.stats.faults["slow"] == 1
+    assert ex.statistics()["retries_timeout"] == standin.stats.faults["slow"] == 1
 
 
 async def test_wrong_token_gets_tmdbs_401_message_and_no_retry(
@@ -163,7 +165,8 @@ async def test_off_a_tty_one_summary_line(
     await collect(ex)
     [summary] = [r.getMessage() for r in caplog.records if ": done: " in r.getMessage()]
     assert "5/5 pages, 100 results, 7 requests, 0 retries" in summary and "req/s" in summary
-    assert ex.counters["wall_seconds"] > 0 and ex.counters["requests_per_second"] > 0
+    counted = ex.statistics()
+    assert counted["wall_seconds"] > 0 and counted["requests_per_second"] > 0
 
 
 # -- through the whole pipeline ----------------------------------------------------------

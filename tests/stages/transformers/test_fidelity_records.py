@@ -49,7 +49,7 @@ async def test_a_movie_and_a_show_with_the_same_id_are_both_kept() -> None:
         ["tv", 550, 2],
         ["movie", 551, 22],
     ]
-    assert dict(transformer.dropped) == {"duplicate_id": 1}
+    assert dict(transformer.statistics()) == {"duplicate_id": 1}
 
 
 def _day(rows: list[tuple[str, int]]) -> pd.DataFrame:
@@ -126,7 +126,7 @@ async def test_each_poisoned_record_is_dropped_counted_and_named(
     caplog.set_level(logging.WARNING, logger="stages.transformers.standardize")
     frame, transformer = await clean(_context(), [{"page": 4, "results": [bare_movie(1), item]}])
     assert frame["id"].tolist() == [1]
-    assert dict(transformer.dropped) == {reason: 1}
+    assert dict(transformer.statistics()) == {reason: 1}
     [warning] = [r.getMessage() for r in caplog.records]
     assert warning.startswith("page 4, rank 62, id ") and f"dropped ({reason}" in warning
 
@@ -136,7 +136,7 @@ async def test_numbers_that_fit_are_stored_exactly() -> None:
     frame, transformer = await clean(_context(), [{"page": 1, "results": [item]}])
     assert (int(frame.loc[0, "id"]), int(frame.loc[0, "vote_count"])) == (INT64_MAX, INT64_MAX)
     assert frame.loc[0, "genre_ids"] == "28" and frame.loc[0, "vote_average"] == 1e30
-    assert not transformer.dropped
+    assert not transformer.statistics()
     back = formats.decode("csv", formats.new_encoder("csv").encode(frame))
     assert back["id"].tolist() == [INT64_MAX]
 
@@ -201,7 +201,7 @@ def _stored_from(row: dict[str, Any], source: dict[str, Any]) -> bool:
 @given(records=st.lists(_records, min_size=1, max_size=6), feed=st.sampled_from([Feed(), Feed("tv"), ALL]))
 async def test_no_record_can_fail_a_page_or_be_stored_wrong(records: list[Any], feed: Feed) -> None:
     frame, transformer = await clean(_context(), [{"page": 2, "results": records}], feed)
-    assert len(frame) + sum(transformer.dropped.values()) == len(records)
+    assert len(frame) + sum(transformer.statistics().values()) == len(records)
     assert list(frame.columns) == list(schema.COLUMN_NAMES)
     kept = [r for r in records if isinstance(r, dict) and any(int(i) == r.get("id") for i in frame["id"])]
     for row in frame.to_dict("records"):
@@ -228,7 +228,7 @@ async def test_every_control_character_round_trips(fmt: str) -> None:
     frame, transformer = await clean(
         _context(), [{"page": 1, "results": items[:20]}, {"page": 2, "results": items[20:]}]
     )
-    assert not transformer.dropped and len(frame) == len(items)
+    assert not transformer.statistics() and len(frame) == len(items)
     encoder = formats.new_encoder(fmt)
     data = encoder.encode(frame[:30]) + encoder.encode(frame[30:].reset_index(drop=True)) + encoder.finish()
     back = formats.decode(fmt, data)
@@ -296,7 +296,7 @@ def _person_stored_from(row: dict[str, Any], source: dict[str, Any]) -> bool:
 @given(records=st.lists(_people, min_size=1, max_size=6))
 async def test_no_person_record_can_fail_a_page_or_be_stored_wrong(records: list[Any]) -> None:
     frame, transformer = await clean(_context(), [{"page": 3, "results": records}], PEOPLE_FEED)
-    assert len(frame) + sum(transformer.dropped.values()) == len(records)
+    assert len(frame) + sum(transformer.statistics().values()) == len(records)
     assert list(frame.columns) == list(schema.PEOPLE.column_names)
     for row in frame.to_dict("records"):
         sources = [r for r in records if isinstance(r, dict) and r.get("id") == row["id"]]

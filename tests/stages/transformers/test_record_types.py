@@ -60,7 +60,7 @@ async def test_a_field_of_the_wrong_type_is_a_counted_drop_not_a_silent_default(
     caplog.set_level(logging.WARNING, logger="stages.transformers.standardize")
     frame, cleaner = await clean([[movie(1), movie(2, **fields)]])
     assert frame["id"].tolist() == [1]
-    assert dict(cleaner.dropped) == {reason: 1}
+    assert dict(cleaner.statistics()) == {reason: 1}
     [warning] = [r.getMessage() for r in caplog.records]
     assert warning.startswith(f"page 1, rank 2, id 2: dropped ({reason}: {detail}")
 
@@ -69,7 +69,7 @@ async def test_null_fields_are_absent_and_a_dropped_copy_does_not_hide_a_good_on
     absent = movie(1, title=None, vote_count=None, vote_average=None)
     frame, cleaner = await clean([[absent, movie(2, title=7), movie(2)]])
     assert frame[["id", "title", "vote_count", "rank"]].values.tolist() == [[1, "", 0, 1], [2, "Movie 2", 0, 3]]
-    assert dict(cleaner.dropped) == {"non_string_text": 1}
+    assert dict(cleaner.statistics()) == {"non_string_text": 1}
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
@@ -81,7 +81,7 @@ async def test_ranks_are_unique_and_follow_on_across_pages_of_any_length(lengths
         next_id += length
     frame, cleaner = await clean(pages)
     ranks = frame["rank"].tolist()
-    assert len(ranks) == sum(lengths) and not cleaner.dropped
+    assert len(ranks) == sum(lengths) and not cleaner.statistics()
     assert ranks == sorted(set(ranks))  # unique, in list order
     firsts = [sum(lengths[:n]) for n in range(len(lengths))]  # index of each page's first row
     for number, (first, length) in enumerate(zip(firsts, lengths, strict=True), start=1):

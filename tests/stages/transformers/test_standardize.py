@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.datalake import schema
 from pipeline.errors import TransformError
-from pipeline.stage import Feed, Lookups, RunContext
-from stages.transformers.standardize import StandardizeOptions
+from pipeline.stage import Batch, Feed, Lookups, RunContext
+from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 from tests.support.sample import sample_pages
 from tests.support.standardize import clean
 
@@ -33,7 +33,7 @@ async def test_sample_is_cleaned_into_the_schema_with_counted_drops(context: Run
     frame, transformer = await clean(context, pages, lookups=sample_lookups())
     raw_count = sum(len(p["results"]) for p in pages)
     assert list(frame.columns) == list(schema.COLUMN_NAMES)
-    assert dict(transformer.dropped) == {"duplicate_id": 1, "missing_id": 1, "non_numeric_popularity": 1}
+    assert dict(transformer.statistics()) == {"duplicate_id": 1, "missing_id": 1, "non_numeric_popularity": 1}
     assert len(frame) == raw_count - 3
     assert frame["id"].is_unique
     assert frame["rank"].is_monotonic_increasing
@@ -51,7 +51,7 @@ async def test_duplicate_ids_keep_the_best_rank(context: RunContext) -> None:
     ]
     frame, transformer = await clean(context, pages)
     assert frame[["id", "rank"]].values.tolist() == [[10, 1], [11, 2], [12, 22]]
-    assert transformer.dropped["duplicate_id"] == 1
+    assert transformer.statistics()["duplicate_id"] == 1
 
 
 async def test_titles_survive_a_csv_round_trip_byte_for_byte(context: RunContext) -> None:
@@ -110,7 +110,7 @@ async def test_tv_results_map_onto_the_movie_columns_and_people_are_dropped(cont
         [9, 3, "Title 9", "Title 9", "2026-01-02", "movie"],
     ]
     assert (frame["time_window"] == "week").all()
-    assert transformer.dropped["person_set_aside"] == 1
+    assert transformer.statistics()["person_set_aside"] == 1
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,18 @@ async def test_tv_results_map_onto_the_movie_columns_and_people_are_dropped(cont
 async def test_bad_records_are_dropped_and_counted(context: RunContext, item: Any, reason: str) -> None:
     frame, transformer = await clean(context, [{"page": 1, "results": [item, _movie(1)]}])
     assert frame["id"].tolist() == [1]
-    assert dict(transformer.dropped) == {reason: 1}
+    assert dict(transformer.statistics()) == {reason: 1}
+
+
+async def test_statistics_are_a_snapshot_the_caller_cannot_change(context: RunContext) -> None:
+    transformer = StandardizeTransformer(StandardizeOptions(), context)
+    await transformer.transform(Batch(1, {"page": 1, "results": [_movie(10), _movie(10)]}, DEFAULT_FEED, NOW))
+    after_page_1 = transformer.statistics()
+    with pytest.raises(TypeError):
+        after_page_1["duplicate_id"] = 0  # type: ignore[index]
+    await transformer.transform(Batch(2, {"page": 2, "results": [{"title": "no id"}, _movie(11)]}, DEFAULT_FEED, NOW))
+    assert after_page_1 == {"duplicate_id": 1}
+    assert transformer.statistics() == {"duplicate_id": 1, "missing_id": 1}
 
 
 async def test_a_page_without_results_is_a_clear_error(context: RunContext) -> None:

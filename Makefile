@@ -37,8 +37,10 @@ lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# The package (pyproject's [tool.mypy]), then the benchmark scripts, which nothing else runs: they must not rot.
 typecheck: $(TEST_STAMP)
 	$(PY) -m mypy
+	$(PY) -m mypy benchmarks
 
 # Two xdist workers with worksteal: a worker that runs out takes half of the other's queue (with `load`, one
 # worker often ran a second or two alone at the end). The tests' scratch files go to tmpfs when it has room

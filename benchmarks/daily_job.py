@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         standin = {"latency": 0.08, "total_pages": 500}
         with standin_process(standin, python=etl_python, cwd=clone) as base_url:
             today = dt.datetime.now(dt.UTC).date().isoformat()
-            command = [etl_python, "-m", "pipeline", "run", "--config", "config/git.yml", "--date", today, "-q"]
-            command += ["--skip-committed", "--set", f"extractor.options.pages={PAGES}"]
+            command: list[str | Path] = [etl_python, "-m", "pipeline", "run", "--config", "config/git.yml"]
+            command += ["--date", today, "-q", "--skip-committed", "--set", f"extractor.options.pages={PAGES}"]
             job_env["TMDB_BASE_URL"] = base_url
             phases.run(f"run ({PAGES} pages)", command, extra_env=job_env)
             phases.run("catch-up run (skips)", command, extra_env=job_env)

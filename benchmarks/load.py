@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aioboto3
 import pandas as pd
 
-from pipeline.datalake import CONTENT_TYPES, Layout, schema
+from pipeline.datalake import Layout, formats, schema
 from pipeline.options import NoOptions
 from pipeline.runner import Stages, run_stages
 from pipeline.stage import Batch, Extractor, Feed, RunContext
 from stages.loaders.s3 import MiB, S3Loader, S3Options
+from stages.loaders.s3_store import S3Store
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
 
 PAGE_SIZE = 20
@@ -93,7 +94,7 @@ class SyntheticExtractor(Extractor[NoOptions]):
     def statistics(self, feed: Feed | None = None) -> Mapping[str, float]:
         return {"pages": self._made}
 
-    async def batches(self) -> AsyncIterator[Batch]:
+    async def batches(self) -> AsyncGenerator[Batch, None]:
         now = dt.datetime.now(dt.UTC)
         for number in range(1, self.pages + 1):
             self._made += 1
@@ -125,14 +126,15 @@ async def streaming(endpoint: str, bucket: str, pages: int, part_size: int) -> d
     wall = time.perf_counter() - started
     async with loader:
         manifest = await loader.read_manifest(TREND_DATE, FEED)
-    assert manifest is not None
+        store = loader.store  # an S3Store: it counts the requests it sent, by operation
+    assert manifest is not None and isinstance(store, S3Store)
     return {
         "rows": result.rows,
         "wall_s": wall,
         "cleaned_bytes": manifest["objects"]["cleaned"]["bytes"],
         "uploaded_bytes": sum(o["bytes"] for o in manifest["objects"].values()),
-        "parts": loader.requests["upload_part"],
-        "put_object": loader.requests["put_object"],
+        "parts": store.requests["upload_part"],
+        "put_object": store.requests["put_object"],
         "stage_s": result.timings,
     }
 
@@ -153,7 +155,7 @@ async def naive(endpoint: str, bucket: str, pages: int, part_size: int) -> dict[
             Bucket=bucket,
             Key=Layout().key("cleaned", TREND_DATE, FEED),
             Body=body,
-            ContentType=CONTENT_TYPES["cleaned"],
+            ContentType=formats.CONTENT_TYPES["csv"],
             ChecksumAlgorithm="SHA256",
         )
     wall = time.perf_counter() - started

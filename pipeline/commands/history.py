@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import json
 import logging
+import unicodedata
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
@@ -266,11 +267,11 @@ def trend_table(model: FeedTrend) -> list[str]:
 
     n, days, people = model.top_n, len(model.dates), model.feed.is_people
     lines = [f"top {n} on {model.latest}:"]
-    width = max([len(_clip(t.label)) for t in model.top] + [5])
-    known = max([len(_clip(t.department, 20)) for t in model.top] + [len("known for")])
+    width = max([_columns(_clip(t.label)) for t in model.top] + [5])
+    known = max([_columns(_clip(t.department, 20)) for t in model.top] + [len("known for")])
 
     def department(item: TitleTrend) -> str:
-        return f"  {_clip(item.department, 20) or '-':<{known}}" if people else ""
+        return f"  {_pad(_clip(item.department, 20) or '-', known)}" if people else ""
 
     known_head = f"  {'known for':<{known}}" if people else ""
     lines.append(
@@ -279,7 +280,7 @@ def trend_table(model: FeedTrend) -> list[str]:
     )
     for t in model.top:
         lines.append(
-            f"  {t.rank or '':>4}  {_clip(t.label):<{width}}{department(t)}  {sparkline(model, t):<{WEEK}}  "
+            f"  {t.rank or '':>4}  {_pad(_clip(t.label), width)}{department(t)}  {sparkline(model, t):<{WEEK}}  "
             f"{change_label(t.week_change):>4}  {t.streak:>6}  {t.days_in_top:>9}  {t.best_rank or '':>4}  "
             f"{_blank(t.best_date):<10}  {change_label(t.change):>7}"
         )
@@ -339,6 +340,16 @@ def _blank(value: Any) -> str:
 
 def _cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _columns(text: str) -> int:
+    """Terminal columns ``text`` takes: East Asian wide and fullwidth characters take two (names in CJK do)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, columns: int) -> str:
+    """``text`` padded with spaces to ``columns`` terminal columns, so the table's columns line up."""
+    return text + " " * max(0, columns - _columns(text))
 
 
 def _clip(text: str, width: int = 40) -> str:

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,17 @@ FEEDS = ["movie/day", "tv/day", "person/day"]
 PEOPLE = Feed("person", "day")
 # Bo Reed climbs and changes department (the latest day's counts); a name a spreadsheet would run arrives.
 PEOPLE_ONE = [(11, "Ada Stone", "Acting"), (12, "Bo Reed", "Directing"), (13, "Cy Vale", "")]
-PEOPLE_THREE = [(12, "Bo Reed", "Writing"), (11, "Ada Stone", "Acting"), (14, "=Eve Hack", "")]
+PEOPLE_THREE = [
+    (12, "Bo Reed", "Writing"),
+    (11, "Ada Stone", "Acting"),
+    (14, "=Eve Hack", ""),
+    (15, "山田 太郎", "Acting"),
+]
+
+
+def columns(text: str) -> int:
+    """Terminal columns of ``text``: a wide character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 @dataclass(frozen=True)
@@ -359,6 +370,7 @@ async def test_every_configured_feed_has_its_own_part_and_people_have_names(feed
         ("Bo Reed", 1, "Writing", 1),
         ("Ada Stone", 2, "Acting", -1),
         ("=Eve Hack", 3, "", None),
+        ("山田 太郎", 4, "Acting", None),
     ]
     movie_text, tv_text, people_text = render_table(found).split("\n\ntrending ")
     assert movie_text.startswith("trending movies, today, 2026-11-23 to 2026-11-25: 2 of 3 days in the lake")
@@ -369,6 +381,12 @@ async def test_every_configured_feed_has_its_own_part_and_people_have_names(feed
     [head] = [line for line in lines if line.lstrip().startswith("rank")]
     assert head.split()[:4] == ["rank", "name", "known", "for"] and "title" not in people_text
     assert [line.split()[:4] for line in lines if line.startswith("     1  ")] == [["1", "Bo", "Reed", "Writing"]]
+    rows = [line for line in lines if line.startswith("     ")]
+    # the department column lines up in a terminal, where each of 山田 太郎's four characters takes two columns
+    assert {
+        columns(line[: line.index(known)])
+        for line, known in zip(rows, ("Writing", "Acting", "-", "Acting"), strict=True)
+    } == {head.index("known for")}
     assert "  rising fastest:" not in people_text  # no day a week before: the week's lists say so instead
 
     only = await history(load_config(feeds_lake.config), end=LAST, days=3, feeds=["person/day"], title="reed")
@@ -397,6 +415,7 @@ def test_the_json_names_each_feed_and_a_persons_name(feeds_lake: FeedsLake, run_
         ("Bo Reed", "Writing", 1),
         ("Ada Stone", "Acting", 2),
         ("=Eve Hack", None, 3),
+        ("山田 太郎", "Acting", 4),
     ]
     assert [p["name"] for p in persons["titles"]] == ["=Eve Hack", "Ada Stone", "Cy Vale"]  # "a" in the name
     assert document["feeds"][1]["trend"]["days"] == [{"date": d.isoformat(), "state": "missing"} for d in (
@@ -418,6 +437,7 @@ def test_the_csv_of_a_person_feed_has_names_and_departments(feeds_lake: FeedsLak
         ("Bo Reed", "Writing", "2", "gap", "1"),
         ("Ada Stone", "Acting", "1", "gap", "2"),
         ("'=Eve Hack", "", "", "gap", "3"),  # a formula is text
+        ("山田 太郎", "Acting", "", "gap", "4"),
     ]
 
 

@@ -304,3 +304,20 @@ async def test_without_a_digest_a_run_whose_feeds_failed_sends_the_cli_error_lin
     assert sent == [error_lines(done.stderr)[0].removeprefix("error: ") for done in (some, every)]
     assert sent[0].startswith("1 of 3 feeds failed: person/day: ") and sent[1].startswith("3 of 3 feeds failed: ")
     assert_no_secret(json.dumps(inbox.received), some.stderr, every.stderr)
+
+
+async def test_a_message_body_is_cut_to_what_chat_services_take(inbox: Inbox) -> None:
+    from pipeline.config import StageConfig
+    from pipeline.runner import build_stage
+    from stages.reporters import notify
+    from tests.support.lake import context_for
+
+    reporter = build_stage("reporter", StageConfig("notify", {"url": inbox.url()}, "reporter.0"))
+    context = context_for(dt.date(2026, 11, 25))
+
+    await reporter.on_failure(context, "x" * 5000)
+    await reporter.on_failure(context, "short")
+
+    long, short = (m["message"] for m in inbox.received)
+    assert len(long) == notify.MAX_BODY and long.endswith("x…")
+    assert short == "short"

@@ -128,6 +128,17 @@ async def test_a_three_feed_run_reports_three_complete_sections(
 
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert [m for m in re.findall(r'<section class="feed[^"]*" id="feed-(\w+)"', page)] == ["movies", "tv", "people"]
+    assert f"<title>TMDB trending, by feed: {DAY2}</title>" in page and "60 titles and people" in page
+    cells = PageCells("top-people")
+    cells.feed(page)
+    assert cells.rows[0][:3] == ["Rank", "Name", "Known for"]
+    assert [row[1] for row in cells.rows[1:]] == expected[HEADINGS[2]]
+    assert re.findall(r"<h[23]>[^<]*</h[23]>", page.split('id="feed-people"')[1])[:4] == [
+        "<h2>Trending people, today</h2>",
+        "<h3>Rank over 30 days</h3>",
+        "<h3>Top 10 on " + DAY2.isoformat() + "</h3>",
+        "<h3>This week</h3>",
+    ]
 
 
 SPECS = [("movie/day", "title", "movies"), ("tv/day", "title", "tv"), ("person/day", "name", "people")]

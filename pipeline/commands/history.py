@@ -124,13 +124,6 @@ class History:
         """Days of the window that are gaps for the first feed."""
         return self.parts[0].missing
 
-    def part(self, feed: Feed) -> FeedHistory:
-        """The part of ``feed`` (``KeyError`` when it was not asked for)."""
-        for part in self.parts:
-            if part.feed == feed:
-                return part
-        raise KeyError(feed.spec)
-
     def to_dict(self) -> dict[str, Any]:
         """The JSON document: ``schema_version``, ``title_query``, the first feed's ``trend`` and ``titles``, and
         ``feeds``, every feed's own (``docs/stages.md``)."""

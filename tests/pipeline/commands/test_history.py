@@ -48,14 +48,19 @@ DAY_ONE = [(1, "Falling"), (2, "Gone"), (3, "Holding"), (4, "Rising"), (5, "Stea
 DAY_THREE = [(4, "Rising"), (3, "Holding"), (5, "Steady Climb"), (6, "Newcomer"), (1, "Falling")]
 
 
+async def commit_day(loader_for_day: Any, day: dt.date, feed: Feed, frame: pd.DataFrame) -> None:
+    """Commit ``frame`` as ``day`` of ``feed`` through a real loader."""
+    loader: LakeLoader[Any] = loader_for_day(context_for(day))
+    async with loader:
+        loader_day = await loader.begin(feed)
+        await loader_day.write(frame)
+        await loader_day.commit(commit_info(loader))
+
+
 async def fill(loader_for_day: Any, feed: Feed = MOVIES) -> None:
     """Commit DAY_ONE on FIRST and DAY_THREE on LAST through real loaders; MISSING stays absent."""
     for day, ranking in ((FIRST, DAY_ONE), (LAST, DAY_THREE)):
-        loader: LakeLoader[Any] = loader_for_day(context_for(day))
-        async with loader:
-            loader_day = await loader.begin(feed)
-            await loader_day.write(day_frame(day, ranking, feed))
-            await loader_day.commit(commit_info(loader))
+        await commit_day(loader_for_day, day, feed, day_frame(day, ranking, feed))
 
 
 def local_config(root: Path, fmt: str = "csv", layout: str = "monthly", **extractor: str) -> dict[str, Any]:
@@ -117,11 +122,7 @@ WEEK_AGO = LAST - dt.timedelta(days=7)
 async def fill_week(loader_for_day: Any) -> None:
     """DAY_ONE a week before LAST, DAY_THREE on LAST; the six days between are missing."""
     for day, ranking in ((WEEK_AGO, DAY_ONE), (LAST, DAY_THREE)):
-        loader: LakeLoader[Any] = loader_for_day(context_for(day))
-        async with loader:
-            loader_day = await loader.begin(MOVIES)
-            await loader_day.write(day_frame(day, ranking))
-            await loader_day.commit(commit_info(loader))
+        await commit_day(loader_for_day, day, MOVIES, day_frame(day, ranking))
 
 
 @pytest.mark.parametrize(("fmt", "layout"), [("parquet", "monthly"), ("csv", "hive")])
@@ -159,11 +160,7 @@ async def test_without_a_day_a_week_before_the_weeks_lists_are_empty(tmp_path: P
 
 async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Path) -> None:
     hostile = "Line\nBreak \x1b[31mRed"
-    loader = local_factory(tmp_path, "csv", "monthly")(context_for(LAST))
-    async with loader:
-        loader_day = await loader.begin(MOVIES)
-        await loader_day.write(day_frame(LAST, [(7, hostile)]))
-        await loader_day.commit(commit_info(loader))
+    await commit_day(local_factory(tmp_path, "csv", "monthly"), LAST, MOVIES, day_frame(LAST, [(7, hostile)]))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=1, title="line")
     assert found.titles[0].title == hostile, "the data keeps the title as TMDB sent it"
     text = render_table(found)
@@ -347,11 +344,7 @@ def feeds_lake(tmp_path_factory: pytest.TempPathFactory) -> FeedsLake:
     async def commit_all() -> None:
         await fill(factory)
         for day, named in ((FIRST, PEOPLE_ONE), (LAST, PEOPLE_THREE)):
-            loader: LakeLoader[Any] = factory(context_for(day))
-            async with loader:
-                loader_day = await loader.begin(PEOPLE)
-                await loader_day.write(people(day, named))
-                await loader_day.commit(commit_info(loader))
+            await commit_day(factory, day, PEOPLE, people(day, named))
 
     asyncio.run(commit_all())
     document = local_config(root / "lake")

@@ -203,9 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"days up to --date, at most {HISTORY_MAX_DAYS} ({HISTORY_DAYS})",
     )
     hist.add_argument("--date", type=_date, help="last day of the window, YYYY-MM-DD (default: today, UTC)")
-    hist.add_argument("--title", help="show this title (exact, ignoring case; else titles containing it)")
+    hist.add_argument(
+        "--title", help="show this title or person (exact, ignoring case; else every one whose name contains it)"
+    )
     hist.add_argument("--top", type=_positive, default=HISTORY_TOP, help=f"size of the top list ({HISTORY_TOP})")
-    hist.add_argument("--format", choices=HISTORY_FORMATS, default="table", help="output (default: table)")
+    hist.add_argument(
+        "--format", choices=HISTORY_FORMATS, default="table", help="output (default: table; csv: one feed)"
+    )
+    hist.add_argument(
+        "--feed",
+        dest="feeds",
+        action="append",
+        metavar="MEDIA/WINDOW",
+        help="show only this configured feed, e.g. person/day (repeatable; default: every configured feed)",
+    )
     common(hist)
     repair = sub.add_parser("repair", help="heal the lake: finish or undo dead runs' commits, remove leftovers")
     with_config(repair)
@@ -216,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
     reprocess.add_argument("--to", dest="end", type=_date, help="last day, YYYY-MM-DD (default: --from)")
     reprocess.add_argument("--force", action="store_true", help="commit even if the regression guard refuses")
+    reprocess.add_argument(
+        "--feed",
+        dest="feeds",
+        action="append",
+        metavar="MEDIA/WINDOW",
+        help="rebuild only this configured feed, e.g. tv/day (repeatable; default: every configured feed)",
+    )
     common(reprocess)
     return parser
 
@@ -419,7 +437,17 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from pipeline.commands.history import history, render_csv, render_json, render_table  # pandas: see _cmd_ddl
 
     config = _config(args)
-    found = _run_async(history(config, end=args.date, days=args.days, title=args.title, top=args.top))
+    found = _run_async(
+        history(
+            config,
+            end=args.date,
+            days=args.days,
+            title=args.title,
+            top=args.top,
+            feeds=args.feeds,
+            one_feed=args.format == "csv",
+        )
+    )
     render = {"json": render_json, "csv": render_csv}.get(args.format, render_table)
     sys.stdout.write(render(found))
     return 0
@@ -449,7 +477,7 @@ def _cmd_reprocess(args: argparse.Namespace) -> int:
     from pipeline.commands.reprocess import reprocess  # pandas: see _cmd_ddl
 
     config = _config(args)
-    summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force))
+    summary = _run_async(reprocess(config, args.start, args.end or args.start, force=args.force, feeds=args.feeds))
     print(redact(summary.describe()))
     return 1 if summary.failed else 0
 

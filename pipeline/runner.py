@@ -153,10 +153,13 @@ async def run_pipeline(
     context = new_context(trend_date, dry_run=dry_run, force=force)
     stages = build_stages(config, context)
     try:
-        return await run_stages(stages, context, only=feeds)
+        result = await run_stages(stages, context, only=feeds)
     except Exception as exc:  # not a cancellation: a stopped run has no time left to send anything
         await notify_failure(stages.reporters, context, exc)
         raise
+    if result.failed and not any(feed.ok for feed in result.feeds):  # several feeds, all failed: no report ran
+        await notify_failure(stages.reporters, context, feeds_failure_line(result))
+    return result
 
 
 def failure_line(exc: BaseException) -> str:
@@ -168,9 +171,16 @@ def failure_line(exc: BaseException) -> str:
     return redact(" ".join(message.split()))
 
 
-async def notify_failure(reporters: Sequence[Reporter[Any]], context: RunContext, exc: BaseException) -> None:
-    """Give every reporter the failure (``Reporter.on_failure``); a reporter that fails here is logged only."""
-    line = failure_line(exc)
+def feeds_failure_line(result: RunResult) -> str:
+    """``1 of 3 feeds failed: tv/day: <error>; <outcome>``, redacted: the one line of a run whose feeds failed."""
+    failures = "; ".join(feed.describe_failure() for feed in result.failed)
+    return redact(f"{len(result.failed)} of {len(result.feeds)} feeds failed: {failures}")
+
+
+async def notify_failure(reporters: Sequence[Reporter[Any]], context: RunContext, failure: BaseException | str) -> None:
+    """Give every reporter the failure (``Reporter.on_failure``), an error or its line; a reporter that fails here
+    is logged only."""
+    line = failure if isinstance(failure, str) else failure_line(failure)
     for reporter in reporters:
         try:
             await reporter.on_failure(context, line)
@@ -533,6 +543,7 @@ __all__: Sequence[str] = (
     "build_stage",
     "build_stages",
     "failure_line",
+    "feeds_failure_line",
     "new_context",
     "notify_failure",
     "outcome_of",

@@ -54,7 +54,7 @@ DayState = Literal["ok", "missing", "corrupt", "foreign", "empty"]
 Key = tuple[str, int]
 """A title's identity: ``(media_type, id)``, since TMDB's movie and TV ids are separate id spaces."""
 
-_KEEP = ("media_type", "id", "rank", "title", "release_date", "popularity")
+_KEEP = ("media_type", "id", "rank", "title", "release_date", "popularity", "known_for_department")
 _GAP_WHY = {
     "missing": "not in the lake",
     "corrupt": "cannot be verified",
@@ -105,6 +105,13 @@ class TitleTrend:
     first_seen: dt.date | None
     change: int | None
     week_change: int | None
+    department: str = ""
+    """A person's ``known_for_department`` on the latest day listed (people feeds; empty for titles)."""
+
+    @property
+    def is_person(self) -> bool:
+        """Whether this is a person (a ``person`` feed's row), who has a name and a department, not a year."""
+        return self.media_type == "person"
 
     @property
     def key(self) -> Key:
@@ -130,6 +137,7 @@ class FeedTrend:
         years: Sequence[str],
         ranks: npt.NDArray[np.int32],
         popularity: npt.NDArray[np.float32],
+        departments: Sequence[str] = (),
     ) -> None:
         self.feed = feed
         self.days = tuple(days)
@@ -137,6 +145,7 @@ class FeedTrend:
         self._keys = list(keys)
         self._titles = list(titles)
         self._years = list(years)
+        self._departments = list(departments) or [""] * len(self._keys)
         self._ranks = ranks
         self._popularity = popularity
         self._index = {key: n for n, key in enumerate(self._keys)}
@@ -251,6 +260,7 @@ class FeedTrend:
             first_seen=self.days[ranked[0][1]].date if ranked else None,
             change=None if now is None or at_start is None else at_start - now,
             week_change=None if now is None or at_baseline is None else at_baseline - now,
+            department=self._departments[row],
         )
 
     @cached_property
@@ -432,7 +442,20 @@ def build(feed: Feed, reads: Sequence[DayRead], *, top_n: int = 10) -> FeedTrend
     titles = [_text(t) for t in latest["title"].tolist()] if "title" in latest.columns else [""] * count
     dates = latest["release_date"].tolist() if "release_date" in latest.columns else [""] * count
     years = [_year(d) for d in dates]
-    return FeedTrend(feed, days, top_n=top_n, keys=keys, titles=titles, years=years, ranks=ranks, popularity=popularity)
+    departments = (
+        [_text(d) for d in latest["known_for_department"].tolist()] if "known_for_department" in latest.columns else []
+    )
+    return FeedTrend(
+        feed,
+        days,
+        top_n=top_n,
+        keys=keys,
+        titles=titles,
+        years=years,
+        ranks=ranks,
+        popularity=popularity,
+        departments=departments,
+    )
 
 
 async def trend(
@@ -526,19 +549,37 @@ TITLE_FIELDS = (
     "change",
     "week_change",
 )
+PERSON_FIELDS = (
+    "media_type",
+    "id",
+    "name",
+    "label",
+    "known_for_department",
+    *TITLE_FIELDS[TITLE_FIELDS.index("rank") :],
+)
+"""A person's trend object: a name and a department where a title has a title and a year."""
 _BARS = "▁▂▃▄▅▆▇█"
 OUT_OF_TOP = "·"
 GAP_MARK = "?"
 
 
 def title_document(item: TitleTrend) -> dict[str, Any]:
-    """One title's trend as a JSON object (see ``TITLE_FIELDS``); ``ranks`` has one entry per day of the window."""
+    """One title's trend as a JSON object (see ``TITLE_FIELDS``, a person's ``PERSON_FIELDS``).
+
+    ``ranks`` has one entry per day of the window.
+    """
+    if item.is_person:
+        named: dict[str, Any] = {
+            "name": item.title,
+            "label": item.label,
+            "known_for_department": item.department or None,
+        }
+    else:
+        named = {"title": item.title, "label": item.label, "year": int(item.year) if item.year else None}
     return {
         "media_type": item.media_type,
         "id": item.id,
-        "title": item.title,
-        "label": item.label,
-        "year": int(item.year) if item.year else None,
+        **named,
         "rank": item.rank,
         "ranks": list(item.ranks),
         "streak": item.streak,

@@ -56,10 +56,9 @@ class CatchUp:
 
 async def find_committed(config: PipelineConfig, day: dt.date, only: Sequence[str] | None = None) -> CatchUp:
     """Which of the configured feeds (or of ``only``) already have ``day`` committed, read from their manifests."""
-    from pipeline.commands._lake import configured_feeds, lake_reader  # pandas: imported by the command that uses it
-    from pipeline.runner import select_feeds
+    from pipeline.commands._lake import lake_reader, selected_feeds  # pandas: imported by the command that uses it
 
-    feeds = select_feeds(configured_feeds(config), only)
+    feeds = selected_feeds(config, only)
     loader = lake_reader(config)
     committed: list[Committed] = []
     missing: list[Feed] = []

@@ -1,9 +1,9 @@
 """``reprocess``: rebuild cleaned days from the raw zone with the configured transformer and format.
 
-Each day is replayed from the raw pages its manifest names,
-through the same stages a live run uses, and committed with the lake's usual protocol: one
-day at a time, atomically, idempotently. The raw zone is only read, never written: the new
-manifest names the same raw object.
+Each day of each configured feed (or of the feeds ``--feed`` names) is replayed from the raw
+pages its manifest names, through the same stages a live run uses, and committed with the
+lake's usual protocol: one day of one feed at a time, atomically, idempotently. The raw zone
+is only read, never written: the new manifest names the same raw object.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import datetime as dt
 import hashlib
 import logging
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from pipeline.commands._lake import configured_feed
+from pipeline.commands._lake import selected_feeds
 from pipeline.config import PipelineConfig, StageConfig
 from pipeline.datalake import LakeLoader
 from pipeline.errors import ConfigError, LoadError, PipelineError
@@ -29,42 +30,67 @@ logger = logging.getLogger(__name__)
 MAX_DAYS = 3660
 
 
-@dataclasses.dataclass
-class ReprocessSummary:
-    """Which days were rebuilt, skipped (no raw zone) or failed, and why."""
+class DayFeed(NamedTuple):
+    """One day of one feed: what ``reprocess`` rebuilds, skips or fails at once."""
 
-    rebuilt: list[dt.date] = dataclasses.field(default_factory=list)
-    skipped: list[dt.date] = dataclasses.field(default_factory=list)
-    failed: dict[dt.date, str] = dataclasses.field(default_factory=dict)
+    day: dt.date
+    feed: Feed
 
     def describe(self) -> str:
-        """One line: ``rebuilt 3, skipped 1 (no raw zone), failed 0``."""
-        return f"rebuilt {len(self.rebuilt)}, skipped {len(self.skipped)} (no raw zone), failed {len(self.failed)}"
+        """``2026-11-25 tv/day``."""
+        return f"{self.day} {self.feed.spec}"
 
 
-async def reprocess(config: PipelineConfig, start: dt.date, end: dt.date, *, force: bool = False) -> ReprocessSummary:
-    """Rebuild every day from ``start`` to ``end`` (inclusive) that has a raw zone; go on past failures."""
+@dataclasses.dataclass
+class ReprocessSummary:
+    """Which days of which feeds were rebuilt, skipped (no raw zone) or failed, and why."""
+
+    rebuilt: list[DayFeed] = dataclasses.field(default_factory=list)
+    skipped: list[DayFeed] = dataclasses.field(default_factory=list)
+    failed: dict[DayFeed, str] = dataclasses.field(default_factory=dict)
+    feeds: tuple[Feed, ...] = ()
+    """The feeds the command went through, in the config's order."""
+
+    def describe(self) -> str:
+        """One line: ``rebuilt 3, skipped 1 (no raw zone), failed 0``, naming the feeds when there are several."""
+        counts = f"rebuilt {len(self.rebuilt)}, skipped {len(self.skipped)} (no raw zone), failed {len(self.failed)}"
+        if len(self.feeds) < 2:
+            return counts
+        return f"{counts} (days of {len(self.feeds)} feeds: {', '.join(feed.spec for feed in self.feeds)})"
+
+
+async def reprocess(
+    config: PipelineConfig,
+    start: dt.date,
+    end: dt.date,
+    *,
+    force: bool = False,
+    feeds: Collection[str | Feed] | None = None,
+) -> ReprocessSummary:
+    """Rebuild every day from ``start`` to ``end`` (inclusive) of every configured feed (or of ``feeds``) that has a
+    raw zone, day by day; go on past failures."""
     if end < start:
         raise ConfigError(f"--to {end} is before --from {start}")
     if (end - start).days >= MAX_DAYS:
         raise ConfigError(f"at most {MAX_DAYS} days at a time")
-    feed = configured_feed(config)
-    summary = ReprocessSummary()
+    chosen = selected_feeds(config, feeds)
+    summary = ReprocessSummary(feeds=chosen)
     days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
-    for number, day in enumerate(days, start=1):
+    todo = [DayFeed(day, feed) for day in days for feed in chosen]
+    for number, item in enumerate(todo, start=1):
         try:
-            rows = await _one_day(config, feed, day, force=force)
+            rows = await _one_day(config, item.feed, item.day, force=force)
         except PipelineError as exc:
             message = redact(f"{exc}; {exc.outcome}" if exc.outcome else str(exc))
-            summary.failed[day] = message
-            logger.error("reprocess %d/%d: %s failed: %s", number, len(days), day, message)
+            summary.failed[item] = message
+            logger.error("reprocess %d/%d: %s failed: %s", number, len(todo), item.describe(), message)
             continue
         if rows is None:
-            summary.skipped.append(day)
-            logger.info("reprocess %d/%d: %s skipped: no raw zone", number, len(days), day)
+            summary.skipped.append(item)
+            logger.info("reprocess %d/%d: %s skipped: no raw zone", number, len(todo), item.describe())
         else:
-            summary.rebuilt.append(day)
-            logger.info("reprocess %d/%d: %s rebuilt (%d rows)", number, len(days), day, rows)
+            summary.rebuilt.append(item)
+            logger.info("reprocess %d/%d: %s rebuilt (%d rows)", number, len(todo), item.describe(), rows)
     return summary
 
 

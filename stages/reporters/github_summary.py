@@ -74,8 +74,7 @@ def render(report: rm.Report) -> str:
         if isinstance(part, rm.FailedSection):
             lines += rm.failed_lines(part)
             continue
-        section = part if several else None
-        lines += [*rm.top_table(report, detailed=False, section=section), "", *rm.compact_movement(report, section)]
+        lines += [*rm.top_table(report, detailed=False, section=part), "", *rm.compact_movement(report, part)]
     lines += [f"_{rm.ATTRIBUTION}_", ""]
     return "\n".join(lines)
 

@@ -86,7 +86,9 @@ def script_hash(script: str = SCRIPT) -> str:
 def render(report: rm.Report, charts: dict[str, str | None] | None = None) -> str:
     """The whole page; ``charts`` maps a feed's slug to its SVG text (``None``: no chart)."""
     result = report.result
-    title = f"TMDB {result.feed.label}: {result.trend_date.isoformat()}"
+    several = len(report.parts) > 1
+    heading = "trending, by feed" if several else result.feed.label
+    title = f"TMDB {heading}: {result.trend_date.isoformat()}"
     csp = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src {script_hash()}"
     parts = [
         "<!doctype html>",
@@ -100,10 +102,8 @@ def render(report: rm.Report, charts: dict[str, str | None] | None = None) -> st
         "</head>",
         "<body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">Run {_e(report.run_time)} · {sum(s.total for s in report.sections):,} titles · '
-        f"lake <code>{_e(report.lake)}</code></p>",
+        f'<p class="meta">Run {_e(report.run_time)} · {_rows(report)} · lake <code>{_e(report.lake)}</code></p>',
     ]
-    several = len(report.parts) > 1
     for part in report.parts:
         if isinstance(part, rm.FailedSection):
             parts += _failed(part)
@@ -121,11 +121,13 @@ def render(report: rm.Report, charts: dict[str, str | None] | None = None) -> st
 
 def _section(section: rm.FeedSection, svg: str | None, *, several: bool) -> list[str]:
     model, n = section.trend, section.trend.top_n
-    slug = section.feed.slug
+    slug, name = section.feed.slug, rm.name_header(section)
     parts = [f'<section class="feed" id="feed-{_e(slug)}">']
+    # one feed: its parts are the page's; several: each feed's parts sit under its own heading
+    h = "h3" if several else "h2"
     if several:
         parts.append(f"<h2>{_e(rm.feed_heading(section.feed))}</h2>")
-    parts.append(f"<h2>Rank over {len(model.dates)} days</h2>")
+    parts.append(f"<{h}>Rank over {len(model.dates)} days</{h}>")
     if svg is not None:
         inline = _PROLOG.sub("", svg, count=1)
         parts += [
@@ -139,12 +141,12 @@ def _section(section: rm.FeedSection, svg: str | None, *, several: bool) -> list
     gaps = rm.gaps_line(section)
     if gaps:
         parts.append(f'<p class="note">{_e(gaps[0])}</p>')
-    parts += [f"<h2>Top {n} on {_e(str(section.day))}</h2>", _top_table(section, slug)]
+    parts += [f"<{h}>Top {n} on {_e(str(section.day))}</{h}>", _top_table(section, slug)]
     parts.append(
         f'<p class="note">{trends.WEEK} days: one mark per day, oldest first; a taller bar is a better rank in the '
         f"top {n}, {trends.OUT_OF_TOP} below it, {trends.GAP_MARK} a day missing from the lake.</p>"
     )
-    parts.append("<h2>This week</h2>")
+    parts.append(f"<{h}>This week</{h}>")
     if model.baseline is None:
         parts.append('<p class="note">There is no day in the lake a week or more before today yet.</p>')
     else:
@@ -153,25 +155,25 @@ def _section(section: rm.FeedSection, svg: str | None, *, several: bool) -> list
         parts.append(f'<p class="note">Today compared with {_e(base.isoformat())}.</p><div class="lists">')
         parts += _list(
             f"Holding the top {n}",
-            ("Rank", "Title", "Streak"),
+            ("Rank", name, "Streak"),
             model.holding,
             lambda t: [t.rank, rm.streak_label(t.streak)],
         )
         parts += _list(
             "Rising fastest",
-            ("Rank", "Title", "Was", "Gain"),
+            ("Rank", name, "Was", "Gain"),
             model.rising,
             lambda t: [t.rank, t.ranks[was], trends.change_label(t.week_change)],
         )
         parts += _list(
             f"New in the top {n}",
-            ("Rank", "Title", "Was"),
+            ("Rank", name, "Was"),
             model.new_this_week,
             lambda t: [t.rank, rm.previous_label(t.ranks[was])],
         )
         parts += _list(
             f"Fell out of the top {n}",
-            ("Was", "Title", "Now"),
+            ("Was", name, "Now"),
             model.fell_out_this_week,
             lambda t: [t.ranks[was], rm.previous_label(t.rank)],
         )
@@ -193,8 +195,10 @@ def _failed(failed: rm.FailedSection) -> list[str]:
 
 
 def _top_table(section: rm.FeedSection, slug: str) -> str:
-    model, n = section.trend, section.trend.top_n
-    head = ("Rank", "Title", "Year", f"{trends.WEEK} days", "Week", "Streak", f"Days in the top {n}", "Best")
+    """The top N with trend columns; a person's row has a name and a department where a title's has a year."""
+    model, n, people = section.trend, section.trend.top_n, section.feed.is_people
+    named = ("Name", "Known for") if people else ("Title", "Year")
+    head = ("Rank", *named, f"{trends.WEEK} days", "Week", "Streak", f"Days in the top {n}", "Best")
     rows = []
     for number, item in enumerate(model.top, start=1):
         ranks = ", ".join(f"{d}: {r if r is not None else '—'}" for d, r in item.last(len(model.dates)))
@@ -203,7 +207,7 @@ def _top_table(section: rm.FeedSection, slug: str) -> str:
         series = chart.SERIES_ID.format(salt=slug, n=number)
         rows.append(
             f'<tr data-series="{_e(series)}"><td class="num">{item.rank}</td><td class="title">{_e(item.label)}</td>'
-            f"<td>{_e(item.year or rm.NO_VALUE)}</td>"
+            f"<td>{_e((item.department if people else item.year) or rm.NO_VALUE)}</td>"
             f'<td class="spark" title="{_e(ranks)}">{_e(trends.sparkline(model, item))}</td>'
             f'<td>{_e(week)}</td><td class="num">{_e(rm.streak_label(item.streak))}</td>'
             f'<td class="num">{item.days_in_top} of {len(model.present)}</td><td>{_e(best)}</td></tr>'
@@ -232,6 +236,14 @@ def _list(
         )
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
     return [*parts, f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"]
+
+
+def _rows(report: rm.Report) -> str:
+    """``57 titles``, ``20 people``, or ``60 titles and people``: what the page's committed feeds hold today."""
+    total = sum(s.total for s in report.sections)
+    kinds = {s.feed.is_people for s in report.sections}
+    noun = "titles and people" if len(kinds) > 1 else "people" if kinds == {True} else "titles"
+    return f"{total:,} {noun}"
 
 
 def _e(text: str) -> str:

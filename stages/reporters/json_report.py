@@ -78,6 +78,7 @@ ENTRY_FIELDS = (
     "movement",
 )
 DROPPED_FIELDS = ("media_type", "id", "title", "previous_rank", "rank")
+DROPPED_PERSON_FIELDS = ("media_type", "id", "name", "previous_rank", "rank")
 
 
 class JsonOptions(rm.ReportOptions):
@@ -158,7 +159,7 @@ def section(part: rm.FeedSection | rm.FailedSection) -> dict[str, Any]:
 def _movement(movement: rm.Movement, *, people: bool) -> dict[str, Any]:
     compared, previous = movement.compared, movement.previous_date
     row = person if people else entry
-    name = "name" if people else "title"
+    name = "name" if people else "title"  # DROPPED_PERSON_FIELDS or DROPPED_FIELDS
     return {
         "compared_with": previous.isoformat() if previous else None,
         "top": [row(e, compared) for e in movement.top],

@@ -452,6 +452,21 @@ def top_table(report: Report, *, detailed: bool = True, section: FeedSection | N
     A section of people shows each person's name and department instead of a title's year, genres and rating.
     """
     compared = (section or report).movement.compared
+    if section is not None and section.feed.is_people and not detailed:
+        return table(
+            ("Rank", "Name", "Known for", "Popularity", "Movement"),
+            "rllrc",
+            (
+                (
+                    str(e.rank),
+                    title_cell(e),
+                    escape_markdown(e.department) or NO_VALUE,
+                    popularity(e.popularity),
+                    movement_label(e, compared),
+                )
+                for e in section.movement.top
+            ),
+        )
     if section is not None and section.feed.is_people:
         return table(
             ("Rank", "Name", "Known for", "Popularity", "Movement", f"{trends.WEEK} days", "Week", "Streak"),
@@ -540,7 +555,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
     def name(entry: Entry) -> str:
         return title_cell(entry) if section is None else section_title_cell(section, entry)
 
-    title = name_header(section)
+    title, one = name_header(section), noun(section)
 
     if not movement.compared:
         return [comparison_line(report, section), ""]
@@ -552,7 +567,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
             ((str(e.rank), name(e), previous_label(e.previous_rank)) for e in movement.new_in_top),
         )
     else:
-        lines.append(f"No title is new in the top {n}.")
+        lines.append(f"No {one} is new in the top {n}.")
     lines += ["", f"{hashes} Biggest climbers", ""]
     if movement.climbers:
         lines += table(
@@ -564,7 +579,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
             ),
         )
     else:
-        lines.append("No title climbed.")
+        lines.append(f"No {one} climbed.")
     lines += ["", f"{hashes} Dropped out of the top {n}", ""]
     if movement.dropped:
         lines += table(
@@ -573,7 +588,7 @@ def movement_sections(report: Report, level: int = 3, section: FeedSection | Non
             ((str(d.previous.rank), name(d.previous), previous_label(d.rank_now)) for d in movement.dropped),
         )
     else:
-        lines.append(f"No title dropped out of the top {n}.")
+        lines.append(f"No {one} dropped out of the top {n}.")
     return [*lines, ""]
 
 
@@ -651,7 +666,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
     model, n, hashes = section.trend, section.trend.top_n, "#" * level
     if model.latest is None or model.baseline is None:
         return ["There is no day in the lake a week or more before today: the week's lists start then.", ""]
-    base, title = model.baseline, name_header(section)
+    base, title, one = model.baseline, name_header(section), noun(section)
     gap = (section.day - base).days
     lines = [f"Today compared with {base.isoformat()}, {gap} days before (the latest day in the lake a week back).", ""]
 
@@ -672,13 +687,14 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
             ),
         )
     else:
-        lines.append(f"No title of today's top {n} was in it the day before too.")
+        lines.append(f"No {one} of today's top {n} was in it the day before too.")
     lines += [
         "",
         f"{hashes} Rising fastest",
         "",
-        f"Titles of today's top {n} by places gained since {base.isoformat()}; moves deeper in the list are left "
-        "out as noise, and a title that was not in the list then is new, not rising.",
+        f"{noun(section, plural=True).capitalize()} of today's top {n} by places gained since {base.isoformat()}; "
+        f"moves deeper in the list are left out as noise, and a {one} that was not in the list then is new, "
+        "not rising.",
         "",
     ]
     if model.rising:
@@ -688,7 +704,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
             ((str(t.rank), label_cell(t), was(t), trends.change_label(t.week_change)) for t in model.rising),
         )
     else:
-        lines.append(f"No title of today's top {n} gained places.")
+        lines.append(f"No {one} of today's top {n} gained places.")
     lines += ["", f"{hashes} New in the top {n} this week", ""]
     if model.new_this_week:
         lines += table(
@@ -697,7 +713,7 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
             ((str(t.rank), label_cell(t), was(t)) for t in model.new_this_week),
         )
     else:
-        lines.append(f"No title is new in the top {n} this week.")
+        lines.append(f"No {one} is new in the top {n} this week.")
     lines += ["", f"{hashes} Fell out of the top {n} this week", ""]
     if model.fell_out_this_week:
         lines += table(
@@ -706,13 +722,20 @@ def this_week_sections(section: FeedSection, level: int = 3) -> list[str]:
             ((was(t), label_cell(t), now(t)) for t in model.fell_out_this_week),
         )
     else:
-        lines.append(f"No title fell out of the top {n} this week.")
+        lines.append(f"No {one} fell out of the top {n} this week.")
     return [*lines, ""]
 
 
 def name_header(section: FeedSection | None) -> str:
     """The column that names a row: ``Name`` for people, ``Title`` for titles."""
     return "Name" if section is not None and section.feed.is_people else "Title"
+
+
+def noun(section: FeedSection | None, *, plural: bool = False) -> str:
+    """What a row is, in a sentence: ``person``/``people`` in a people section, else ``title``/``titles``."""
+    if section is not None and section.feed.is_people:
+        return "people" if plural else "person"
+    return "titles" if plural else "title"
 
 
 def feed_heading(feed: Feed) -> str:

@@ -173,3 +173,28 @@ def test_the_page_shows_any_title_as_text(title: str) -> None:
     assert f'<td class="title">{html._e(model.top[0].label)}</td>' in row
     cell = row.split('<td class="title">', 1)[1].split("</td>", 1)[0]
     assert "<" not in cell and ">" not in cell
+
+
+def test_a_persons_trend_has_a_name_and_the_latest_days_department() -> None:
+    from tests.support.lake import people
+
+    feed = Feed("person", "day")
+    first = people(DAYS[0], [(1, "Ada Stone", "Directing"), (2, "Sam Lee", "Acting"), (3, "Sam Lee", "")])
+    last = people(END, [(2, "Sam Lee", "Acting"), (1, "Ada Stone", "Writing"), (3, "Sam Lee", "")])
+    reads = [trends.DayRead(day, "ok", trends.slim(frame)) for day, frame in ((DAYS[0], first), (END, last))]
+
+    model = trends.build(feed, reads, top_n=3)
+
+    assert [(t.label, t.department, t.year) for t in model.top] == [
+        ("Sam Lee (id 2)", "Acting", ""),  # namesakes without a year are told apart by id
+        ("Ada Stone", "Writing", ""),  # the latest day's department
+        ("Sam Lee (id 3)", "", ""),
+    ]
+    documents = [trends.title_document(t) for t in model.top]
+    assert all(list(d) == list(trends.PERSON_FIELDS) for d in documents)
+    assert [(d["name"], d["known_for_department"]) for d in documents] == [
+        ("Sam Lee", "Acting"),
+        ("Ada Stone", "Writing"),
+        ("Sam Lee", None),
+    ]
+    assert list(trends.title_document(model_with("A title").top[0])) == list(trends.TITLE_FIELDS)

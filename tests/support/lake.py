@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,32 @@ def rows(day: dt.date, ids: range, *, title: str = "Title {id}") -> pd.DataFrame
             }
         )
     return schema.conform(pd.DataFrame(records))
+
+
+def people(day: dt.date, named: Sequence[tuple[int, str, str]], *, time_window: str = "day") -> pd.DataFrame:
+    """A person feed's cleaned rows (the people schema): ``named`` is ``(id, name, known_for_department)``, best
+    first; popularity falls with rank."""
+    records = [
+        {
+            "trend_date": day.isoformat(),
+            "rank": rank,
+            "id": person_id,
+            "name": name,
+            "original_name": name,
+            "known_for_department": department,
+            "gender": rank % 3,
+            "popularity": 100.0 - rank,
+            "adult": False,
+            "known_for": f"movie:{person_id}",
+            "known_for_titles": '["A Film"]',
+            "profile_url": "",
+            "media_type": "person",
+            "time_window": time_window,
+            "extracted_at": "2026-11-25T12:00:03+00:00",
+        }
+        for rank, (person_id, name, department) in enumerate(named, start=1)
+    ]
+    return schema.frame_from_rows(records, schema.PEOPLE)
 
 
 def loader_for(

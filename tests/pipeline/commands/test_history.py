@@ -7,6 +7,8 @@ import csv
 import datetime as dt
 import io
 import json
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,13 @@ import pytest
 from pipeline.commands.history import History, history, render_table
 from pipeline.config import load_config
 from pipeline.datalake import LakeLoader, schema
-from pipeline.errors import ConfigError
 from pipeline.options import build_options
 from pipeline.stage import Feed, RunContext
 from stages.loaders.local import LocalLoader, LocalOptions
 from tests.support.cli import CliRunner
 from tests.support.fakes import commit_info
-from tests.support.lake import context_for, rows
+from tests.support.lake import context_for, people, rows
+from tests.support.report_schema import validate
 from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -46,14 +48,19 @@ DAY_ONE = [(1, "Falling"), (2, "Gone"), (3, "Holding"), (4, "Rising"), (5, "Stea
 DAY_THREE = [(4, "Rising"), (3, "Holding"), (5, "Steady Climb"), (6, "Newcomer"), (1, "Falling")]
 
 
+async def commit_day(loader_for_day: Any, day: dt.date, feed: Feed, frame: pd.DataFrame) -> None:
+    """Commit ``frame`` as ``day`` of ``feed`` through a real loader."""
+    loader: LakeLoader[Any] = loader_for_day(context_for(day))
+    async with loader:
+        loader_day = await loader.begin(feed)
+        await loader_day.write(frame)
+        await loader_day.commit(commit_info(loader))
+
+
 async def fill(loader_for_day: Any, feed: Feed = MOVIES) -> None:
     """Commit DAY_ONE on FIRST and DAY_THREE on LAST through real loaders; MISSING stays absent."""
     for day, ranking in ((FIRST, DAY_ONE), (LAST, DAY_THREE)):
-        loader: LakeLoader[Any] = loader_for_day(context_for(day))
-        async with loader:
-            loader_day = await loader.begin(feed)
-            await loader_day.write(day_frame(day, ranking, feed))
-            await loader_day.commit(commit_info(loader))
+        await commit_day(loader_for_day, day, feed, day_frame(day, ranking, feed))
 
 
 def local_config(root: Path, fmt: str = "csv", layout: str = "monthly", **extractor: str) -> dict[str, Any]:
@@ -115,11 +122,7 @@ WEEK_AGO = LAST - dt.timedelta(days=7)
 async def fill_week(loader_for_day: Any) -> None:
     """DAY_ONE a week before LAST, DAY_THREE on LAST; the six days between are missing."""
     for day, ranking in ((WEEK_AGO, DAY_ONE), (LAST, DAY_THREE)):
-        loader: LakeLoader[Any] = loader_for_day(context_for(day))
-        async with loader:
-            loader_day = await loader.begin(MOVIES)
-            await loader_day.write(day_frame(day, ranking))
-            await loader_day.commit(commit_info(loader))
+        await commit_day(loader_for_day, day, MOVIES, day_frame(day, ranking))
 
 
 @pytest.mark.parametrize(("fmt", "layout"), [("parquet", "monthly"), ("csv", "hive")])
@@ -157,11 +160,7 @@ async def test_without_a_day_a_week_before_the_weeks_lists_are_empty(tmp_path: P
 
 async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Path) -> None:
     hostile = "Line\nBreak \x1b[31mRed"
-    loader = local_factory(tmp_path, "csv", "monthly")(context_for(LAST))
-    async with loader:
-        loader_day = await loader.begin(MOVIES)
-        await loader_day.write(day_frame(LAST, [(7, hostile)]))
-        await loader_day.commit(commit_info(loader))
+    await commit_day(local_factory(tmp_path, "csv", "monthly"), LAST, MOVIES, day_frame(LAST, [(7, hostile)]))
     found = await history(load_config(local_config(tmp_path)), end=LAST, days=1, title="line")
     assert found.titles[0].title == hostile, "the data keeps the title as TMDB sent it"
     text = render_table(found)
@@ -186,8 +185,6 @@ async def test_the_feed_comes_from_the_extractor_options(tmp_path: Path) -> None
         load_config(local_config(tmp_path, "csv", "hive", media_type="tv", time_window="week")), end=LAST, days=3
     )
     assert tv.feed == Feed("tv", "week") and tv.present == (FIRST, LAST)
-    with pytest.raises(ConfigError, match=r"^history follows titles, and this config's first feed is person/day"):
-        await history(load_config(local_config(tmp_path, media_type="person")), end=LAST, days=3)
 
 
 async def test_the_command_prints_a_table_and_json(tmp_path: Path, run_cli: CliRunner) -> None:
@@ -311,3 +308,152 @@ async def test_history_on_s3(
         ("Holding", [3, None, 2], 1),
         ("Steady Climb", [5, None, 3], 2),
     ]
+
+
+# -- several feeds, people among them ------------------------------------------------------------
+FEEDS = ["movie/day", "tv/day", "person/day"]
+PEOPLE = Feed("person", "day")
+# Bo Reed climbs and changes department (the latest day's counts); a name a spreadsheet would run arrives.
+PEOPLE_ONE = [(11, "Ada Stone", "Acting"), (12, "Bo Reed", "Directing"), (13, "Cy Vale", "")]
+PEOPLE_THREE = [
+    (12, "Bo Reed", "Writing"),
+    (11, "Ada Stone", "Acting"),
+    (14, "=Eve Hack", ""),
+    (15, "山田 太郎", "Acting"),
+]
+
+
+def columns(text: str) -> int:
+    """Terminal columns of ``text``: a wide character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+@dataclass(frozen=True)
+class FeedsLake:
+    """A local lake of three configured feeds: movies and people on FIRST and LAST, no TV at all."""
+
+    config: Path
+
+
+@pytest.fixture(scope="module")
+def feeds_lake(tmp_path_factory: pytest.TempPathFactory) -> FeedsLake:
+    """Committed through real loaders once for the module; every test only reads it."""
+    root = tmp_path_factory.mktemp("feeds-lake")
+    factory = local_factory(root / "lake", "csv", "monthly")
+
+    async def commit_all() -> None:
+        await fill(factory)
+        for day, named in ((FIRST, PEOPLE_ONE), (LAST, PEOPLE_THREE)):
+            await commit_day(factory, day, PEOPLE, people(day, named))
+
+    asyncio.run(commit_all())
+    document = local_config(root / "lake")
+    document["extractor"] = {"type": "tmdb-trending", "options": {"feeds": FEEDS}}
+    return FeedsLake(write_config(root / "feeds.yml", document))
+
+
+async def test_every_configured_feed_has_its_own_part_and_people_have_names(feeds_lake: FeedsLake) -> None:
+    found = await history(load_config(feeds_lake.config), end=LAST, days=3)
+
+    assert [part.feed.spec for part in found.parts] == FEEDS
+    movies, tv, persons = found.parts
+    assert found.trend is movies.trend and [t.title for t in movies.trend.top][:2] == ["Rising", "Holding"]
+    assert tv.present == () and tv.trend.top == ()
+    assert [(t.title, t.rank, t.department, t.change) for t in persons.trend.top] == [
+        ("Bo Reed", 1, "Writing", 1),
+        ("Ada Stone", 2, "Acting", -1),
+        ("=Eve Hack", 3, "", None),
+        ("山田 太郎", 4, "Acting", None),
+    ]
+    movie_text, tv_text, people_text = render_table(found).split("\n\ntrending ")
+    assert movie_text.startswith("trending movies, today, 2026-11-23 to 2026-11-25: 2 of 3 days in the lake")
+    assert tv_text.startswith("TV shows, today, 2026-11-23 to 2026-11-25: 0 of 3 days in the lake")
+    assert "no day of the window is in the lake" in tv_text
+    lines = people_text.splitlines()
+    assert lines[0] == "people, today, 2026-11-23 to 2026-11-25: 2 of 3 days in the lake"
+    [head] = [line for line in lines if line.lstrip().startswith("rank")]
+    assert head.split()[:4] == ["rank", "name", "known", "for"] and "title" not in people_text
+    assert [line.split()[:4] for line in lines if line.startswith("     1  ")] == [["1", "Bo", "Reed", "Writing"]]
+    rows = [line for line in lines if line.startswith("     ")]
+    # the department column lines up in a terminal, where each of 山田 太郎's four characters takes two columns
+    assert {
+        columns(line[: line.index(known)])
+        for line, known in zip(rows, ("Writing", "Acting", "-", "Acting"), strict=True)
+    } == {head.index("known for")}
+    assert "  rising fastest:" not in people_text  # no day a week before: the week's lists say so instead
+
+    only = await history(load_config(feeds_lake.config), end=LAST, days=3, feeds=["person/day"], title="reed")
+    assert [p.feed for p in only.parts] == [PEOPLE] and [t.id for t in only.titles] == [12]
+    assert render_table(only).splitlines()[3:5] == ["Bo Reed (id 12, Writing)", "  date        rank  popularity"]
+    nobody = await history(load_config(feeds_lake.config), end=LAST, days=3, feeds=["person/day"], title="zed")
+    assert "no one matching 'zed' in those days" in render_table(nobody)
+
+
+def test_the_json_names_each_feed_and_a_persons_name(feeds_lake: FeedsLake, run_cli: CliRunner) -> None:
+    args = ("history", "--config", str(feeds_lake.config), "--date", "2026-11-25", "--days", "3", "--format", "json")
+
+    done = run_cli(*args, "--title", "a")
+
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    validate(document, "history")
+    assert [(f["feed"]["media_type"], f["feed"]["time_window"]) for f in document["feeds"]] == [
+        ("movie", "day"),
+        ("tv", "day"),
+        ("person", "day"),
+    ]
+    assert document["trend"] == document["feeds"][0]["trend"] and document["titles"] == document["feeds"][0]["titles"]
+    persons = document["feeds"][2]
+    assert [(p["name"], p["known_for_department"], p["rank"]) for p in persons["trend"]["top"]] == [
+        ("Bo Reed", "Writing", 1),
+        ("Ada Stone", "Acting", 2),
+        ("=Eve Hack", None, 3),
+        ("山田 太郎", "Acting", 4),
+    ]
+    assert [p["name"] for p in persons["titles"]] == ["=Eve Hack", "Ada Stone", "Cy Vale"]  # "a" in the name
+    assert document["feeds"][1]["trend"]["days"] == [{"date": d.isoformat(), "state": "missing"} for d in (
+        FIRST, MISSING, LAST)]  # fmt: skip
+
+
+def test_the_csv_of_a_person_feed_has_names_and_departments(feeds_lake: FeedsLake, run_cli: CliRunner) -> None:
+    done = run_cli(
+        "history", "--config", str(feeds_lake.config), "--date", "2026-11-25", "--days", "3",
+        "--format", "csv", "--feed", "person/day",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    table = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert list(table[0])[:6] == ["media_type", "id", "name", "label", "known_for_department", "rank"]
+    assert [
+        (r["name"], r["known_for_department"], r["2026-11-23"], r["2026-11-24"], r["2026-11-25"]) for r in table
+    ] == [
+        ("Bo Reed", "Writing", "2", "gap", "1"),
+        ("Ada Stone", "Acting", "1", "gap", "2"),
+        ("'=Eve Hack", "", "", "gap", "3"),  # a formula is text
+        ("山田 太郎", "Acting", "", "gap", "4"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--feed", "tv/week"],
+            "error: --feed tv/week: not a feed of this config; it has movie/day, tv/day, person/day",
+        ),
+        (["--feed", "films"], "error: --feed: expected media/window with media one of movie, tv, person, all"),
+        (
+            ["--format", "csv"],
+            "error: --format csv writes one feed's table and this config has movie/day, tv/day, person/day; "
+            "choose one with --feed",
+        ),
+        (["--format", "csv", "--feed", "tv/day", "--feed", "movie/day"], "error: --format csv writes one feed's"),
+    ],
+    ids=["not-configured", "not-a-feed", "csv-of-three", "csv-of-two"],
+)
+def test_a_feed_the_config_lacks_or_csv_of_several_is_a_one_line_usage_error(
+    feeds_lake: FeedsLake, run_cli: CliRunner, args: list[str], message: str
+) -> None:
+    done = run_cli("history", "--config", str(feeds_lake.config), "--date", "2026-11-25", "--days", "3", *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(message) and len(done.stderr.splitlines()) == 1, done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -19,7 +20,10 @@ from hypothesis import strategies as st
 from pipeline.stage import Feed, RunResult
 from stages.reporters import report_model as rm
 from stages.reporters.notify import digest
-from tests.support.cli import CliRunner
+from tests.support.cli import CliRunner, error_lines
+from tests.support.fixtures_tmdb import StandinFactory
+from tests.support.sample import write_config as write_document
+from tests.support.tmdb_standin import TmdbStandin
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tests" / "data" / "sample"
@@ -67,7 +71,8 @@ def write_config(tmp_path: Path, pages: Path, notify: dict[str, Any]) -> Path:
         "transformer": {"type": "standardize"},
         "loader": {"type": "local", "options": {"root": str(tmp_path / "lake")}},
         "reporter": [
-            {"type": "markdown", "options": {"path": str(tmp_path / "report.md")}},
+            # the chart is not what these tests are about, and drawing it costs about a second a run
+            {"type": "markdown", "options": {"path": str(tmp_path / "report.md"), "chart": False}},
             {"type": "notify", "options": notify},
         ],
     }
@@ -224,3 +229,95 @@ def test_a_digest_has_one_line_per_title_whatever_the_titles_hold(titles: list[s
 
     assert len(lines) == 2 + len(entries)
     assert lines[-1].startswith("Biggest climber: ") and lines[-1].endswith("(+1 since 2026-11-25)")
+
+
+# -- several feeds ---------------------------------------------------------------------------------
+TOKEN = "standin-token-notifyfeeds1"
+FEEDS = ["movie/day", "tv/day", "person/day"]
+TODAY = dt.datetime.now(dt.UTC).date()  # a live list is labelled today or yesterday
+
+
+def feeds_config(tmp_path: Path, standin: TmdbStandin, notify: dict[str, Any]) -> Path:
+    """Three feeds of one page from the stand-in → a local lake → the notify reporter alone."""
+    options = {"base_url": standin.base_url, "feeds": FEEDS, "pages": 1, "rate_limit": 1000, "backoff": 0.01}
+    document = {
+        "extractor": {"type": "tmdb-trending", "options": options},
+        "transformer": {"type": "standardize"},
+        "loader": {"type": "local", "options": {"root": str(tmp_path / "lake")}},
+        "reporter": [{"type": "notify", "options": notify}],
+    }
+    return write_document(tmp_path / "feeds.yml", document)
+
+
+def paragraphs(message: dict[str, Any]) -> list[list[str]]:
+    return [block.splitlines() for block in message["message"].split("\n\n")]
+
+
+async def test_a_digest_of_several_feeds_has_a_paragraph_per_feed_and_names_a_failed_one(
+    tmp_path: Path, run_cli: CliRunner, inbox: Inbox, tmdb_standin: StandinFactory
+) -> None:
+    standin = await tmdb_standin(token=TOKEN, total_pages=50, list_errors={"tv/day": 401})
+    path = str(feeds_config(tmp_path, standin, {"url": inbox.url(), "on_success": True}))
+
+    done = await asyncio.to_thread(run_cli, "run", "--config", path, env={"TMDB_ACCESS_TOKEN": TOKEN})
+
+    assert done.returncode == 1
+    [message] = inbox.received
+    assert (message["type"], message["title"]) == ("failure", f"TMDB trending: {TODAY} failed")
+    [error_line] = error_lines(done.stderr)
+    line, movies, tv, persons = paragraphs(message)
+    assert line == [error_line.removeprefix("error: ")] and line[0].startswith("1 of 3 feeds failed: tv/day: ")
+    assert movies[0] == "20 titles in trending movies, today. Top 3:"
+    assert tv[0].startswith("trending TV shows, today: failed (") and "HTTP 401" in tv[0] and len(tv) == 1
+    assert persons[0] == "20 people in trending people, today. Top 3:"
+    people = lake_top(tmp_path / "lake", "person/day")
+    assert persons[1:4] == [f"{rank}. {name}{f' ({known})' if known else ''}" for rank, name, known in people[:3]]
+    assert movies[4] == persons[4] == "Biggest climber: none yet (the first day in the lake)"
+    assert len(movies) == len(persons) == 5
+    assert_no_secret(json.dumps(inbox.received), done.stdout, done.stderr)
+
+
+def lake_top(root: Path, spec: str) -> list[tuple[int, str, str]]:
+    """A committed person day as the lake holds it: ``(rank, name, department)``, best first."""
+    from pipeline.datalake import schema
+
+    [path] = (root / "cleaned_data" / "people").rglob(f"{TODAY}_people.csv")
+    frame = schema.read_csv_bytes(path.read_bytes(), schema.PEOPLE).sort_values("rank")
+    return list(zip(frame["rank"], frame["name"], frame["known_for_department"], strict=True))
+
+
+async def test_without_a_digest_a_run_whose_feeds_failed_sends_the_cli_error_line(
+    tmp_path: Path, run_cli: CliRunner, inbox: Inbox, tmdb_standin: StandinFactory
+) -> None:
+    """Some feeds failed (the reporters ran) or every one did (none ran): either way one message, the CLI's line."""
+    standin = await tmdb_standin(token=TOKEN, total_pages=50, list_errors={"person/day": 401})
+    path = str(feeds_config(tmp_path, standin, {"url": inbox.url()}))
+    env = {"TMDB_ACCESS_TOKEN": TOKEN}
+
+    some = await asyncio.to_thread(run_cli, "run", "--config", path, env=env)
+    standin.config.list_errors = {spec: 401 for spec in FEEDS}
+    every = await asyncio.to_thread(run_cli, "run", "--config", path, env=env)
+
+    assert (some.returncode, every.returncode) == (1, 1)
+    assert [m["type"] for m in inbox.received] == ["failure", "failure"]
+    sent = [m["message"] for m in inbox.received]
+    assert sent == [error_lines(done.stderr)[0].removeprefix("error: ") for done in (some, every)]
+    assert sent[0].startswith("1 of 3 feeds failed: person/day: ") and sent[1].startswith("3 of 3 feeds failed: ")
+    assert_no_secret(json.dumps(inbox.received), some.stderr, every.stderr)
+
+
+async def test_a_message_body_is_cut_to_what_chat_services_take(inbox: Inbox) -> None:
+    from pipeline.config import StageConfig
+    from pipeline.runner import build_stage
+    from stages.reporters import notify
+    from tests.support.lake import context_for
+
+    reporter = build_stage("reporter", StageConfig("notify", {"url": inbox.url()}, "reporter.0"))
+    context = context_for(dt.date(2026, 11, 25))
+
+    await reporter.on_failure(context, "x" * 5000)
+    await reporter.on_failure(context, "short")
+
+    long, short = (m["message"] for m in inbox.received)
+    assert len(long) == notify.MAX_BODY and long.endswith("x…")
+    assert short == "short"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from hypothesis import strategies as st
 
 from pipeline.datalake import schema
 from pipeline.stage import Feed, FeedResult, RunLake, RunResult
-from stages.reporters import chart, github_summary, json_report, markdown
+from stages.reporters import chart, github_summary, html, json_report, markdown, notify
 from stages.reporters import report_model as rm
-from tests.stages.reporters.test_report_json import validate
 from tests.support.fixtures_tmdb import StandinFactory
+from tests.support.lake import people
+from tests.support.report_schema import validate
 from tests.support.report_support import tables
 from tests.support.tmdb_standin import TmdbStandin
 
@@ -114,7 +116,7 @@ async def test_a_three_feed_run_reports_three_complete_sections(
     assert [e["title"] for e in tv["top"]] == expected[HEADINGS[1]]
     assert [e["name"] for e in people["top"]] == expected[HEADINGS[2]]
     for number, person in enumerate(people["top"]):
-        validate(person, "person", f"people.top[{number}]")
+        validate(person, "people", f"people.top[{number}]")
     assert {s["compared_with"] for s in document["sections"]} == {DAY1.isoformat()}
     assert [s["total"] for s in document["sections"]] == [20, 20, 20]
     assert document["top"] == movies["top"] and len(document["trends"]) == 3
@@ -126,6 +128,17 @@ async def test_a_three_feed_run_reports_three_complete_sections(
 
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert [m for m in re.findall(r'<section class="feed[^"]*" id="feed-(\w+)"', page)] == ["movies", "tv", "people"]
+    assert f"<title>TMDB trending, by feed: {DAY2}</title>" in page and "60 titles and people" in page
+    cells = PageCells("top-people")
+    cells.feed(page)
+    assert cells.rows[0][:3] == ["Rank", "Name", "Known for"]
+    assert [row[1] for row in cells.rows[1:]] == expected[HEADINGS[2]]
+    assert re.findall(r"<h[23]>[^<]*</h[23]>", page.split('id="feed-people"')[1])[:4] == [
+        "<h2>Trending people, today</h2>",
+        "<h3>Rank over 30 days</h3>",
+        "<h3>Top 10 on " + DAY2.isoformat() + "</h3>",
+        "<h3>This week</h3>",
+    ]
 
 
 SPECS = [("movie/day", "title", "movies"), ("tv/day", "title", "tv"), ("person/day", "name", "people")]
@@ -187,30 +200,6 @@ class MemoryLake:
         return self.frames.get((day, feed))
 
 
-def people_frame(names: list[str], departments: list[str]) -> Any:
-    rows = [
-        {
-            "trend_date": DAY1.isoformat(),
-            "rank": rank,
-            "id": 100 + rank,
-            "name": name,
-            "original_name": name,
-            "known_for_department": department,
-            "gender": 0,
-            "popularity": 10.0,
-            "adult": False,
-            "known_for": "",
-            "known_for_titles": "[]",
-            "profile_url": "",
-            "media_type": "person",
-            "time_window": "day",
-            "extracted_at": "2026-11-24T00:00:00+00:00",
-        }
-        for rank, (name, department) in enumerate(zip(names, departments, strict=True), start=1)
-    ]
-    return schema.frame_from_rows(rows, schema.PEOPLE)
-
-
 def _live(text: str) -> list[str]:
     """Characters of Markdown or HTML syntax in ``text`` that no backslash makes inert."""
     found = []
@@ -222,20 +211,58 @@ def _live(text: str) -> list[str]:
 
 
 HOSTILE = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=30)
+PEOPLE, TV = Feed("person", "day"), Feed("tv", "day")
+# Every tag the page's own template writes (no chart here): anything else would have come from TMDB's text.
+PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "code", "section", "table",
+             "thead", "tbody", "tr", "th", "td", "div", "footer", "script"}  # fmt: skip
+
+
+class PageCells(HTMLParser):
+    """Every start tag of a page, and the text of each cell of the table with id ``table``, row by row."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.table, self.tags, self.rows = table, set[str](), list[list[str]]()
+        self.inside = self.cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        if tag == "table":
+            self.inside = ("id", self.table) in attrs
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = True
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):
+            self.cell = False
+        elif tag == "table":
+            self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside and self.cell:
+            self.rows[-1][-1] += data
+
+
+def people_report_of(frames: dict[tuple[dt.date, Feed], Any], feeds: list[FeedResult]) -> Any:
+    """The report of a run of ``feeds`` on DAY1 whose lake holds ``frames``."""
+    lake = RunLake(MemoryLake(frames), "memory://")
+    result = RunResult("run", DAY1, PEOPLE, dt.datetime(2026, 11, 24, tzinfo=dt.UTC), lake="memory://", feeds=feeds)
+    return rm.build_report(result, lake, rm.ReportOptions(), stage="test")
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(names=st.lists(HOSTILE, min_size=3, max_size=3), department=HOSTILE, error=HOSTILE)
+@given(names=st.lists(HOSTILE, min_size=3, max_size=3), departments=st.lists(HOSTILE, min_size=2, max_size=2),
+       error=HOSTILE)  # fmt: skip
 async def test_hostile_names_and_errors_stay_inert_in_every_section(
-    names: list[str], department: str, error: str
+    names: list[str], departments: list[str], error: str
 ) -> None:
-    people, tv = Feed("person", "day"), Feed("tv", "day")
-    lake = RunLake(MemoryLake({(DAY1, people): people_frame(names, [department, "", "Acting"])}), "memory://")
-    result = RunResult(
-        "run", DAY1, people, dt.datetime(2026, 11, 24, tzinfo=dt.UTC), lake="memory://",
-        feeds=[FeedResult(people, "committed"), FeedResult(tv, "failed", error=error, outcome=f"kept {error}")],
-    )  # fmt: skip
-    report = await rm.build_report(result, lake, rm.ReportOptions(), stage="test")
+    known = [*departments, ""]
+    day = people(DAY1, [(101 + n, name, known[n]) for n, name in enumerate(names)])
+    feeds = [FeedResult(PEOPLE, "committed"), FeedResult(TV, "failed", error=error, outcome=f"kept {error}")]
+    report = await people_report_of({(DAY1, PEOPLE): day}, feeds)
     text = markdown.render(report, draw=False)
     job = github_summary.render(report)
     for rendered in (text, job):
@@ -244,8 +271,72 @@ async def test_hostile_names_and_errors_stay_inert_in_every_section(
         assert _live("\n".join(untrusted)) == [] and "\n**Failed:** " in rendered
         for table in tables(rendered):
             assert {len(row) for row in table} == {len(table[0])}, table
+    shown_known = [rm.escape_markdown(d) or rm.NO_VALUE for d in known]
     people_table = tables(feed_sections(text)["## Trending people, today"])[0]
-    assert [row[2] for row in people_table[2:]] == [rm.NO_VALUE, "Acting"]
+    assert people_table[0][:3] == ["Rank", "Name", "Known for"]
+    assert [row[2] for row in people_table[1:]] == shown_known
+    job_table = tables(feed_sections(job, "#### ")["#### Trending people, today"])[0]
+    assert job_table[0] == ["Rank", "Name", "Known for", "Popularity", "Movement"]
+    assert [row[2] for row in job_table[1:]] == shown_known
+
+    page = PageCells("top-people")
+    page.feed(html.render(report, {}))
+    assert page.tags <= PAGE_TAGS, page.tags - PAGE_TAGS
+    top = report.sections[0].trend.top
+    assert page.rows[0][:3] == ["Rank", "Name", "Known for"]
+    assert [row[1:3] for row in page.rows[1:]] == [[t.label, t.department or rm.NO_VALUE] for t in top]
+    assert [t.department for t in top] == known
+
+    lines = notify.digest(report).splitlines()
+    assert len(lines) == 7 and lines[:1] == ["3 people in trending people, today. Top 3:"]
+    assert lines[5:] == ["", f"trending TV shows, today: failed ({notify._cut(' '.join(error.split()), 200)})"]
+    assert all(len(line) <= 2 * notify.NAME_WIDTH + 20 for line in lines[1:4]), lines
+
     document = json_report.document(report)
     assert [p["name"] for p in document["sections"][0]["top"]] == names  # raw in JSON, as TMDB sent them
+    assert [p["known_for_department"] for p in document["sections"][0]["trend"]["top"]] == [*departments, None]
     assert document["sections"][1]["error"] == error
+    validate(document, "top level")
+
+
+def keys(value: Any) -> set[str]:
+    """Every key of every object inside a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys(v)}
+    return {k for v in value for k in keys(v)} if isinstance(value, list) else set()
+
+
+async def test_a_people_section_speaks_of_people_never_of_titles() -> None:
+    """A week of the same people: every list is empty, so every "no one moved" sentence shows; none says title."""
+    week_ago = DAY1 - dt.timedelta(days=7)
+    named = [(201 + n, f"Person {n}", "Acting") for n in range(12)]
+    frames = {(day, PEOPLE): people(day, named) for day in (week_ago, DAY1)}
+    report = await people_report_of(frames, [FeedResult(PEOPLE, "committed")])
+
+    text = markdown.render(report, draw=False)
+    for sentence in (
+        "No person is new in the top 10.",
+        "No person climbed.",
+        "No person dropped out of the top 10.",
+        "No person of today's top 10 gained places.",
+        "No person is new in the top 10 this week.",
+        "No person fell out of the top 10 this week.",
+        "People of today's top 10 by places gained since",
+    ):
+        assert sentence in text, sentence
+    assert "| Rank | Name | Streak | Days in the top 10 |" in text
+    page = PageCells("top-people")
+    page.feed(html.render(report, {}))
+    summary = github_summary.render(report)
+    digest = notify.digest(report)
+    shown = "\n".join([text, summary, digest, *(cell for row in page.rows for cell in row)])
+    assert "title" not in shown.casefold()
+    assert page.rows[0][:3] == ["Rank", "Name", "Known for"] and {row[2] for row in page.rows[1:]} == {"Acting"}
+    assert digest.splitlines() == [
+        "12 people in trending people, today. Top 10:",
+        *(f"{n + 1}. Person {n} (Acting)" for n in range(10)),
+        f"Biggest climber: none (no one climbed since {week_ago})",
+    ]
+    document = json_report.document(report)
+    validate(document, "top level")
+    assert "title" not in keys(document["sections"]) and "year" not in keys(document["trends"])

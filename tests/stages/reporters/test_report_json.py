@@ -5,80 +5,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pipeline import trends
 from stages.reporters import json_report
+from tests.support.report_schema import SCHEMAS, validate
 from tests.support.report_support import DAY1, DAY2, GOLDEN, normalise, run_day, section, split_row
 from tests.support.sample import SAMPLE
 
-README = (Path(__file__).resolve().parents[3] / "docs" / "stages.md").read_text(encoding="utf-8")
-REPORT_SECTION = README.split("<!-- section: report -->", 1)[1].split("<!-- /section: report -->", 1)[0]
 LAKE = {"type": "local", "options": {"root": "lake"}}
-
-
-def documented(heading: str) -> dict[str, str]:
-    """``{field: type}`` from the README table under ``heading``."""
-    rows = [split_row(line) for line in section(REPORT_SECTION, heading).splitlines() if line.startswith("| `")]
-    return {name.strip("`"): kind for name, kind, _ in rows}
-
-
-SCHEMAS = {
-    "top level": documented("#### JSON: top level"),
-    "run": documented("#### JSON: run"),
-    "entries": documented("#### JSON: entry"),
-    "dropped": documented("#### JSON: dropped"),
-    "sections": documented("#### JSON: section"),
-    "person": documented("#### JSON: person"),
-    "trends": documented("#### JSON: trend"),
-    "trend": documented("#### JSON: trend"),
-    "trend days": documented("#### JSON: trend day"),
-    "trend titles": documented("#### JSON: trend title"),
-    "history": documented("#### JSON: history"),
-}
-
-
-def check(value: Any, kind: str, where: str) -> None:
-    """Assert ``value`` has the documented ``kind`` (e.g. ``integer or null``, ``array of entries``)."""
-    if kind.endswith(" or null"):
-        if value is None:
-            return
-        kind = kind.removesuffix(" or null")
-    if kind.startswith("array of "):
-        assert isinstance(value, list), where
-        item = kind.removeprefix("array of ")
-        for index, element in enumerate(value):
-            if item in SCHEMAS:
-                validate(element, item, f"{where}[{index}]")
-            else:  # "array of integers or nulls": each element an integer or null
-                check(element, " or ".join(w.removesuffix("s") for w in item.split(" or ")), f"{where}[{index}]")
-        return
-    if kind in SCHEMAS:
-        validate(value, kind, where)
-        return
-    expected: dict[str, tuple[type, ...]] = {
-        "integer": (int,),
-        "number": (int, float),
-        "string": (str,),
-        "boolean": (bool,),
-        "object": (dict,),
-    }
-    assert isinstance(value, expected[kind]), f"{where}: {value!r} is not {kind}"
-    if kind in ("integer", "number"):
-        assert not isinstance(value, bool), f"{where}: {value!r} is not {kind}"
-    if kind == "object" and where.endswith(".run"):
-        validate(value, "run", where)
-
-
-def validate(document: Any, schema: str, where: str = "$") -> None:
-    """Assert ``document`` has exactly the documented fields of ``schema``, each of its type."""
-    fields = SCHEMAS[schema]
-    assert isinstance(document, dict), where
-    assert sorted(document) == sorted(fields), f"{where}: fields differ from the README"
-    for name, kind in fields.items():
-        check(document[name], kind, f"{where}.{name}")
 
 
 def test_the_readme_documents_every_field_the_code_writes() -> None:
@@ -86,9 +22,11 @@ def test_the_readme_documents_every_field_the_code_writes() -> None:
     assert list(SCHEMAS["entries"]) == list(json_report.ENTRY_FIELDS)
     assert list(SCHEMAS["dropped"]) == list(json_report.DROPPED_FIELDS)
     assert list(SCHEMAS["sections"]) == list(json_report.SECTION_FIELDS)
-    assert list(SCHEMAS["person"]) == list(json_report.PERSON_FIELDS)
+    assert list(SCHEMAS["people"]) == list(json_report.PERSON_FIELDS)
+    assert list(SCHEMAS["dropped people"]) == list(json_report.DROPPED_PERSON_FIELDS)
     assert list(SCHEMAS["trend"]) == list(trends.TREND_FIELDS)
     assert list(SCHEMAS["trend titles"]) == list(trends.TITLE_FIELDS)
+    assert list(SCHEMAS["trend people"]) == list(trends.PERSON_FIELDS)
     assert all(SCHEMAS.values())
 
 

@@ -311,7 +311,7 @@ def _with_command(argv: list[str]) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.runner import run_pipeline
+    from pipeline.runner import feeds_failure_line, run_pipeline
 
     config = _config(args)
     if args.skip_committed and not args.dry_run:
@@ -331,8 +331,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # a reporter that wrote its document to stdout keeps stdout parseable: the summary goes to stderr
     _print_result(result, sys.stderr if result.wrote_to_stdout else sys.stdout)
     if result.failed:
-        failures = "; ".join(feed.describe_failure() for feed in result.failed)
-        print(redact(f"error: {len(result.failed)} of {len(result.feeds)} feeds failed: {failures}"), file=sys.stderr)
+        print(f"error: {feeds_failure_line(result)}", file=sys.stderr)
         return 1
     return 0
 

@@ -26,6 +26,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's own last collection (it looks for unraisable exceptions), freeze what the session left: the
+    interpreter's final collection at exit then skips it. An xdist worker ended about half a second sooner, and
+    the run waits for its last worker to end."""
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _logging_and_secrets_put_back(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets back the logging set-up and registered secrets it found (``cli.main`` changes both)."""

@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+# Imported here, not in each child: every forked run then starts with the command line already loaded.
+from pipeline import cli
+
 _DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
     b"<Message>Access Denied (injected)</Message></Error>"
@@ -315,8 +318,6 @@ def run_child(
 def _child(
     argv: list[str], err_path: Path, steps_path: Path, env: dict[str, str], fs: FsFaults | None, library: bool
 ) -> None:
-    from pipeline import cli
-
     # Forked from inside a running event loop: this process has none of its own yet.
     asyncio.events._set_running_loop(None)
 

@@ -42,7 +42,7 @@ from pipeline.stage import Feed
 from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.faults import CANCELLED_EXIT, CANCELS, ChildResult, FaultProxy, FsFaults, proxy_for, run_child
-from tests.support.fixtures_s3 import aws_environment, aws_session
+from tests.support.fixtures_s3 import aws_environment, aws_session, clone_bucket
 from tests.support.sample import replay_config, write_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -179,10 +179,7 @@ class S3Lake(Lake):
 
     async def copy(self, source: str) -> str:
         target = f"lake-{uuid.uuid4().hex[:12]}"
-        await self.client.create_bucket(Bucket=target)
-        for item in (await self.client.list_objects_v2(Bucket=source)).get("Contents", []):
-            copy = {"Bucket": source, "Key": item["Key"]}
-            await self.client.copy_object(Bucket=target, Key=item["Key"], CopySource=copy)
+        clone_bucket(source, target)
         return target
 
     async def leftovers(self, where: str) -> list[str]:

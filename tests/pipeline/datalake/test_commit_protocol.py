@@ -688,7 +688,10 @@ async def test_rows_stream_to_the_lake_once_about_a_mebibyte_is_queued(
 ) -> None:
     """The first row's size sets the first batch; each batch's own rows set the next one."""
     head = rows(TREND_DATE, range(1, 2), title="T" * first + " {id}")
-    day = pd.concat([head, rows(TREND_DATE, range(2, 31), title="T" * rest + " {id}")], ignore_index=True)
+    # Rows enough for the two batches written below (a batch holds at most ENCODE_BYTES // rest of them), and
+    # no more: the wide case used to build 29 rows of 1.2 MB and write two.
+    count = 2 * max(1, ENCODE_BYTES // rest)
+    day = pd.concat([head, rows(TREND_DATE, range(2, 2 + count), title="T" * rest + " {id}")], ignore_index=True)
     one_by_one = [day.iloc[[i]] for i in range(len(day))]
     n1 = max(1, int(ENCODE_BYTES / _per_row(one_by_one[0])))
     assert n1 == (first_batch or n1) and n1 < 15

@@ -49,8 +49,8 @@ _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, 
 _NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
 
-def code(exc: BaseException) -> str:
-    """S3's error code of a ``ClientError`` (``""`` for anything else)."""
+def code(exc: BaseException | None) -> str:
+    """S3's error code of a ``ClientError`` (``""`` for anything else, ``None`` included)."""
     if not isinstance(exc, ClientError):
         return ""
     return str(exc.response.get("Error", {}).get("Code", ""))

@@ -168,7 +168,7 @@ class MultipartSink(ObjectSink):
             except LoadError as exc:
                 if attempt == 2:
                     raise
-                found = code(exc.__cause__) if exc.__cause__ is not None else ""
+                found = code(exc.__cause__)
                 reason = f" ({found})" if found else ""  # the S3 error code; the full error is raised if it fails again
                 logger.warning("aborting the upload of s3://%s/%s failed%s; retrying", self._bucket, self.key, reason)
                 continue

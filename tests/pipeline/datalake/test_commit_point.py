@@ -3,7 +3,9 @@
 The fault harness (``test_commit_faults.py``) does this to real processes and stores; here the same cases run
 in milliseconds, so each branch of ``DayCommit``'s settling is pinned on its own: the answer lost after the
 write was applied, a cancellation while the write is in flight, a refusal S3 certainly did not apply, and a
-store that cannot even be asked afterwards.
+store that cannot even be asked afterwards. Then what needs no asking: an abort before the commit point, a
+store that goes down once the manifest's write was answered, a ``begin`` that fails after its claim, and the
+sinks a dead run left open.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 
 from pipeline.datalake import LakeFormatOptions, LakeLoader, Layout, LockRecord, MemoryStore, ObjectStore
 from pipeline.errors import LoadError, TransientLoadError
+from pipeline.options import StageOptions
 from pipeline.stage import Feed
 from tests.support.fakes import commit_info
 from tests.support.lake import context_for, rows
@@ -37,12 +40,18 @@ class FlakyStore(MemoryStore):
         self.after_put: str | None = None
         """``lose``: apply, then lose the answer; ``refuse``: refuse, certainly unapplied; ``hang``: apply, wait."""
         self.reads_fail = False
+        self.down_after_manifest = False
+        """Once the manifest's write is answered, the store answers nothing more (reads, copies, deletes)."""
+        self.deletes_fail = False
         self.applied = asyncio.Event()
         self.release = asyncio.Event()
 
     async def put_object(self, key: str, data: bytes, content_type: str, **condition: Any) -> str:
         if key != MANIFEST or self.after_put is None:
-            return await super().put_object(key, data, content_type, **condition)
+            etag = await super().put_object(key, data, content_type, **condition)
+            if key == MANIFEST and self.down_after_manifest:
+                self.reads_fail = self.deletes_fail = True
+            return etag
         if self.after_put == "refuse":
             refused = TransientLoadError("ServiceUnavailable (injected)")
             refused.applied = False
@@ -60,6 +69,16 @@ class FlakyStore(MemoryStore):
         if self.reads_fail and key == MANIFEST:
             raise TransientLoadError("the store does not answer (injected)")
         return await super().get_object(key)
+
+    async def copy_object(self, source: str, target: str) -> None:
+        if self.down_after_manifest and self.deletes_fail:
+            raise TransientLoadError("the store does not answer (injected)")
+        await super().copy_object(source, target)
+
+    async def delete_object(self, key: str) -> None:
+        if self.deletes_fail:
+            raise TransientLoadError("the store does not answer (injected)")
+        await super().delete_object(key)
 
 
 class MemoryLoader(LakeLoader[LakeFormatOptions]):
@@ -167,3 +186,75 @@ async def test_an_os_error_after_the_manifest_landed_is_settled_by_reading_the_s
     assert (await day.abort()).startswith("2026-11-25 was committed by run r2; the next run")
     record = LockRecord.from_bytes(store.objects[LOCK].data)
     assert record is not None and all(key in store.objects for key in record.objects)
+
+
+async def test_a_store_that_goes_down_once_the_manifest_write_was_answered_leaves_a_day_known_committed() -> None:
+    store = FlakyStore()
+    await old_day(store)
+    loader, day = await new_day(store)
+    store.down_after_manifest = True
+    with pytest.raises(TransientLoadError, match="does not answer") as caught:
+        await day.commit(commit_info(loader))
+    assert str(caught.value.outcome).startswith("2026-11-25 was committed by run r2, but ")
+    # The write was answered: the abort knows the day is new without asking the store (which could not say).
+    assert (await day.abort()).startswith("2026-11-25 was committed by run r2; the next run")
+    record = LockRecord.from_bytes(store.objects[LOCK].data)
+    assert record is not None and all(key in store.objects for key in record.objects)
+    store.down_after_manifest = store.reads_fail = store.deletes_fail = False
+    report = await MemoryLoader(store, "r3").recover()
+    assert report.actions == ["2026-11-25 movies: rolled forward to run r2, which had committed"]
+
+
+async def test_an_abort_before_the_commit_point_neither_reads_nor_deletes() -> None:
+    """Nothing was stored yet: a store that can neither say which manifest it holds nor delete leaves the day clean."""
+    store = FlakyStore()
+    old = await old_day(store)
+    _loader, day = await new_day(store)
+    store.reads_fail = store.deletes_fail = True
+    assert await day.abort() == "nothing was committed; 2026-11-25 keeps its previous data"
+    assert store.objects[MANIFEST].data == old
+    assert not [key for key in store.objects if ".run-r2." in key] and LOCK not in store.objects
+
+
+async def test_a_begin_that_fails_after_its_claim_says_nothing_was_committed_and_lets_the_day_go() -> None:
+    store = FlakyStore()
+    await old_day(store)
+    with pytest.raises(LoadError, match="run r1 already committed 2026-11-25 trending movies, today") as caught:
+        await MemoryLoader(store, "r1").begin(FEED)
+    assert caught.value.outcome == "nothing was committed; 2026-11-25 keeps its previous data"
+    assert LOCK not in store.objects and not store.uploads
+
+
+async def test_the_sinks_a_dead_run_left_open_are_removed_by_the_next_runs_recovery() -> None:
+    store = MemoryStore()
+    sink = await store.open_sink(LAYOUT.run_key("version", DAY, FEED, "dead1"), "text/csv")
+    await sink.write(b"half a day")  # the run died here: no lock holds its run any more
+    report = await MemoryLoader(store, "r3").recover()
+    assert report.actions == [
+        "removed the unfinished write of memory://lake/_versions/2026/11/2026-11-25_movies.run-dead1.csv, "
+        "left by an interrupted run"
+    ]
+    assert await store.leftovers() == []
+
+
+class PlainLoader(LakeLoader[StageOptions]):
+    """A third-party lake loader whose options are not ``LakeFormatOptions`` (no regression-guard settings)."""
+
+    Options = StageOptions
+
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(StageOptions(), context_for(DAY, "plain1"), name="plain")
+        self.memory = store
+
+    def build_store(self) -> ObjectStore:
+        return self.memory
+
+
+async def test_a_lake_loader_without_guard_options_commits_even_an_empty_day() -> None:
+    store = MemoryStore()
+    loader = PlainLoader(store)
+    day = await loader.begin(FEED)
+    committed = await day.commit(commit_info(loader))
+    assert committed.outcome == "2026-11-25 was committed by run plain1"
+    found = await loader.read_day(DAY, FEED)
+    assert found is not None and found.empty

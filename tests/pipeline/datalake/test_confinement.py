@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.datalake import Layout, LockRecord
-from pipeline.errors import OutsideLake
+from pipeline.datalake import Layout, LockRecord, StoredObject
+from pipeline.datalake.manifest import Manifest, parse
+from pipeline.errors import LoadError, OutsideLake
 from pipeline.stage import Feed
 from tests.support.cli import CliResult, error_lines
 from tests.support.fixtures_s3 import get_object, object_keys
@@ -328,3 +329,55 @@ def test_a_manifest_that_is_not_its_own_days_is_refused_by_readers_and_repair(
     history = run_cli("history", "--config", local_config(tmp_path, lake), "--date", DAY.isoformat(), "--days", "1")
     assert said in history.stdout + history.stderr or history.returncode != 0
     assert published.read_bytes() == good
+
+
+def _parse(document: dict[str, Any], feed: Feed = FEED) -> Manifest:
+    key = LAYOUT.key("manifest", DAY, feed)
+    return parse(key, StoredObject(json.dumps(document).encode(), "etag"), LAYOUT, key)
+
+
+def _document(feed: Feed = FEED, **objects: dict[str, str]) -> dict[str, Any]:
+    """A day's manifest as a run writes it (only what ``parse`` reads)."""
+    return {
+        "protocol": 2,
+        "trend_date": DAY.isoformat(),
+        "feed": {"media_type": feed.media_type, "time_window": feed.time_window},
+        "objects": objects,
+    }
+
+
+def test_a_manifest_of_another_feed_is_confined_to_that_feeds_keys() -> None:
+    feed = Feed("tv", "week")
+    version = LAYOUT.run_key("version", DAY, feed, "r1")
+    entry = {"key": LAYOUT.key("cleaned", DAY, feed), "version_key": version}
+    assert _parse(_document(feed, cleaned=entry), feed).version_key == version
+    with pytest.raises(OutsideLake, match="which is stored elsewhere"):
+        _parse(_document(FEED, cleaned=entry), feed)  # says movies, day: not the key it was read from
+
+
+def test_a_manifest_whose_version_names_no_run_is_refused() -> None:
+    """A version key is run-scoped (``….run-<id>.…``): one without a run is no version of this day."""
+    untagged = "_versions/2026/11/2026-11-25_movies.csv"
+    entry = {"key": LAYOUT.key("cleaned", DAY, FEED), "version_key": untagged}
+    with pytest.raises(OutsideLake, match=f"{re.escape(repr(untagged))} is not a version key of 2026-11-25 movies"):
+        _parse(_document(cleaned=entry))
+
+
+def test_a_manifest_of_another_protocol_is_refused_naming_it() -> None:
+    with pytest.raises(LoadError, match=r"is not a protocol 2 manifest \(protocol 1\)$"):
+        _parse({**_document(), "protocol": 1})
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("../victim.csv", "'../victim.csv'"),
+        ("_versions/" + "a" * 300, repr(("_versions/" + "a" * 300)[:200])),  # at most 200 characters of it
+        (42, "'int'"),  # JSON that is not a key: its type
+        (None, "'NoneType'"),
+    ],
+)
+def test_a_refused_key_is_named_in_its_message(key: object, shown: str) -> None:
+    with pytest.raises(OutsideLake) as caught:
+        LAYOUT.confine(key, "version")
+    assert str(caught.value) == f"{shown} is not a key inside the lake's _versions/"

@@ -38,6 +38,7 @@ def test_a_valid_prefix_comes_back_without_its_trailing_slash(prefix: str, expec
         ("a//", "must not contain empty segments"),
         ("a/../b", "must not contain '.' or '..' segments"),
         ("./a", "must not contain '.' or '..' segments"),
+        ("a/\tb", r"must not contain control characters \(U\+0009\)"),
     ],
 )
 def test_a_bad_prefix_is_refused_naming_the_key(prefix: str, message: str) -> None:
@@ -78,6 +79,13 @@ def test_monthly_keys_with_and_without_a_prefix() -> None:
     prefixed = Layout("p/q", "monthly", "parquet")
     assert prefixed.key("cleaned", DAY, WEEK_TV) == "p/q/cleaned_data/2026/11/2026-11-05_tv_week.parquet"
     assert prefixed.root("lock") == "p/q/_locks"
+
+
+def test_monthly_keys_of_people_are_one_folder_down() -> None:
+    assert Layout().key("cleaned", DAY, Feed("person", "day")) == "cleaned_data/people/2026/11/2026-11-05_people.csv"
+    assert Layout("p").key("manifest", DAY, Feed("person", "week")) == (
+        "p/_manifests/people/2026/11/2026-11-05_people_week.json"
+    )
 
 
 def test_hive_keys_name_the_partition_and_a_part_file() -> None:

@@ -138,6 +138,7 @@ async def test_a_missing_day_reads_as_none(lake: LakeUnderTest) -> None:
         assert await loader.read_day(YESTERDAY, FEED) is None
         assert await loader.read_manifest(YESTERDAY, FEED) is None
         assert await loader.read_day(TREND_DATE, Feed("tv", "week")) is None
+        assert await loader.lake.get_bytes(LAYOUT.key("cleaned", YESTERDAY, FEED)) is None
 
 
 async def test_an_empty_day_is_refused_unless_forced_then_commits_a_header_only_csv(lake: LakeUnderTest) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from pipeline.datalake import LockRecord, MemoryStore, ObjectStore
-from pipeline.errors import CommitConflict
+from pipeline.errors import CommitConflict, LoadError
 from pipeline.stage import Feed
 from stages.loaders.local_store import LocalStore
 from stages.loaders.s3 import S3Options
@@ -44,9 +45,9 @@ def built_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
 
 @pytest.fixture
 async def store(built_store: ObjectStore) -> AsyncIterator[ObjectStore]:
-    """The store, opened as its creator opens it."""
-    async with built_store:
-        yield built_store
+    """The store, opened as its creator opens it: ``async with`` gives the store itself."""
+    async with built_store as opened:
+        yield opened
 
 
 def record(pid: int = DEAD_PID, run_id: str = "abc") -> LockRecord:
@@ -110,6 +111,10 @@ async def test_copy_replaces_the_target_and_delete_forgets_even_a_missing_key(st
     await store.delete_object(KEY)
     await store.delete_object(KEY)
     assert await store.get_object(KEY) is None
+    with pytest.raises(LoadError):
+        await store.copy_object(KEY, target)
+    stored = await store.get_object(target)
+    assert stored is not None and stored.data == b"version"
 
 
 async def test_a_listing_is_sorted_and_holds_only_what_is_under_the_prefix(store: ObjectStore) -> None:
@@ -124,7 +129,7 @@ async def test_a_held_lock_is_a_conflict_and_a_dead_runs_record_goes_to_the_next
     claim = await store.claim_lock(LOCK)
     assert claim.stale is None and not claim.stale_unreadable
     await store.write_lock(claim, record(pid=os.getpid()))
-    with pytest.raises(CommitConflict):
+    with pytest.raises(CommitConflict, match=re.escape(f"run abc on {socket.gethostname()} (pid {os.getpid()})")):
         await store.claim_lock(LOCK)
     await store.release_lock(claim)
     assert await store.get_object(LOCK) is None
@@ -136,6 +141,24 @@ async def test_a_held_lock_is_a_conflict_and_a_dead_runs_record_goes_to_the_next
     assert healer.stale is not None and healer.stale.run_id == "dead" and healer.stale.objects == (KEY,)
     await store.release_lock(healer)
     assert await store.get_object(LOCK) is None
+
+
+async def test_a_lock_record_cut_short_is_handed_to_the_next_claimer_as_unreadable(store: ObjectStore) -> None:
+    await store.put_object(LOCK, b'{"run_id": "abc", "trend_da', "application/json")
+    claim = await store.claim_lock(LOCK)
+    assert claim.stale is None and claim.stale_unreadable
+    await store.release_lock(claim)
+    assert await store.get_object(LOCK) is None
+
+
+@pytest.mark.parametrize("built_store", ["memory", "local"], indirect=True)
+async def test_a_lock_held_before_its_record_is_written_is_named_by_its_key(store: ObjectStore) -> None:
+    """Only stores whose claim itself holds the lock: on S3 the lock is its record, created by a conditional PUT."""
+    claim = await store.claim_lock(LOCK)
+    with pytest.raises(CommitConflict, match=re.escape(store.locate(LOCK).removesuffix(".json"))):
+        await store.claim_lock(LOCK)
+    await store.release_lock(claim)
+    await store.release_lock(await store.claim_lock(LOCK))  # free again
 
 
 async def test_a_store_says_where_a_key_is_without_credentials(store: ObjectStore) -> None:

@@ -181,6 +181,15 @@ async def test_a_sink_shows_nothing_until_it_commits_then_the_whole_file(tmp_pat
         await sink.commit()
 
 
+async def test_a_temp_file_of_a_key_that_names_no_run_carries_the_runs_id(tmp_path: Path) -> None:
+    """A run also writes the day's cleaned key through a temp file: if it dies there, the leftover says whose."""
+    store = loader_on(tmp_path, run_id="r7").store
+    sink = await store.open_sink("cleaned_data/2026/11/2026-11-25_movies.csv", "text/csv")
+    (leftover,) = await store.leftovers()
+    assert leftover.run_id == "r7"
+    await sink.abort()
+
+
 async def test_a_sink_commit_replaces_the_previous_file(tmp_path: Path) -> None:
     target = tmp_path / "b.csv"
     target.write_bytes(b"old")

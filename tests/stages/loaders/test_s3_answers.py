@@ -216,8 +216,9 @@ async def test_a_failed_part_is_retrieved_when_the_sink_is_aborted(
         (error(403, "AccessDenied", "Access Denied"), "failed (AccessDenied); retrying", "landed after"),
         (garbled, "failed; retrying", "landed after"),
         (status(204), "landed after the abort; aborting again", "retrying"),
+        (error(400, None, "refused (injected)"), "failed; retrying", "failed ("),  # no code to name
     ],
-    ids=["denied", "garbled", "parts-landed"],
+    ids=["denied", "garbled", "parts-landed", "no-code"],
 )
 async def test_an_abort_is_tried_once_more_and_then_succeeds(
     through: S3Loader,
@@ -234,6 +235,20 @@ async def test_an_abort_is_tried_once_more_and_then_succeeds(
     with caplog.at_level(logging.INFO, logger="stages.loaders.s3_multipart"):
         await sink.abort()
     assert logged in caplog.text and not_logged not in caplog.text
+    assert "aborted the upload of" in caplog.text
+    assert await open_uploads(s3_client, s3_bucket) == []
+
+
+async def test_an_abort_whose_parts_cannot_be_listed_is_sent_once_more(
+    through: S3Loader, front: S3Front, s3_client: Any, s3_bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = await _open_upload(through)
+    # S3 answers the abort, yet a part lands after it (moto still holds the upload); the policy has no ListParts.
+    front.answer("DELETE", "uploadId=", status(204))
+    front.answer("GET", "uploadId=", error(403, "AccessDenied", "Access Denied"))
+    with caplog.at_level(logging.INFO, logger="stages.loaders.s3_multipart"):
+        await sink.abort()
+    assert "landed after the abort; aborting again" in caplog.text
     assert "aborted the upload of" in caplog.text
     assert await open_uploads(s3_client, s3_bucket) == []
 
@@ -293,6 +308,15 @@ async def test_aclose_closes_the_client_the_loader_opened(
     assert await loader.store.list_keys("") == []  # the client's HTTP session exists from the first request on
     await loader.aclose()
     del loader
+    gc.collect()
+    assert [context["message"] for context in loop_errors] == []
+
+
+async def test_a_connected_preflight_closes_the_client_it_opened(
+    aws_env: dict[str, str], s3_bucket: str, moto_endpoint: str, loop_errors: list[dict[str, Any]]
+) -> None:
+    checks = await s3_loader(context_for(TREND_DATE), s3_bucket, moto_endpoint).preflight(True)
+    assert [(check.what, check.ok) for check in checks][-1] == ("write probe", True)
     gc.collect()
     assert [context["message"] for context in loop_errors] == []
 

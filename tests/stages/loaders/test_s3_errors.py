@@ -9,6 +9,9 @@ from botocore.exceptions import ClientError
 
 from pipeline.errors import CommitConflict, LoadError, TransientLoadError
 from stages.loaders.s3_errors import S3Errors, code, refused_at_once, translate
+from stages.loaders.s3_options import S3Options
+from stages.loaders.s3_store import S3Store
+from tests.support.fixtures_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 
 def answer(status: int, error: str, retries: int = 0) -> ClientError:
@@ -71,3 +74,19 @@ async def test_a_failed_condition_is_a_conflict_that_says_whether_it_is_certain(
     with pytest.raises(LoadError, match="cannot read s3://b/k: NoSuchKey") as plain:
         await errors.call(refuse(answer(404, "NoSuchKey")), "read", "k")
     assert not isinstance(plain.value, CommitConflict)
+
+
+async def test_a_store_that_opens_its_own_client_names_the_endpoint_botocore_chose(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)  # not in the options: botocore finds it
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    async with S3Store(S3Options(bucket="some-bucket"), stage="s3") as store:
+        with pytest.raises(TransientLoadError) as caught:
+            await store.put_object("a.json", b"{}", "application/json")
+    message = str(caught.value)
+    assert message == (
+        f"loader 's3': cannot upload s3://some-bucket/a.json: cannot reach {endpoint} (EndpointConnectionError)"
+    )
+    assert SECRET_ACCESS_KEY not in message and ACCESS_KEY_ID not in message

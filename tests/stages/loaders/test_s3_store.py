@@ -20,13 +20,17 @@ async def test_removing_an_old_upload_aborts_it_once_and_says_so(
     store = S3Store(S3Options(bucket=s3_bucket), client=s3_client, stage="s3")
     (leftover,) = await store.leftovers()
     assert leftover.old  # moto dates every upload 2010-11-10
+    aborted = [f"aborted the unfinished upload of s3://{s3_bucket}/{key}"]
     with caplog.at_level(logging.INFO, logger="stages.loaders.s3_store"):
         await store.remove_leftover(leftover)
         assert await open_uploads(s3_client, s3_bucket) == []
+        assert _said(caplog) == aborted and store.requests["abort_multipart_upload"] == 1
         await store.remove_leftover(leftover)  # gone already (NoSuchUpload): nothing more to say
-    said = [record.getMessage() for record in caplog.records if record.name == "stages.loaders.s3_store"]
-    assert said == [f"aborted the unfinished upload of s3://{s3_bucket}/{key}"]
-    assert store.requests["abort_multipart_upload"] == 1
+    assert _said(caplog) == aborted and store.requests["abort_multipart_upload"] == 1
+
+
+def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "stages.loaders.s3_store"]
 
 
 async def test_a_store_opens_its_client_with_the_process_wide_service_models(

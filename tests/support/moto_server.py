@@ -21,15 +21,29 @@ keep-alive HTTP/1.1 server must do:
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import re
 from collections.abc import Iterable
 from typing import Any
 
+from botocore.utils import parse_to_aware_datetime
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import DechunkedInput, make_server
 
 _NO_BODY = frozenset({204, 304})
+_ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+
+
+def parse_iso_time(value: Any) -> dt.datetime:
+    """``botocore.utils.parse_to_aware_datetime``, with the times moto stores (``2026-11-25T12:00:00.000Z``) read
+    by ``datetime.fromisoformat``: the same instant in UTC, so the same text once moto formats it again. Every
+    other value goes to botocore's parser (dateutil), as before."""
+    if isinstance(value, str) and _ISO_UTC.fullmatch(value):
+        return dt.datetime.fromisoformat(value)
+    parsed: dt.datetime = parse_to_aware_datetime(value)
+    return parsed
 
 
 class KeepAliveHandler(MotoRequestHandler):

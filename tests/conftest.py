@@ -25,7 +25,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     Then the youngest generation is collected every 10,000 new objects rather than every 700: fewer objects that
     live through a test are promoted, so the older generations fill and are walked less often. A worker spent
-    3-6 s of the run in the collector, and now about half that. A test that needs a finalizer to have run
+    3-7 s of the run in the collector, and now 2-4 s. A test that needs a finalizer to have run
     still calls ``gc.collect()``, and pytest collects once more at the end to find unraisable exceptions."""
     gc.collect()
     gc.freeze()

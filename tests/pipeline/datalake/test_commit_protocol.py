@@ -29,7 +29,7 @@ from pipeline.cli import main
 from pipeline.commands._lake import configured_feed, lake_reader
 from pipeline.config import load_config
 from pipeline.datalake import LakeLoader, Layout, LockRecord, Manifest, schema
-from pipeline.datalake.commit import ENCODE_BYTES
+from pipeline.datalake.commit import ENCODE_BYTES, ENCODE_ROWS
 from pipeline.errors import CommitConflict, ConfigError, LoadError, RegressionRefused
 from pipeline.runner import new_context, run_pipeline
 from pipeline.stage import Feed, Lookups
@@ -1175,6 +1175,25 @@ async def test_an_empty_day_commits_when_forced(tmp_path: Path) -> None:
         await loader_day.commit(commit_info(loader))
         day = await loader.read_day(TREND_DATE, FEED)
     assert day is not None and len(day) == 0 and list(day.columns) == list(schema.COLUMN_NAMES)
+
+
+async def test_narrow_pages_are_encoded_encode_rows_at_a_time(tmp_path: Path) -> None:
+    """TMDB pages of 20 rows: nothing is streamed until ``ENCODE_ROWS`` are queued, then they all are at once."""
+    page = 20
+    pages = [rows(TREND_DATE, range(n, n + page)) for n in range(1, 2 * ENCODE_ROWS + 1, page)]
+    assert ENCODE_BYTES / _per_row(pages[0]) > 2 * ENCODE_ROWS, "rows this narrow are batched by count"
+    loader = loader_for(tmp_path, "csv", "monthly", TREND_DATE, "r1")
+    loader_day = await loader.begin(FEED)
+    sizes = []
+    for chunk in pages:
+        await loader_day.write(chunk)
+        sizes.append(_streamed(tmp_path))
+    full = ENCODE_ROWS // page
+    assert sizes[: full - 1] == [0] * (full - 1), "nothing is encoded before ENCODE_ROWS rows are queued"
+    assert sizes[full - 1] > 0
+    assert len(set(sizes[full - 1 : 2 * full - 1])) == 1, "the next batch waits for ENCODE_ROWS rows of its own"
+    assert sizes[2 * full - 1] > sizes[full - 1]
+    await loader_day.abort()
 
 
 async def test_wide_rows_not_yet_in_the_schemas_dtypes_are_measured_by_their_text(tmp_path: Path) -> None:

@@ -108,13 +108,12 @@ class JsonReporter(Reporter[JsonOptions]):
 def document(report: rm.Report) -> dict[str, Any]:
     """The JSON-ready document (see ``FIELDS``); the movement lists are empty on the first day.
 
-    The top-level ``compared_with`` to ``dropped`` are the first committed feed's (the primary
-    feed's when it committed). ``trends`` holds one trend document per committed feed
-    (``pipeline.trends.trend_document``, the same document ``history --format json`` prints under
-    ``trend``). ``sections`` holds one object per feed of the run, in its order (see ``SECTION_FIELDS``).
+    The top-level ``compared_with`` to ``dropped`` are the run's primary feed's (``Report.primary``).
+    ``trends`` holds one trend document per committed feed (``pipeline.trends.trend_document``, the
+    same document ``history --format json`` prints under ``trend``). ``sections`` holds one object per feed
+    of the run, in its order (see ``SECTION_FIELDS``).
     """
-    first = report.sections[0] if report.sections else None
-    people = first is not None and first.feed.is_people
+    people = bool(report.sections) and report.primary.feed.is_people
     fields = {
         "schema_version": SCHEMA_VERSION,
         "run": report.result.to_dict(),

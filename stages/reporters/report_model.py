@@ -144,8 +144,8 @@ class FailedSection:
 class Report:
     """Everything a reporter renders for one run: one section per feed (a run of one feed has one).
 
-    ``total`` and ``movement`` are the first committed feed's (the primary feed's when it
-    committed): what a one-feed report shows. ``failed`` holds the feeds that failed.
+    ``total`` and ``movement`` are the run's primary feed's (``result.feed``) when it committed, else the
+    first committed feed's: what a one-feed report shows. ``failed`` holds the feeds that failed.
     """
 
     result: RunResult
@@ -160,6 +160,11 @@ class Report:
     def run_time(self) -> str:
         """The run's start in UTC, the one line allowed to differ between reruns of a day."""
         return self.result.started_at.astimezone(dt.UTC).strftime(RUN_TIME_FORMAT)
+
+    @property
+    def primary(self) -> FeedSection:
+        """The section ``total`` and ``movement`` come from."""
+        return _primary(self.sections, self.result.feed)
 
     @property
     def parts(self) -> tuple[FeedSection | FailedSection, ...]:
@@ -322,6 +327,11 @@ async def feed_section(
     return FeedSection(feed, day, distinct_titles(today), moved, trend)
 
 
+def _primary(sections: Sequence[FeedSection], feed: Feed) -> FeedSection:
+    """The run's primary feed's section (the runner's choice: the first committed title feed), else the first."""
+    return next((section for section in sections if section.feed == feed), sections[0])
+
+
 async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
     """One section per committed feed of the run (read concurrently), one failed section per failed feed."""
     feeds = result.feeds or [FeedResult(result.feed, status="committed")]
@@ -332,13 +342,13 @@ async def _build_report(result: RunResult, lake: LakeReader, options: ReportOpti
     sections = await asyncio.gather(
         *(feed_section(lake, feed, result.trend_date, options, stage=stage) for feed in committed)
     )
-    first = sections[0]
+    primary = _primary(sections, result.feed)
     return Report(
         result=result,
         lake=safe_location(lake.describe()),
-        total=first.total,
+        total=primary.total,
         top_n=options.top,
-        movement=first.movement,
+        movement=primary.movement,
         sections=tuple(sections),
         failed=failed,
     )

@@ -20,7 +20,7 @@ from pipeline.stage import Feed, FeedResult, RunLake, RunResult
 from stages.reporters import chart, github_summary, html, json_report, markdown, notify
 from stages.reporters import report_model as rm
 from tests.support.fixtures_tmdb import StandinFactory
-from tests.support.lake import people
+from tests.support.lake import people, rows
 from tests.support.report_schema import validate
 from tests.support.report_support import tables
 from tests.support.tmdb_standin import TmdbStandin
@@ -340,3 +340,21 @@ async def test_a_people_section_speaks_of_people_never_of_titles() -> None:
     document = json_report.document(report)
     validate(document, "top level")
     assert "title" not in keys(document["sections"]) and "year" not in keys(document["trends"])
+
+
+async def test_people_listed_first_do_not_lead_the_report_when_a_title_feed_is_the_runs_primary() -> None:
+    """``feeds: [person/day, tv/day]``: the run's primary feed is TV (the runner prefers a title feed), and so
+    are the report's one-feed fields (total, movement, the JSON's top level); the sections keep the run's order."""
+    named = [(301 + n, f"Person {n}", "Acting") for n in range(3)]
+    frames = {(DAY1, PEOPLE): people(DAY1, named), (DAY1, TV): rows(DAY1, range(1, 8))}
+    feeds = [FeedResult(PEOPLE, "committed"), FeedResult(TV, "committed")]
+    started = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    result = RunResult("run", DAY1, TV, started, lake="memory://", feeds=feeds)
+    report = await rm.build_report(result, RunLake(MemoryLake(frames), "memory://"), rm.ReportOptions(), stage="test")
+    assert [section.feed for section in report.sections] == [PEOPLE, TV]
+    assert report.total == 7 and report.movement == report.sections[1].movement
+    document = json_report.document(report)
+    assert [s["feed"]["media_type"] for s in document["sections"]] == ["person", "tv"]
+    assert document["total"] == 7 and document["top"] == document["sections"][1]["top"]
+    assert [entry["title"] for entry in document["top"]] == [f"Title {i}" for i in range(1, 8)]
+    validate(document, "top level")

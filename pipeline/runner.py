@@ -157,7 +157,8 @@ async def run_pipeline(
     except Exception as exc:  # not a cancellation: a stopped run has no time left to send anything
         await notify_failure(stages.reporters, context, exc)
         raise
-    if result.failed and not any(feed.ok for feed in result.feeds):  # several feeds, all failed: no report ran
+    reported = not context.dry_run and any(feed.ok for feed in result.feeds)  # the reporters ran, and told it
+    if result.failed and not reported:  # several feeds: all failed, or some did in a dry run
         await notify_failure(stages.reporters, context, feeds_failure_line(result))
     return result
 
@@ -324,12 +325,12 @@ async def _run_feed(
     timings: dict[str, float] = defaultdict(float)
     days: list[LoadDay] = []  # the day, once begun
     try:
-        if context.dry_run:
-            await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, None)
-            feed_result.outputs = dict(loader.planned_outputs(feed))
-            feed_result.status = "dry-run"
-            return
         try:
+            if context.dry_run:  # a feed that fails in a dry run is contained as in a real one
+                await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, None)
+                feed_result.outputs = dict(loader.planned_outputs(feed))
+                feed_result.status = "dry-run"
+                return
             await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, days, reuse_raw)
             async with _blame(loader, timings, "load"):
                 info = _commit_info(context, feed_result, transformer)

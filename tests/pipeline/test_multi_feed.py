@@ -135,6 +135,25 @@ async def test_a_failing_feed_leaves_the_others_committed_and_the_cli_names_it(
     assert len([p for p in (tmp_path / "lake" / "cleaned_data").rglob("*.csv")]) == 2
 
 
+async def test_a_failing_feed_in_a_dry_run_is_contained_as_in_a_real_run(
+    tmdb_standin: StandinFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMDB_ACCESS_TOKEN", TOKEN)
+    standin = await tmdb_standin(token=TOKEN, total_pages=50, list_errors={"tv/day": 401})
+
+    result = await run_pipeline(config(standin, tmp_path / "lake", feeds=FEEDS, pages=2), dry_run=True)
+
+    assert [(f.feed.spec, f.status) for f in result.feeds] == [
+        ("movie/day", "dry-run"),
+        ("tv/day", "failed"),
+        ("person/day", "dry-run"),
+    ]
+    assert [f.rows for f in result.feeds if f.ok] == [40, 40]
+    [failed] = result.failed
+    assert "HTTP 401" in (failed.error or "") and "nothing was committed" in (failed.outcome or "")
+    assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.*"))
+
+
 async def test_a_failing_feed_does_not_undo_another_feeds_earlier_day(
     tmdb_standin: StandinFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -289,21 +289,24 @@ def lake_top(root: Path, spec: str) -> list[tuple[int, str, str]]:
 async def test_without_a_digest_a_run_whose_feeds_failed_sends_the_cli_error_line(
     tmp_path: Path, run_cli: CliRunner, inbox: Inbox, tmdb_standin: StandinFactory
 ) -> None:
-    """Some feeds failed (the reporters ran) or every one did (none ran): either way one message, the CLI's line."""
+    """Some feeds failed (the reporters ran), every one did (none ran), or some did in a dry run (no reporter runs on
+    a dry run): each time one message, the CLI's line."""
     standin = await tmdb_standin(token=TOKEN, total_pages=50, list_errors={"person/day": 401})
     path = str(feeds_config(tmp_path, standin, {"url": inbox.url()}))
     env = {"TMDB_ACCESS_TOKEN": TOKEN}
 
     some = await asyncio.to_thread(run_cli, "run", "--config", path, env=env)
+    dry = await asyncio.to_thread(run_cli, "run", "--config", path, "--dry-run", env=env)
     standin.config.list_errors = {spec: 401 for spec in FEEDS}
     every = await asyncio.to_thread(run_cli, "run", "--config", path, env=env)
 
-    assert (some.returncode, every.returncode) == (1, 1)
-    assert [m["type"] for m in inbox.received] == ["failure", "failure"]
+    assert (some.returncode, dry.returncode, every.returncode) == (1, 1, 1)
+    assert [m["type"] for m in inbox.received] == ["failure", "failure", "failure"]
     sent = [m["message"] for m in inbox.received]
-    assert sent == [error_lines(done.stderr)[0].removeprefix("error: ") for done in (some, every)]
-    assert sent[0].startswith("1 of 3 feeds failed: person/day: ") and sent[1].startswith("3 of 3 feeds failed: ")
-    assert_no_secret(json.dumps(inbox.received), some.stderr, every.stderr)
+    assert sent == [error_lines(done.stderr)[0].removeprefix("error: ") for done in (some, dry, every)]
+    assert sent[0].startswith("1 of 3 feeds failed: person/day: ") and sent[2].startswith("3 of 3 feeds failed: ")
+    assert sent[1].startswith("1 of 3 feeds failed: person/day: ") and "would write" in dry.stdout
+    assert_no_secret(json.dumps(inbox.received), some.stderr, dry.stderr, every.stderr)
 
 
 async def test_a_message_body_is_cut_to_what_chat_services_take(inbox: Inbox) -> None:

@@ -26,9 +26,9 @@ def write_sample_config(path: Path, lake: Path, reporter: str = "") -> Path:
     return path
 
 
-def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path) -> None:
-    env = {"LAKE_ROOT": str(tmp_path)}
-    done = run_subprocess("run", "--config", "config/demo.yml", "--date", "2026-11-25", env=env)
+def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path, run_cli: CliRunner) -> None:
+    # In-process: the scheduler's smoke step (test_workflows) runs the demo config in a real `python -m pipeline`.
+    done = run_cli("run", "--config", "config/demo.yml", "--date", "2026-11-25", env={"LAKE_ROOT": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     csv = tmp_path / "cleaned_data/2026/11/2026-11-25_movies.csv"
     assert csv.exists() and (tmp_path / "LATEST_UPDATE.md").exists()

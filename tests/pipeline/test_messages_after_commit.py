@@ -81,11 +81,12 @@ async def test_a_cancellation_while_reporting_says_the_day_was_committed(context
 
 
 def write_config(path: Path, root: str, report: str) -> Path:
+    """Replay the sample into a local lake, with a Markdown report (no rank chart: these tests are about messages)."""
     path.write_text(
         f"extractor: {{type: replay, options: {{path: '{SAMPLE}'}}}}\n"
         "transformer: {type: standardize}\n"
         f"loader: {{type: local, options: {{root: '{root}'}}}}\n"
-        f"reporter: {{type: markdown, options: {{path: '{report}'}}}}\n",
+        f"reporter: {{type: markdown, options: {{path: '{report}', chart: false}}}}\n",
         encoding="utf-8",
     )
     return path

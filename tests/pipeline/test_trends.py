@@ -144,12 +144,7 @@ def test_the_chart_has_one_named_series_per_title_rank_one_on_top_and_gaps_as_ba
     figure = chart._draw(model_with("x"), "movies")
     low, high = figure.axes[0].get_ylim()
     assert high < low, "rank 1 at the top"
-    assert (
-        chart.rank_chart_svg(model_with("x"), salt="movies")
-        == svg.replace("&lt;img src=x onerror=alert(1)&gt; &amp; $x^2$", "x")
-        or True
-    )  # determinism is checked below on equal input
-    assert chart.rank_chart_svg(model_with(hostile), salt="movies") == svg
+    assert chart.rank_chart_svg(model_with(hostile), salt="movies") == svg, "the same input draws the same bytes"
 
 
 async def test_without_matplotlib_the_report_has_one_line_where_the_chart_would_be(

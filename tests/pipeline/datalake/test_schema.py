@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.datalake import schema
+from tests.support.frames import assert_same_frame
 from tests.support.lake import rows
 
 DAY = dt.date(2026, 11, 25)
@@ -74,7 +75,7 @@ _KINDS = {
 )
 def test_a_frame_from_rows_is_the_frame_conform_makes_of_them(records: list[dict[str, object]]) -> None:
     built, cast = schema.frame_from_rows(records), schema.conform(pd.DataFrame(records))
-    pd.testing.assert_frame_equal(built, cast, check_exact=True)
+    assert_same_frame(built, cast)
     assert schema.conform(built) is built
     assert schema.to_csv_bytes(built, header=True) == schema.to_csv_bytes(cast, header=True)
 

@@ -28,7 +28,7 @@ from stages.extractors.tmdb.client import DEFAULT_MAX_BODY_BYTES, RetryPolicy, p
 from stages.extractors.tmdb.extractor import TmdbOptions, TmdbTrendingExtractor
 from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 from stages.transformers.standardize import StandardizeOptions, StandardizeTransformer
-from tests.support.cli import ROOT, run_subprocess
+from tests.support.cli import ROOT, CliRunner, run_subprocess
 from tests.support.fixtures_tmdb import today_context
 from tests.support.tmdb import CONFIGURATION, GENRES, TRENDING, Sleeps, build_extractor, collect
 
@@ -294,8 +294,8 @@ async def test_any_other_date_is_refused_before_any_request(day: dt.date) -> Non
     assert "'replay' extractor" in message and "'pipeline reprocess'" in message and "\n" not in message
 
 
-def test_the_command_line_refuses_a_past_date_with_one_line(tmp_path: Path) -> None:
-    done = run_subprocess(
+def test_the_command_line_refuses_a_past_date_with_one_line(tmp_path: Path, run_cli: CliRunner) -> None:
+    done = run_cli(
         "run",
         "--config",
         "config/pipeline.yml",
@@ -309,7 +309,6 @@ def test_the_command_line_refuses_a_past_date_with_one_line(tmp_path: Path) -> N
         "extractor.options.base_url=http://127.0.0.1:9",
         "-q",
         env={"TMDB_ACCESS_TOKEN": TOKEN},
-        timeout=60,
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

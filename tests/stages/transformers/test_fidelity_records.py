@@ -18,6 +18,7 @@ from pipeline.stage import Feed, RunContext
 from stages.reporters import report_model as rm
 from stages.reporters.json_report import entry
 from stages.transformers.standardize import INT64_MAX
+from tests.support.frames import assert_same_frame
 from tests.support.standardize import clean
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 3, tzinfo=dt.UTC)
@@ -214,7 +215,7 @@ async def test_no_record_can_fail_a_page_or_be_stored_wrong(records: list[Any], 
     for fmt in ("csv", "parquet"):
         encoder = formats.new_encoder(fmt)
         data = encoder.encode(frame) + encoder.finish()
-        pd.testing.assert_frame_equal(formats.decode(fmt, data), frame if len(frame) else schema.empty_frame())
+        assert_same_frame(formats.decode(fmt, data), frame if len(frame) else schema.empty_frame())
 
 
 # -- defect 7: control characters -----------------------------------------------------------------
@@ -309,4 +310,4 @@ async def test_no_person_record_can_fail_a_page_or_be_stored_wrong(records: list
     for fmt in ("csv", "parquet"):
         encoder = formats.new_encoder(fmt, schema.PEOPLE)
         data = encoder.encode(frame) + encoder.finish()
-        pd.testing.assert_frame_equal(formats.decode(fmt, data, schema.PEOPLE), frame)
+        assert_same_frame(formats.decode(fmt, data, schema.PEOPLE), frame)

@@ -91,6 +91,10 @@ class Lake:
     async def leftovers(self, where: str) -> list[str]:
         raise NotImplementedError
 
+    def stored(self, where: str, key: str) -> bytes | None:
+        """The bytes the store holds at ``key`` (read from the store itself, not through a loader)."""
+        raise NotImplementedError
+
     async def commit(self, where: str, day: dt.date, day_pages: str) -> None:
         """One successful run, in this process."""
         context = new_context(day)
@@ -108,7 +112,7 @@ class Lake:
             if not healed:
                 frame = await loader.read_day(DAY, FEED)
                 assert (found is None) == (frame is None)
-            seed = await loader.lake.get_bytes(loader.layout.key("cleaned", DAY, FEED))
+            seed = self.stored(where, loader.layout.key("cleaned", DAY, FEED))
             other = None if healed else await loader.read_committed(OTHER_DAY, FEED)
         return (found[0] if found else None), seed, (other[0] if other else None)
 
@@ -148,6 +152,10 @@ class LocalLake(Lake):
         shutil.copytree(source, target)
         return str(target)
 
+    def stored(self, where: str, key: str) -> bytes | None:
+        path = Path(where) / key
+        return path.read_bytes() if path.is_file() else None
+
     async def leftovers(self, where: str) -> list[str]:
         root = Path(where)
         temps = [str(p) for p in root.rglob("*.tmp")]
@@ -156,7 +164,7 @@ class LocalLake(Lake):
 
 
 class S3Lake(Lake):
-    """Checks go straight to moto through one client per check; the run under test may go through the proxy."""
+    """Checks go straight to moto (the loaders' through one client); the run under test may go through the proxy."""
 
     kind = "s3"
 
@@ -189,10 +197,28 @@ class S3Lake(Lake):
         clone_bucket(source, target)
         return target
 
+    def stored(self, where: str, key: str) -> bytes | None:
+        found = moto_bucket(where).keys.get(key)
+        return None if found is None else bytes(found.value)
+
     async def leftovers(self, where: str) -> list[str]:
-        uploads = (await self.client.list_multipart_uploads(Bucket=where)).get("Uploads", [])
-        locks = (await self.client.list_objects_v2(Bucket=where, Prefix="_locks/")).get("Contents", [])
-        return [u["Key"] for u in uploads] + [o["Key"] for o in locks]
+        bucket = moto_bucket(where)
+        uploads = [upload.key_name for upload in bucket.multiparts.values()]
+        return uploads + [key for key in bucket.keys if key.startswith("_locks/")]
+
+
+def moto_bucket(name: str) -> Any:
+    """The bucket ``name`` inside the session's moto server, which runs in this process.
+
+    What the checks of the store itself (the cleaned key's bytes, open uploads, lock objects) read: the same as
+    asking through the S3 API, without two requests' worth of client and server work at every point.
+    """
+    from moto.s3.models import s3_backends
+
+    located = s3_backends.bucket_accounts.get(name)
+    assert located is not None, f"{name} is not a bucket of this process's moto server"
+    partition, account_id = located
+    return s3_backends[account_id][partition].get_bucket(name)
 
 
 class Harness:

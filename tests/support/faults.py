@@ -270,11 +270,12 @@ class Child:
             path.unlink(missing_ok=True)
         go_reader, self._go = os.pipe()
         _warm()
-        # Frozen, the objects the child inherits are never traversed by its collections, which would touch (and so
-        # copy) every page that holds one: a full collection in a child cost more than the rest of its run.
-        gc.freeze()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns into pytest
+            # Frozen (a splice of lists, not a walk), the objects the child inherits are never traversed by its
+            # collections, which would touch, and so copy, every page that holds one: one full collection in a
+            # child cost more than the rest of its run. The parent's collector is left as it was.
+            gc.freeze()
             code = 70
             try:
                 os.close(self._go)
@@ -287,7 +288,6 @@ class Child:
                 code = 71
             finally:
                 os._exit(code)
-        gc.unfreeze()
         os.close(go_reader)
 
     def go(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import logging
 import signal
 import sys
@@ -238,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def parser() -> argparse.ArgumentParser:
+    """``build_parser()``, built once per process: a program that calls ``main`` again parses with the same one."""
+    return build_parser()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline``; returns the exit code."""
     code = _main(argv)
@@ -254,7 +261,7 @@ def _main(argv: Sequence[str] | None) -> int:
     # First, so that no message (a plugin's import error, a config error) can print a secret raw.
     register_env_secrets()
     try:
-        args = build_parser().parse_args(_with_command(list(sys.argv[1:] if argv is None else argv)))
+        args = parser().parse_args(_with_command(list(sys.argv[1:] if argv is None else argv)))
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

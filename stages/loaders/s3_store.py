@@ -46,6 +46,22 @@ def service_models() -> Any:
     return create_loader()
 
 
+@functools.cache
+def builtin_handlers() -> Any:
+    """An event emitter holding botocore's built-in handlers, registered once per process.
+
+    A new session registers some 120 of them one by one, inspecting each one's signature (about 9 ms, a third
+    of opening a store). A session started from a copy of this emitter holds the same handlers: they are plain
+    functions, bound to no session, and botocore copies a session's emitter the same way for each client.
+    """
+    from aiobotocore.hooks import AioHierarchicalEmitter
+    from aiobotocore.session import AioSession
+
+    emitter = AioHierarchicalEmitter()
+    AioSession(event_hooks=emitter)  # fills it
+    return emitter
+
+
 def _endpoint_of(client: Any) -> str | None:
     """The endpoint a client talks to (an injected one's may differ from the options'), for error messages."""
     found = getattr(getattr(client, "meta", None), "endpoint_url", None)
@@ -78,12 +94,14 @@ class S3Store(ObjectStore):
         if self._client is not None:
             return self
         # Imported here (~0.2 s, ~40 MB): `check` and `--help` build the stage without them.
+        import copy
+
         import aioboto3
-        from aiobotocore.session import get_session
+        from aiobotocore.session import AioSession
         from botocore.config import Config
 
         stack = contextlib.AsyncExitStack()
-        core = get_session()
+        core = AioSession(event_hooks=copy.copy(builtin_handlers()), include_builtin_handlers=False)
         core.register_component("data_loader", service_models())
         session = aioboto3.Session(botocore_session=core, region_name=self.options.region)
         endpoint = self.options.endpoint_url

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
+import gc
 import http.client
 import os
 import signal
@@ -35,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # Imported here, not in each child: every forked run then starts with the command line already loaded.
-from pipeline import cli
+from pipeline import cli, deps
 
 _DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
@@ -267,8 +269,13 @@ class Child:
         for path in (self.err_path, self.steps_path):
             path.unlink(missing_ok=True)
         go_reader, self._go = os.pipe()
+        _warm()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns into pytest
+            # Frozen (a splice of lists, not a walk), the objects the child inherits are never traversed by its
+            # collections, which would touch, and so copy, every page that holds one: one full collection in a
+            # child cost more than the rest of its run. The parent's collector is left as it was.
+            gc.freeze()
             code = 70
             try:
                 os.close(self._go)
@@ -296,6 +303,13 @@ class Child:
         stderr = err_path.read_text(encoding="utf-8", errors="replace") if err_path.exists() else ""
         steps = steps_path.read_text(encoding="utf-8").splitlines() if steps_path.exists() else []
         return ChildResult(None if code == -signal.SIGKILL else code, stderr, steps)
+
+
+@functools.cache
+def _warm() -> None:
+    """Do once in this process what every child's command would do first: build the parser, import the checks."""
+    cli.parser()
+    deps.require_core()
 
 
 def run_child(

@@ -37,8 +37,9 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.datalake import LakeLoader
-from pipeline.runner import build_stage, build_stages, new_context, run_stages
+from pipeline.runner import build_stages, new_context, run_stages
 from pipeline.stage import Feed
+from stages.loaders.local import LocalLoader, LocalOptions
 from stages.loaders.s3 import S3Loader, S3Options
 from tests.support.cli import error_lines
 from tests.support.faults import CANCELLED_EXIT, CANCELS, ChildResult, FaultProxy, FsFaults, proxy_for, run_child
@@ -81,15 +82,17 @@ class Lake:
         raise NotImplementedError
 
     def loader(self, where: str, day: dt.date = DAY) -> LakeLoader[Any]:
-        """A loader on ``where`` for a run of ``day``."""
-        built = build_stage("loader", load_config(replay_config(self.section(where), SAMPLE)).loader, new_context(day))
-        assert isinstance(built, LakeLoader)
-        return built
+        """A loader on ``where`` for a run of ``day`` (the checks' own: built from options, not from a config file)."""
+        raise NotImplementedError
 
     async def copy(self, source: str) -> str:
         raise NotImplementedError
 
     async def leftovers(self, where: str) -> list[str]:
+        raise NotImplementedError
+
+    def stored(self, where: str, key: str) -> bytes | None:
+        """The bytes the store holds at ``key`` (read from the store itself, not through a loader)."""
         raise NotImplementedError
 
     async def commit(self, where: str, day: dt.date, day_pages: str) -> None:
@@ -98,15 +101,19 @@ class Lake:
         stages = build_stages(load_config(replay_config(self.section(where), pages(day_pages))), context)
         await run_stages(dataclasses.replace(stages, loader=self.loader(where, day)), context)
 
-    async def view(self, where: str, *, decode: bool = True) -> tuple[bytes | None, bytes | None, bytes | None]:
-        """The day through its manifest, the bytes at the cleaned key itself, and the other day's bytes."""
+    async def view(self, where: str, *, healed: bool = False) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """The day through its manifest, the bytes at the cleaned key itself, and the other day's bytes.
+
+        ``healed``: the view after healing, which is compared with the one before: the day's bytes through the
+        manifest and at the cleaned key only (the decoding read and the other day were checked before healing).
+        """
         async with self.loader(where) as loader:
             found = await loader.read_committed(DAY, FEED)
-            if decode:
+            if not healed:
                 frame = await loader.read_day(DAY, FEED)
                 assert (found is None) == (frame is None)
-            seed = await loader.lake.get_bytes(loader.layout.key("cleaned", DAY, FEED))
-            other = await loader.read_committed(OTHER_DAY, FEED)
+            seed = self.stored(where, loader.layout.key("cleaned", DAY, FEED))
+            other = None if healed else await loader.read_committed(OTHER_DAY, FEED)
         return (found[0] if found else None), seed, (other[0] if other else None)
 
     async def committed(self, where: str, day: dt.date) -> bool:
@@ -136,10 +143,18 @@ class LocalLake(Lake):
     def section(self, where: str) -> dict[str, Any]:
         return {"type": "local", "options": {"root": where, **self.options}}
 
+    def loader(self, where: str, day: dt.date = DAY) -> LakeLoader[Any]:
+        options = LocalOptions(root=Path(where), **self.options)  # type: ignore[arg-type]
+        return LocalLoader(options, new_context(day), name="local")
+
     async def copy(self, source: str) -> str:
         target = self.base / f"lake-{uuid.uuid4().hex[:8]}"
         shutil.copytree(source, target)
         return str(target)
+
+    def stored(self, where: str, key: str) -> bytes | None:
+        path = Path(where) / key
+        return path.read_bytes() if path.is_file() else None
 
     async def leftovers(self, where: str) -> list[str]:
         root = Path(where)
@@ -149,7 +164,7 @@ class LocalLake(Lake):
 
 
 class S3Lake(Lake):
-    """Checks go straight to moto through one client per check; the run under test may go through the proxy."""
+    """Checks go straight to moto (the loaders' through one client); the run under test may go through the proxy."""
 
     kind = "s3"
 
@@ -182,10 +197,28 @@ class S3Lake(Lake):
         clone_bucket(source, target)
         return target
 
+    def stored(self, where: str, key: str) -> bytes | None:
+        found = moto_bucket(where).keys.get(key)
+        return None if found is None else bytes(found.value)
+
     async def leftovers(self, where: str) -> list[str]:
-        uploads = (await self.client.list_multipart_uploads(Bucket=where)).get("Uploads", [])
-        locks = (await self.client.list_objects_v2(Bucket=where, Prefix="_locks/")).get("Contents", [])
-        return [u["Key"] for u in uploads] + [o["Key"] for o in locks]
+        bucket = moto_bucket(where)
+        uploads = [upload.key_name for upload in bucket.multiparts.values()]
+        return uploads + [key for key in bucket.keys if key.startswith("_locks/")]
+
+
+def moto_bucket(name: str) -> Any:
+    """The bucket ``name`` inside the session's moto server, which runs in this process.
+
+    What the checks of the store itself (the cleaned key's bytes, open uploads, lock objects) read: the same as
+    asking through the S3 API, without two requests' worth of client and server work at every point.
+    """
+    from moto.s3.models import s3_backends
+
+    located = s3_backends.bucket_accounts.get(name)
+    assert located is not None, f"{name} is not a bucket of this process's moto server"
+    partition, account_id = located
+    return s3_backends[account_id][partition].get_bucket(name)
 
 
 class Harness:
@@ -233,7 +266,7 @@ class Harness:
             await lake.recover(where)
         assert await lake.health(where) == [], f"{label}: not healed"
         assert await lake.leftovers(where) == [], f"{label}: leftovers after healing"
-        healed, healed_seed, _ = await lake.view(where, decode=False)
+        healed, healed_seed, _ = await lake.view(where, healed=True)
         assert healed == found and healed_seed == healed, f"{label}: healing changed the reader's view"
         self.tally[f"{mode}:{state}:{'killed' if result.code is None else result.code}"] += 1
 

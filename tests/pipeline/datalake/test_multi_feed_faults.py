@@ -75,14 +75,15 @@ def timeless(data: bytes) -> bytes:
     return EXTRACTED_AT.sub(b"T", data)
 
 
-async def view(root: Path, day: dt.date) -> dict[Feed, tuple[bytes | None, bytes | None]]:
-    """Each feed's day through its manifest (decoded too), and the bytes at its cleaned key."""
+async def view(root: Path, day: dt.date, *, decode: bool = True) -> dict[Feed, tuple[bytes | None, bytes | None]]:
+    """Each feed's day through its manifest (with ``decode``, decoded too), and the bytes at its cleaned key."""
     found = {}
     async with loader(root, day) as lake:
         for feed in FEEDS:
             committed = await lake.read_committed(day, feed)
-            frame = await lake.read_day(day, feed)
-            assert (committed is None) == (frame is None), feed.spec
+            if decode:
+                frame = await lake.read_day(day, feed)
+                assert (committed is None) == (frame is None), feed.spec
             seed = await lake.lake.get_bytes(lake.layout.key("cleaned", day, feed))
             found[feed] = (committed[0] if committed else None), seed
     return found
@@ -161,7 +162,7 @@ class Points:
         if result.code == 0:
             assert set(states.values()) == {"new"}, f"{label}: exit 0 but {states}"
         await self.heal(where, whole_run=whole_run)
-        after = await view(where, self.day)
+        after = await view(where, self.day, decode=False)  # the decoding read was made before healing
         if not whole_run:  # healing publishes what was committed; it changes no reader's view
             assert {feed: found for feed, (found, _) in after.items()} == {f: s[0] for f, s in seen.items()}, label
         for feed, (found, seed) in after.items():

@@ -6,6 +6,8 @@ Most cases call ``pipeline.cli.main`` in-process (the ``run_cli`` fixture); a fe
 
 from __future__ import annotations
 
+import gc
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,26 @@ def test_run_with_the_demo_config_writes_the_lake_and_says_where(tmp_path: Path,
     assert "wrote 20 rows from 1 pages for 2026-11-25" in done.stdout
     assert str(csv) in done.stdout
     assert "report:html" in done.stdout
+
+
+def test_the_process_entry_runs_its_start_up_without_the_collector_and_the_run_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m pipeline`` (``main()`` without argv) pauses the collector for the start-up and resumes it at the
+    event loop's first turn, before the run's work; ``main(argv)``, a program's call, leaves it alone."""
+    from pipeline import cli
+
+    resumed: list[bool] = []  # whether the collector ran when the loop first turned
+    resume = cli._resume_gc
+    monkeypatch.setattr(cli, "_resume_gc", lambda: (resumed.append(gc.isenabled()), resume())[1])
+    argv = ["run", "--config", str(write_sample_config(tmp_path / "c.yml", tmp_path / "lake")), "--date", "2026-11-25"]
+    try:
+        assert cli.main([*argv, "-q"]) == 0 and resumed == [True] and gc.isenabled()
+        monkeypatch.setattr(sys, "argv", ["pipeline", *argv, "--force"])
+        assert cli.main() == 0, capsys.readouterr().err
+        assert resumed == [True, False] and gc.isenabled(), "paused during the start-up, running again after it"
+    finally:
+        gc.enable()
 
 
 def test_dry_run_writes_nothing_and_prints_what_it_would_write(tmp_path: Path, run_cli: CliRunner) -> None:

@@ -401,11 +401,25 @@ async def _stream(
                 if days and len(chunk):
                     async with _blame(loader, timings, "load"):
                         await days[0].write(chunk)
-    finally:  # the feed's batches ended (and their generator closed), however: what its stages counted, read once
-        async with _blame(extractor, timings, "extract"):
-            result.counters = dict(sorted(extractor.statistics(feed).items()))
-        async with _blame(transformer, timings, "transform"):
-            result.dropped = dict(sorted(transformer.statistics().items()))
+    except BaseException:
+        # The feed failed or was stopped: what its stages counted still goes into its result, but a plugin's
+        # statistics() that fails too must not replace the error that is on its way out.
+        try:
+            await _read_statistics(extractor, transformer, feed, result, timings)
+        except Exception as failed:
+            logger.warning("%s: the stages' statistics could not be read: %s", feed.spec, redact(str(failed)))
+        raise
+    # the feed's batches ended (and their generator closed): what its stages counted, read once
+    await _read_statistics(extractor, transformer, feed, result, timings)
+
+
+async def _read_statistics(
+    extractor: Extractor[Any], transformer: Transformer[Any], feed: Feed, result: FeedResult, timings: dict[str, float]
+) -> None:
+    async with _blame(extractor, timings, "extract"):
+        result.counters = dict(sorted(extractor.statistics(feed).items()))
+    async with _blame(transformer, timings, "transform"):
+        result.dropped = dict(sorted(transformer.statistics().items()))
 
 
 def _summarise(result: RunResult, timings: dict[str, float], *, keep_outputs: bool = False) -> None:

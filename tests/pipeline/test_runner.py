@@ -377,6 +377,31 @@ async def test_each_feed_committed_or_failed_carries_its_own_statistics_and_the_
     assert log.count("transformer.statistics") == shows_log.count("transformer.statistics") == 1
 
 
+class MiscountingTransformer(FrameTransformer):
+    """A plugin whose statistics() raises."""
+
+    def statistics(self) -> Mapping[str, int]:
+        raise KeyError("no tally")
+
+
+async def test_statistics_that_fail_on_a_failing_feed_leave_the_feeds_own_error(
+    context: RunContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The extractor fails after a page; the transformer's statistics() fails too: the run raises the extractor's
+    error, with what happened to the lake, and the statistics' failure is a warning. On a feed that succeeds the
+    same statistics() is the transformer's own one-line error."""
+    stages = dataclasses.replace(logged_stages(context, [], extract=1), transformer=MiscountingTransformer(context))
+    with pytest.raises(ExtractError) as caught:
+        await run_stages(stages, context)
+    assert "source went away" in str(caught.value) and caught.value.outcome == "nothing was committed"
+    warnings = [r.getMessage() for r in caplog.records if "statistics could not be read" in r.getMessage()]
+    assert len(warnings) == 1 and "no tally" in warnings[0]
+
+    good = dataclasses.replace(logged_stages(context, []), transformer=MiscountingTransformer(context))
+    with pytest.raises(TransformError, match="KeyError: 'no tally'"):
+        await run_stages(good, context)
+
+
 async def test_a_loader_that_cannot_read_gives_reporters_no_day(context: RunContext) -> None:
     reporter = RecordingReporter(context)
     result = await run_stages(make_with(context, loader=WriteOnlyLoader(context), reporters=(reporter,)), context)

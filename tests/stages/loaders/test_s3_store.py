@@ -39,3 +39,18 @@ async def test_a_store_opens_its_client_with_the_process_wide_service_models(
     # Parsing S3's model costs 0.1-0.4 s a session; ``reprocess`` opens a store per day.
     async with S3Store(S3Options(bucket="some-bucket", endpoint_url=moto_endpoint)) as store:
         assert store.client._loader is service_models()
+
+
+async def test_a_store_with_its_own_client_lists_keys_exactly_as_they_are_stored(
+    aws_env: dict[str, str], moto_endpoint: str, s3_client: Any, s3_bucket: str
+) -> None:
+    """A store's own client runs each of botocore's handlers once (its session starts from one shared copy of
+    them): a key holding a literal ``%41``, ``%2541`` or ``+`` comes back as it is. Run twice, the handler that
+    URL-decodes listed keys would read ``%41`` as ``A``."""
+    keys = sorted(["hostile/a%41b.csv", "hostile/%2541.csv", "hostile/plus+space .csv"])
+    for key in keys:
+        await s3_client.put_object(Bucket=s3_bucket, Key=key, Body=b"x")
+    async with S3Store(S3Options(bucket=s3_bucket, endpoint_url=moto_endpoint)) as store:
+        assert await store.list_keys("hostile/") == keys
+        found = await store.get_object("hostile/a%41b.csv")
+        assert found is not None and found.data == b"x"

@@ -586,6 +586,12 @@ def main(argv: list[str] | None = None) -> int:
     only = _numbers(args.only) if args.only else None
     if only is not None and len(args.modules) != 1:
         parser.error("--only needs exactly one module")
+    for module in args.modules:  # a test path given before --tests, or a typo, is not mutated (nor forked for)
+        path = (ROOT / module).resolve()
+        inside = path.is_relative_to(ROOT) and path.relative_to(ROOT).parts[0] in PACKAGES
+        if path.suffix != ".py" or not path.is_file() or not inside:
+            where = " or ".join(f"{package}/" for package in PACKAGES)
+            parser.error(f"{module}: not a module of {where} (test paths go after --tests)")
     os.chdir(ROOT)
     skip = ("__main__.py", "__init__.py")
     modules = args.modules or sorted(

@@ -1,0 +1,53 @@
+"""tools/mutate.py (``make mutation``) refuses, in one line, a path that is not a module of the project.
+
+A test path written before ``--tests`` used to be mutated as if it were a module, and the run ended in a
+``ChildProcessError`` traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mutate_tool(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """tools/mutate.py as a module (its dataclasses want to find it in ``sys.modules``), from the project's root."""
+    monkeypatch.chdir(ROOT)
+    spec = importlib.util.spec_from_file_location("mutate_tool", ROOT / "tools" / "mutate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mutate_tool", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tests/pipeline/test_cli.py"],
+        ["--tests", "tests/pipeline/test_redact.py", "tests/pipeline/test_cli.py", "pipeline/redact.py"],
+        ["pipeline/no_such_module.py"],
+        ["README.md"],
+        ["/etc/hostname"],
+    ],
+)
+def test_a_path_that_is_no_module_of_the_project_is_one_line_and_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tool = mutate_tool(monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        tool.main(argv)
+    assert exited.value.code == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert "not a module of pipeline/ or stages/ (test paths go after --tests)" in line
+
+
+def test_a_module_of_the_project_is_taken(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert mutate_tool(monkeypatch).main(["--list", "pipeline/redact.py"]) == 0
+    assert capsys.readouterr().out.startswith("pipeline/redact.py:")

@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from pipeline import registry
@@ -24,6 +24,7 @@ from pipeline.config import PipelineConfig, StageConfig, load_config
 from pipeline.datalake.files import uninterrupted
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.options import build_options, known_options
+from pipeline.preparation import Preparation
 from pipeline.redact import redact
 from pipeline.stage import (
     CommitInfo,
@@ -263,19 +264,27 @@ async def _run_stages(
         )
         result.feeds = [FeedResult(feed) for feed in feeds]
         seen.append(result)
-        if len(feeds) == 1:
-            # One feed: its failure is the run's, raised as it always was.
-            await _run_feed(stages, context, result.feeds[0], timings, reuse_raw=reuse_raw)
-        else:
-            await _run_feeds(stages, context, result.feeds, timings)
-        async with _blame(extractor, timings, "extract"):  # every feed's batches have ended: the run's, read once
-            result.counters = dict(sorted(extractor.statistics().items()))
-        _summarise(result, timings)
-        committed = [feed for feed in result.feeds if feed.ok]
-        if committed and not context.dry_run:
-            primary_loader = stages.for_feed(result.feed)[1]
-            lake = RunLake(primary_loader if isinstance(primary_loader, LakeReader) else None, result.lake)
-            await _report(stages.reporters, result, lake, timings)
+        # the reporters' prepare() starts with the first cleaned rows (pipeline.preparation)
+        preparation = Preparation(() if context.dry_run else stages.reporters)
+        try:
+            if len(feeds) == 1:
+                # One feed: its failure is the run's, raised as it always was.
+                await _run_feed(stages, context, result.feeds[0], timings, reuse_raw=reuse_raw, ready=preparation.start)
+            else:
+                await _run_feeds(stages, context, result.feeds, timings, ready=preparation.start)
+            async with _blame(extractor, timings, "extract"):  # every feed's batches have ended: the run's, read once
+                result.counters = dict(sorted(extractor.statistics().items()))
+            _summarise(result, timings)
+            committed = [feed for feed in result.feeds if feed.ok]
+            if committed and not context.dry_run:
+                primary_loader = stages.for_feed(result.feed)[1]
+                lake = RunLake(primary_loader if isinstance(primary_loader, LakeReader) else None, result.lake)
+                started = time.perf_counter()
+                await preparation.finish()
+                timings["report"] += time.perf_counter() - started
+                await _report(stages.reporters, result, lake, timings)
+        finally:
+            await preparation.cancel()
         _summarise(result, timings, keep_outputs=True)
     logger.info(
         "run %s done: %d rows, %d pages, %.2fs, dropped %s%s",
@@ -289,7 +298,14 @@ async def _run_stages(
     return result
 
 
-async def _run_feeds(stages: Stages, context: RunContext, feeds: list[FeedResult], timings: dict[str, float]) -> None:
+async def _run_feeds(
+    stages: Stages,
+    context: RunContext,
+    feeds: list[FeedResult],
+    timings: dict[str, float],
+    *,
+    ready: Callable[[], None] | None = None,
+) -> None:
     """Every feed at once; one feed's failure is recorded in its ``FeedResult`` and does not touch the others.
 
     A cancellation (SIGTERM, Ctrl-C) aborts every feed still writing and propagates, with each
@@ -299,7 +315,7 @@ async def _run_feeds(stages: Stages, context: RunContext, feeds: list[FeedResult
         async with asyncio.TaskGroup() as group:
             for feed_result in feeds:
                 group.create_task(
-                    _run_feed(stages, context, feed_result, timings, contain=True),
+                    _run_feed(stages, context, feed_result, timings, contain=True, ready=ready),
                     name=f"feed-{feed_result.feed.slug}",
                 )
     except BaseException as exc:
@@ -318,8 +334,12 @@ async def _run_feed(
     *,
     contain: bool = False,
     reuse_raw: Mapping[str, Any] | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
-    """One feed: begin, stream its pages, commit; on failure abort its day (and raise unless ``contain``)."""
+    """One feed: begin, stream its pages, commit; on failure abort its day (and raise unless ``contain``).
+
+    ``ready`` is called once the feed's first rows are cleaned.
+    """
     feed = feed_result.feed
     transformer, loader = stages.for_feed(feed)
     timings: dict[str, float] = defaultdict(float)
@@ -327,11 +347,13 @@ async def _run_feed(
     try:
         try:
             if context.dry_run:  # a feed that fails in a dry run is contained as in a real one
-                await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, None)
+                await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, None, ready=ready)
                 feed_result.outputs = dict(loader.planned_outputs(feed))
                 feed_result.status = "dry-run"
                 return
-            await _stream(stages.extractor, feed, transformer, loader, feed_result, timings, days, reuse_raw)
+            await _stream(
+                stages.extractor, feed, transformer, loader, feed_result, timings, days, reuse_raw, ready=ready
+            )
             async with _blame(loader, timings, "load"):
                 info = _commit_info(context, feed_result, transformer)
                 committed = await days[0].commit(info)
@@ -366,9 +388,12 @@ async def _stream(
     timings: dict[str, float],
     days: list[LoadDay] | None,
     reuse_raw: Mapping[str, Any] | None = None,
+    *,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Stream the feed's pages through; unless a dry run (``days`` is ``None``), ``begin`` the day while the
-    first page is fetched and append it to ``days``, then write every page into it."""
+    first page is fetched and append it to ``days``, then write every page into it. ``ready`` is called
+    after the first page is cleaned."""
 
     async def fetch() -> Any:
         async with _blame(extractor, timings, "extract"):
@@ -398,6 +423,9 @@ async def _stream(
                 async with _blame(transformer, timings, "transform"):
                     chunk = await transformer.transform(batch)
                 result.rows += len(chunk)
+                if ready is not None:
+                    ready()
+                    ready = None
                 if days and len(chunk):
                     async with _blame(loader, timings, "load"):
                         await days[0].write(chunk)

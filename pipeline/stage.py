@@ -512,6 +512,15 @@ class Reporter(Stage[OptionsT]):
         ``lake`` is the run's lake, read-only: each day is read once however many reporters ask.
         """
 
+    async def prepare(self) -> None:
+        """Get ready for ``report`` while the run still fetches: import and warm what it needs; write nothing.
+
+        Called once per run that may report (not a dry run), as soon as the run's first rows are cleaned,
+        and runs beside the rest of the extraction; ``report`` is called only after it ended. An error
+        raised here is logged as a warning and the report goes ahead without the head start; when the
+        run fails or is stopped, a ``prepare`` still running is cancelled. The default does nothing.
+        """
+
     async def on_failure(self, context: RunContext, message: str) -> None:
         """The run failed: ``message`` is its one-line error, redacted, ending with what happened to the lake.
 
@@ -519,6 +528,7 @@ class Reporter(Stage[OptionsT]):
         here), also when the failure came after the commit. An error raised here is logged, never raised.
         The default does nothing: most reporters publish finished runs only.
         """
+
 
 BASES: dict[str, type[Stage[Any]]] = {base.kind: base for base in (Extractor, Transformer, Loader, Reporter)}
 """The base class each stage kind (``pipeline.kinds.KINDS``) subclasses."""

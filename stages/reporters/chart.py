@@ -11,8 +11,10 @@ grid, and line colours of middling lightness.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import logging
+import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +77,51 @@ async def shared_chart(lake: LakeReader, model: FeedTrend, salt: str) -> str | N
     if isinstance(lake, RunLake):
         return await lake.shared(f"rank_chart:{id(model)}:{salt}", draw)
     return await draw()
+
+
+def warm() -> None:
+    """Import what drawing needs and load matplotlib's font list (built and cached on a machine's first use)."""
+    if not available():
+        return
+    import matplotlib
+
+    matplotlib.use("svg", force=False)
+    from matplotlib import font_manager
+    from matplotlib.backends import backend_svg  # noqa: F401  (savefig's format="svg" loads it)
+    from matplotlib.figure import Figure  # noqa: F401
+
+    font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))
+
+
+_warming: concurrent.futures.Future[None] | None = None
+_warming_lock = threading.Lock()
+
+
+def _start_warming() -> concurrent.futures.Future[None]:
+    """``warm`` once per process, in a daemon thread: a run stopped meanwhile does not wait for it at exit."""
+    global _warming
+    with _warming_lock:
+        if _warming is None:
+            future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+            def target() -> None:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    warm()
+                except BaseException as exc:  # handed to whoever awaits prepare()
+                    future.set_exception(exc)
+                else:
+                    future.set_result(None)
+
+            threading.Thread(target=target, name="chart-warm-up", daemon=True).start()
+            _warming = future
+        return _warming
+
+
+async def prepare() -> None:
+    """``warm`` off the event loop (a reporter's ``prepare``): the first chart of the run then draws at once."""
+    await asyncio.wrap_future(_start_warming())
 
 
 def rank_chart_svg(model: FeedTrend, *, salt: str = "") -> str | None:

@@ -68,6 +68,10 @@ class HtmlReporter(Reporter[HtmlOptions]):
 
     Options = HtmlOptions
 
+    async def prepare(self) -> None:
+        """Load matplotlib while the run fetches."""
+        await chart.prepare()
+
     async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Build the shared model, draw the chart (once per run), render, write."""
         model = await rm.build_report(result, lake, self.options, stage=self.name)

@@ -39,6 +39,11 @@ class MarkdownReporter(Reporter[MarkdownOptions]):
 
     Options = MarkdownOptions
 
+    async def prepare(self) -> None:
+        """Load matplotlib while the run fetches, when the chart is on."""
+        if self.options.chart:
+            await chart.prepare()
+
     async def report(self, result: RunResult, lake: RunLake) -> dict[str, str]:
         """Read today and the trend window back from the lake, draw, render, write."""
         model = await rm.build_report(result, lake, self.options, stage=self.name)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.datalake import schema
 from pipeline.stage import Feed, RunResult
@@ -203,6 +205,39 @@ def frame(ids: list[int]) -> pd.DataFrame:
         for rank, movie_id in enumerate(ids, start=1)
     ]
     return schema.conform(pd.DataFrame(rows))
+
+
+ids = st.lists(st.integers(1, 30), max_size=40)
+
+
+def day(ids: list[int]) -> pd.DataFrame:
+    """``frame(ids)``, also of no ids (an empty day with the schema's columns)."""
+    return frame(ids) if ids else frame([1]).iloc[:0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(today=ids, previous=ids, top=st.integers(1, 6), climbers=st.integers(0, 4))
+def test_the_movement_of_the_entries_it_needs_is_the_movement_of_all(
+    today: list[int], previous: list[int], top: int, climbers: int
+) -> None:
+    """``movement_entries`` builds only what ``movement`` reads: the answer is the one all the entries give."""
+    now, before = day(today), rm.entries(day(previous))
+    for previous_date in (DAY1, None):
+        was = before if previous_date else []
+        expected = rm.movement(rm.entries(now), previous_date, was, top=top, climbers=climbers)
+        needed = rm.movement_entries(now, was, top=top)
+        assert rm.movement(needed, previous_date, was, top=top, climbers=climbers) == expected
+        assert len(needed) <= len(rm.entries(now))
+
+
+def test_a_long_day_builds_only_the_entries_movement_reads() -> None:
+    """30 titles, top 3: 25 climbs from 30th to 2nd and 2 falls from 2nd to 30th; the rest keep their rank."""
+    previous = [1, 2, *range(3, 25), *range(26, 31), 25]
+    today = [1, 25, *range(3, 25), *range(26, 31), 2]
+    needed = rm.movement_entries(frame(today), rm.entries(frame(previous)), top=3)
+    assert [(e.id, e.rank) for e in needed] == [(1, 1), (25, 2), (3, 3), (2, 30)]
+    assert rm.movement_entries(frame(today), [], top=3) == rm.entries(frame(today))[:3]
+    assert rm.movement_entries(day([]), [], top=3) == []
 
 
 def test_a_duplicated_id_counts_once_at_its_best_rank() -> None:

@@ -129,6 +129,10 @@ async def test_a_failing_feed_leaves_the_others_committed_and_the_cli_names_it(
     assert "HTTP 401" in line and "nothing was committed" in line and "keeps its previous data" in line
     assert "movie/day" not in line and "person/day" not in line
     assert "wrote 40 rows from 2 pages" in done.stdout
+    listed = [line for line in done.stdout.splitlines() if line.startswith("  ")]
+    assert any(line.startswith("  cleaned (person/day) ") for line in listed)
+    [column] = {line.index(str(tmp_path)) for line in listed}  # the locations line up in one column
+    assert any(line[column - 2] != " " for line in listed)  # right after the longest name and one space
     zones = ("cleaned_data", "_versions", "raw_data", "_manifests")
     left = [p.name for zone in zones for p in (tmp_path / "lake" / zone).rglob("*_tv*")]
     assert left == []  # the failed feed stored nothing

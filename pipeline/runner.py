@@ -279,10 +279,7 @@ async def _run_stages(
             if committed and not context.dry_run:
                 primary_loader = stages.for_feed(result.feed)[1]
                 lake = RunLake(primary_loader if isinstance(primary_loader, LakeReader) else None, result.lake)
-                started = time.perf_counter()
-                await preparation.finish()
-                timings["report"] += time.perf_counter() - started
-                await _report(stages.reporters, result, lake, timings)
+                await _report(stages.reporters, result, lake, timings, preparation)
         finally:
             await preparation.cancel()
         _summarise(result, timings, keep_outputs=True)
@@ -487,12 +484,26 @@ def _one_line(exc: BaseException) -> str:
 
 
 async def _report(
-    reporters: Sequence[Reporter[Any]], result: RunResult, lake: RunLake, timings: dict[str, float]
+    reporters: Sequence[Reporter[Any]],
+    result: RunResult,
+    lake: RunLake,
+    timings: dict[str, float],
+    preparation: Preparation | None = None,
 ) -> None:
-    """Run every reporter after the commit; a failure says the day was committed and which reports were not written.
+    """Run every reporter after the commit (once their ``prepare`` ended); a failure says the day was committed
+    and which reports were not written.
 
     One failing reporter does not stop the others: the first failure is raised once they all ran.
     """
+    if preparation is not None:
+        started = time.perf_counter()
+        try:
+            await preparation.finish()
+        except BaseException as exc:  # stopped while a prepare() still ran: the day is committed all the same
+            _tell(exc, _committed_outcome(result.trend_date, [r.name for r in reporters], len(reporters)))
+            raise
+        finally:
+            timings["report"] += time.perf_counter() - started
     failures: list[tuple[str, PipelineError]] = []
     for number, reporter in enumerate(reporters):
         try:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ExtractError
-from pipeline.runner import Stages, run_stages
+from pipeline.runner import Stages, outcome_of, run_stages
 from pipeline.stage import Batch, CommitInfo, Committed, Feed, RunContext
 from tests.support.fakes import (
     CollectingDay,
@@ -179,6 +179,24 @@ async def test_a_stopped_run_cancels_prepare_too(context: RunContext) -> None:
         await run
     assert "reporter.prepare cancelled" in log
     assert "reporter.report" not in log
+
+
+async def test_a_run_stopped_after_the_commit_while_prepare_runs_says_the_day_was_committed(
+    context: RunContext,
+) -> None:
+    log: list[str] = []
+    committed = asyncio.Event()
+    reporter = PreparingReporter(context, log, gate=asyncio.Event())  # still preparing when the day commits
+    stages = dataclasses.replace(stages_with(context, reporter), loader=GateLoader(context, log, committed))
+    run = asyncio.create_task(run_stages(stages, context))
+    await asyncio.wait_for(committed.wait(), BOUND)
+    for _ in range(5):  # the runner moves on to wait for prepare()
+        await asyncio.sleep(0)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError) as cancelled:
+        await run
+    assert outcome_of(cancelled.value) == f"{context.trend_date} was committed; the report was not written"
+    assert "reporter.prepare cancelled" in log and "reporter.report" not in log
 
 
 async def test_a_dry_run_does_not_prepare(context: RunContext) -> None:

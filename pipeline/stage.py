@@ -513,7 +513,7 @@ class Reporter(Stage[OptionsT]):
         """
 
     async def prepare(self) -> None:
-        """Get ready for ``report`` while the run still fetches: import and warm what it needs; write nothing.
+        """Get ready for ``report`` while the run still fetches: import and warm what it needs; write no output.
 
         Called once per run that may report (not a dry run), as soon as the run's first rows are cleaned,
         and runs beside the rest of the extraction; ``report`` is called only after it ended. An error

@@ -98,7 +98,12 @@ _warming_lock = threading.Lock()
 
 
 def _start_warming() -> concurrent.futures.Future[None]:
-    """``warm`` once per process, in a daemon thread: a run stopped meanwhile does not wait for it at exit."""
+    """``warm`` once per process, in a thread of its own.
+
+    Not a daemon thread: a run that ends meanwhile (failed, stopped) waits for it at exit, so the
+    interpreter never halts it half-way through writing matplotlib's font cache and its lock file
+    (a stale lock would stall the next run's chart). Awaiting ``prepare`` can be cancelled at once.
+    """
     global _warming
     with _warming_lock:
         if _warming is None:
@@ -114,7 +119,7 @@ def _start_warming() -> concurrent.futures.Future[None]:
                 else:
                     future.set_result(None)
 
-            threading.Thread(target=target, name="chart-warm-up", daemon=True).start()
+            threading.Thread(target=target, name="chart-warm-up").start()
             _warming = future
         return _warming
 

@@ -169,6 +169,15 @@ async def test_a_failed_run_cancels_a_prepare_still_running_and_keeps_its_own_er
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("prepare-")]
 
 
+async def test_a_run_that_fails_before_its_first_rows_never_prepares(context: RunContext) -> None:
+    log: list[str] = []
+    reporter = PreparingReporter(context, log)
+    with pytest.raises(ExtractError, match="source went away"):
+        await run_stages(stages_with(context, reporter, fail_after=0), context)
+    assert "reporter.prepare" not in log
+    assert "loader.abort" in log
+
+
 async def test_a_stopped_run_cancels_prepare_too(context: RunContext) -> None:
     log: list[str] = []
     reporter = PreparingReporter(context, log, gate=asyncio.Event())

@@ -695,7 +695,33 @@ def test_commit_step_commits_a_local_lake_too(clone: Path) -> None:
     assert sorted(files) == ["LATEST_UPDATE.md", "data/lake/cleaned_data/2026/11/2026-11-25_movies.csv"]
 
 
-@pytest.mark.parametrize("path", ["/etc", "../outside"])
+def workflow_commit_paths() -> str:
+    """The commit step's ``COMMIT_PATHS``, as the workflow sets it."""
+    _, commit = step_named(load(SCHEDULER)["jobs"]["etl"], "Commit and push LATEST_UPDATE.md")
+    return str(commit["env"]["COMMIT_PATHS"])
+
+
+@pytest.mark.parametrize(
+    "charts",
+    [
+        ["LATEST_UPDATE.movies.svg", "LATEST_UPDATE.people.svg", "LATEST_UPDATE.tv.svg"],  # config/aws.yml's feeds
+        [],  # the chart turned off, or matplotlib not installed
+    ],
+)
+def test_commit_step_commits_the_report_with_every_feeds_chart(clone: Path, charts: list[str]) -> None:
+    (clone / "LATEST_UPDATE.md").write_text("new report\n")
+    for name in charts:
+        (clone / name).write_text("<svg/>\n")
+    (clone / "LATEST_UPDATE.md.tmp").write_text("not a chart\n")  # a pattern takes only what it names
+
+    proc = commit_step(clone, workflow_commit_paths())
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = git(clone.parent / "origin.git", "show", "--name-only", "--format=", "main").splitlines()
+    assert sorted(files) == sorted(["LATEST_UPDATE.md", *charts])
+
+
+@pytest.mark.parametrize("path", ["/etc", "../outside", "../*.svg", "/tmp/*"])
 def test_commit_step_refuses_paths_outside_the_repository(clone: Path, path: str) -> None:
     proc = commit_step(clone, f"LATEST_UPDATE.md {path}")
 
@@ -836,6 +862,6 @@ def test_publish_authenticates_through_the_environment_only(clone: Path, tmp_pat
 def test_scheduler_commits_the_rank_chart_with_the_report_and_installs_matplotlib() -> None:
     job = load(SCHEDULER)["jobs"]["etl"]
     _, commit = step_named(job, "Commit and push LATEST_UPDATE.md")
-    assert commit["env"]["COMMIT_PATHS"].split() == ["LATEST_UPDATE.md", "LATEST_UPDATE.movies.svg"]
+    assert commit["env"]["COMMIT_PATHS"].split() == ["LATEST_UPDATE.md", "LATEST_UPDATE.*.svg"]
     runtime = (ROOT / "requirements" / "runtime.lock").read_text(encoding="utf-8")
     assert re.search(r"^matplotlib==", runtime, re.M), "the ETL job draws the chart: the charts extra is in its lock"

@@ -4,7 +4,9 @@ Run by ``make e2e`` (which installs Chromium when it is missing), not by ``make 
 demo's: ``tools/demo.py`` replays the 30 bundled days into a temporary lake. The test asserts on the
 rendered DOM: one chart series per title of the top 10, a table of 10 rows, no console error, and the
 hostile title ``<img src=x onerror=alert(1)>`` shown as text without running. It saves a screenshot to
-``e2e-artifacts/dashboard.png`` (``$E2E_ARTIFACTS`` overrides the folder).
+``e2e-artifacts/dashboard.png`` (``$E2E_ARTIFACTS`` overrides the folder). A second page is a real run of
+``config/pipeline.yml``'s three feeds against the local TMDB stand-in: one section per feed, each with its
+chart and its top 10 (``e2e-artifacts/dashboard-feeds.png``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,32 @@ def chromium() -> str:
     if found is None:
         pytest.fail("chromium is not installed: run `make e2e`, which installs Debian's chromium package")
     return found
+
+
+@pytest.fixture(scope="module")
+def feeds_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``config/pipeline.yml``'s three feeds (movies, TV, people), 2 pages each, fetched from the local TMDB
+    stand-in (``tests/support/tmdb_standin.py``, in its own process) by a real ``python -m pipeline run``."""
+    out = tmp_path_factory.mktemp("feeds")
+    standin = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.tmdb_standin", "--port", "0", "--config", "{}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert standin.stdout is not None
+        base_url = f"http://127.0.0.1:{standin.stdout.readline().split()[1]}"
+        env = {**os.environ, "TMDB_ACCESS_TOKEN": "e2e-token", "TMDB_BASE_URL": base_url}
+        page = out / "site" / "index.html"
+        argv = ["run", "-q", "--config", "config/pipeline.yml", "--set", "extractor.options.pages=2"]
+        argv += ["--set", f"loader.options.root={out / 'lake'}"]
+        argv += ["--set", f"reporter=[{{type: html, options: {{path: {page}}}}}]"]
+        subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=ROOT, env=env, check=True, timeout=120)
+    finally:
+        standin.terminate()
+        standin.wait(timeout=10)
+    return page
 
 
 @pytest.fixture(scope="module")
@@ -165,4 +193,34 @@ async def test_the_dashboard_renders_its_chart_and_tables_and_runs_no_title(page
         assert any(text.startswith(f"{number}. ") and text[len(f"{number}. ") :] in title for text in legend), title
     assert HOSTILE in titles, "the hostile title is shown as text"
     assert images == 0 and ran == [] and tab.dialogs == [], "the hostile title ran nothing"
+    assert tab.errors == [], tab.errors
+
+
+@pytest.mark.timeout(180)
+async def test_a_run_of_three_feeds_shows_a_section_per_feed_each_with_its_chart_and_top_10(
+    feeds_page: Path, tmp_path: Path
+) -> None:
+    async with browser(tmp_path / "profile") as tab:
+        await tab.open(feeds_page.as_uri())
+        sections = await tab.evaluate(
+            """[...document.querySelectorAll('section[id^="feed-"]')].map(s => [s.id,
+                 s.querySelector('h2') ? s.querySelector('h2').textContent : ''])"""
+        )
+        drawn = await tab.evaluate(
+            """Object.fromEntries(['movies', 'tv', 'people'].map(slug => [slug, {
+                 series: [...document.querySelectorAll(`#chart-${slug} g[id^="${slug}-series-"]`)]
+                   .filter(g => { const b = g.getBoundingClientRect(); return b.width > 0 && b.height > 0; }).length,
+                 rows: document.querySelectorAll(`#top-${slug} tbody tr`).length,
+                 header: [...document.querySelectorAll(`#top-${slug} thead th`)].map(th => th.textContent),
+               }]))"""
+        )
+        shot = await tab.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "dashboard-feeds.png").write_bytes(base64.b64decode(shot["data"]))
+
+    assert [s[0] for s in sections] == ["feed-movies", "feed-tv", "feed-people"], sections
+    assert [s[1] for s in sections] == ["Trending movies, today", "Trending TV shows, today", "Trending people, today"]
+    for slug in ("movies", "tv", "people"):
+        assert drawn[slug]["series"] == 10 and drawn[slug]["rows"] == 10, (slug, drawn[slug])
+    assert "Known for" in drawn["people"]["header"] and "Known for" not in drawn["movies"]["header"]
     assert tab.errors == [], tab.errors

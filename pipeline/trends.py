@@ -166,6 +166,16 @@ class FeedTrend:
         """Days the lake does not have (or cannot vouch for), with why."""
         return tuple(d for d in self.days if not d.present)
 
+    @property
+    def holes(self) -> tuple[WindowDay, ...]:
+        """The gaps after the first day the lake has in the window: days it should have and does not.
+
+        Days before that first day are not holes: the lake's history had not begun (a new lake's first
+        month), so the reports neither shade nor list them.
+        """
+        first = self._present_idx[0] if self._present_idx else len(self.days)
+        return tuple(d for d in self.days[first:] if not d.present)
+
     @cached_property
     def _present_idx(self) -> list[int]:
         return [n for n, d in enumerate(self.days) if d.present]

@@ -168,7 +168,7 @@ def _draw(model: FeedTrend, salt: str = "") -> Figure:
     figure = Figure(figsize=(10, 5), dpi=100)
     axes = figure.add_subplot()
     axes.set_facecolor("none")
-    for day in model.gaps:  # a gap is shown as missing: a faint band, and the lines break there
+    for day in model.holes:  # a day missing from the lake: a faint band, and the lines break there
         axes.axvspan(day.date.toordinal() - 0.5, day.date.toordinal() + 0.5, color=_INK, alpha=0.15, linewidth=0)
     x = [d.toordinal() for d in model.dates]
     for number, item in enumerate(model.top, start=1):

@@ -807,12 +807,10 @@ def failed_lines(failed: FailedSection) -> list[str]:
 
 def gaps_line(section: FeedSection) -> list[str]:
     """One sentence naming the days of the window that are gaps (none: nothing)."""
-    gaps = section.trend.gaps
-    first = section.trend.present[0] if section.trend.present else None
-    shown = [d for d in gaps if first is not None and d.date > first]
-    if not shown:
+    holes = section.trend.holes
+    if not holes:
         return []
-    return [f"Missing from the lake, shown as gaps: {trends.describe_dates([d.date for d in shown])}.", ""]
+    return [f"Missing from the lake, shown as gaps: {trends.describe_dates([d.date for d in holes])}.", ""]
 
 
 # -- helpers -----------------------------------------------------------------------------------

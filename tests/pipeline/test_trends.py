@@ -147,6 +147,27 @@ def test_the_chart_has_one_named_series_per_title_rank_one_on_top_and_gaps_as_ba
     assert chart.rank_chart_svg(model_with(hostile), salt="movies") == svg, "the same input draws the same bytes"
 
 
+def test_days_before_the_lakes_first_day_are_not_holes_nor_shaded_in_the_chart() -> None:
+    """A new lake: its first day is the window's third; of the days after it, only the sixth is missing."""
+    import pandas as pd
+
+    from stages.reporters import report_model as rm
+
+    frame = pd.DataFrame([{"media_type": "movie", "id": 1, "rank": 1, "title": "T", "release_date": ""}])
+    states = ["missing", "missing", "ok", "ok", "ok", "missing", "ok", "ok", "ok"]
+    model = trends.build(Feed(), [trends.DayRead(d, s, trends.slim(frame)) for d, s in zip(DAYS, states, strict=True)])
+    assert [d.date for d in model.gaps] == [DAYS[0], DAYS[1], DAYS[5]]
+    assert [d.date for d in model.holes] == [DAYS[5]]
+    bands = chart._draw(model, "movies").axes[0].patches
+    assert len(bands) == 1, "only the hole is shaded"
+    left, width = bands[0].get_x(), bands[0].get_width()  # axvspan's band, in days (ordinals)
+    assert (left, left + width) == (DAYS[5].toordinal() - 0.5, DAYS[5].toordinal() + 0.5)
+    section = rm.FeedSection(Feed(), END, 1, rm.Movement(None, ()), model)
+    assert rm.gaps_line(section) == [f"Missing from the lake, shown as gaps: {DAYS[5]}.", ""]
+    nothing = trends.build(Feed(), [trends.DayRead(d, "missing", None) for d in DAYS])
+    assert nothing.holes == () and len(nothing.gaps) == len(DAYS)
+
+
 async def test_without_matplotlib_the_report_has_one_line_where_the_chart_would_be(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,7 +75,8 @@ def render(report: rm.Report, charts: dict[str, str | None] | None = None, *, dr
         f"# TMDB {heading}: {result.trend_date.isoformat()}",
         "",
         f"- **Run:** {report.run_time}",
-        f"- **Feed:** {', '.join(feed_name(p) for p in parts) or result.feed.label}",
+        # each label holds a comma ("trending movies, today"): several are set apart by semicolons
+        f"- **{'Feeds' if several else 'Feed'}:** {'; '.join(feed_name(p) for p in parts) or result.feed.label}",
         f"- **Rows:** {sum(s.total for s in report.sections):,}",
         f"- **Lake:** {rm.code_span(report.lake)}",
         "",

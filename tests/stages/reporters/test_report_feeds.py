@@ -85,7 +85,7 @@ async def test_a_three_feed_run_reports_three_complete_sections(
     text = (tmp_path / "LATEST_UPDATE.md").read_text(encoding="utf-8")
     sections = feed_sections(text)
     assert list(sections) == HEADINGS
-    assert "- **Feed:** trending movies, today, trending TV shows, today, trending people, today" in text
+    assert "- **Feeds:** trending movies, today; trending TV shows, today; trending people, today" in text
     expected = {
         HEADINGS[0]: top_names(result, "movie/day", "title"),
         HEADINGS[1]: top_names(result, "tv/day", "title"),

@@ -253,6 +253,7 @@ async def _run_stages(
             started_at=context.started_at,
             dry_run=context.dry_run,
             lake=stages.loader.describe(),
+            tracked=tuple(extractor.feeds),
         )
         logger.info(
             "run %s: %s for %s into %s%s",

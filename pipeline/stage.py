@@ -201,6 +201,9 @@ class RunResult:
     lake: str = ""
     feeds: list[FeedResult] = dataclasses.field(default_factory=list)
     """One entry per feed of the run, in config order (one entry for a one-feed run)."""
+    tracked: tuple[Feed, ...] = ()
+    """Every feed the extractor tracks, in config order, the run's own among them. A run of some of them
+    (``--feed``, a catch-up run) still reports the others, from what the lake holds for the day."""
 
     @property
     def failed(self) -> list[FeedResult]:

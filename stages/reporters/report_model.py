@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from pipeline import trends
-from pipeline.errors import ReportError
+from pipeline.errors import PipelineError, ReportError
 from pipeline.options import StageOptions
 from pipeline.redact import redact
 from pipeline.stage import Feed, FeedResult, LakeReader, RunLake, RunResult
@@ -165,12 +165,13 @@ class Report:
     @property
     def primary(self) -> FeedSection:
         """The section ``total`` and ``movement`` come from."""
-        return _primary(self.sections, self.result.feed)
+        return _primary(self.sections, self.result)
 
     @property
     def parts(self) -> tuple[FeedSection | FailedSection, ...]:
-        """Every feed's section, committed or failed, in the run's order of feeds."""
-        order = {r.feed: n for n, r in enumerate(self.result.feeds)}
+        """Every feed's section, committed or failed, in the config's order of feeds."""
+        feeds = self.result.tracked or tuple(r.feed for r in self.result.feeds)
+        order = {feed: n for n, feed in enumerate(feeds)}
         both: list[FeedSection | FailedSection] = [*self.sections, *self.failed]
         return tuple(sorted(both, key=lambda part: order.get(part.feed, len(order))))
 
@@ -371,22 +372,46 @@ async def feed_section(
     return FeedSection(feed, day, distinct_titles(today), moved, trend)
 
 
-def _primary(sections: Sequence[FeedSection], feed: Feed) -> FeedSection:
-    """The run's primary feed's section (the runner's choice: the first committed title feed), else the first."""
-    return next((section for section in sections if section.feed == feed), sections[0])
+async def _committed_earlier(
+    lake: LakeReader, feed: Feed, day: dt.date, options: ReportOptions, *, stage: str
+) -> FeedSection | None:
+    """The section of a tracked feed this run did not fetch, from the day an earlier run committed; else ``None``."""
+    try:
+        return await feed_section(lake, feed, day, options, stage=stage)
+    except PipelineError as exc:  # not committed for the day (or unreadable): the report goes on without it
+        logger.info("%s: not in the report (not run now, and %s)", feed.spec, redact(str(exc)))
+        return None
+
+
+def _primary(sections: Sequence[FeedSection], result: RunResult) -> FeedSection:
+    """The section the report leads with: the first title feed in config order (``sections`` are in it), so a
+    catch-up run of one feed leads with the same feed as the day's first run; else the run's feed, else the first."""
+    titles = [section for section in sections if not section.feed.is_people]
+    if titles and result.tracked:
+        return titles[0]
+    return next((section for section in sections if section.feed == result.feed), sections[0])
 
 
 async def _build_report(result: RunResult, lake: LakeReader, options: ReportOptions, *, stage: str) -> Report:
-    """One section per committed feed of the run (read concurrently), one failed section per failed feed."""
+    """One section per committed feed of the run (read concurrently), one failed section per failed feed, and
+    one section per tracked feed the run left alone whose day the lake already holds (``RunResult.tracked``).
+
+    A catch-up run that fetched the one feed that failed at noon still writes the whole day's report.
+    """
     feeds = result.feeds or [FeedResult(result.feed, status="committed")]
     committed = [f.feed for f in feeds if f.ok]
     failed = tuple(FailedSection(f.feed, f.error or "failed", f.outcome) for f in feeds if not f.ok)
     if not committed:
         raise ReportError("no feed of the run was committed: there is nothing to report", stage=stage)
-    sections = await asyncio.gather(
-        *(feed_section(lake, feed, result.trend_date, options, stage=stage) for feed in committed)
+    ran = {f.feed for f in feeds}
+    earlier = [feed for feed in result.tracked if feed not in ran]
+    found = await asyncio.gather(
+        *(feed_section(lake, feed, result.trend_date, options, stage=stage) for feed in committed),
+        *(_committed_earlier(lake, feed, result.trend_date, options, stage=stage) for feed in earlier),
     )
-    primary = _primary(sections, result.feed)
+    order = {feed: n for n, feed in enumerate(result.tracked)}
+    sections = sorted((s for s in found if s is not None), key=lambda s: order.get(s.feed, len(order)))
+    primary = _primary(sections, result)
     return Report(
         result=result,
         lake=safe_location(lake.describe()),

@@ -142,3 +142,39 @@ async def test_a_catch_up_run_fetches_only_the_feeds_that_failed_and_keeps_the_c
 
     night = await asyncio.to_thread(run_cli, "run", "--config", str(path), "--skip-committed", env=env)
     assert night.returncode == 0 and "already committed for every feed" in night.stdout
+
+
+async def test_a_catch_up_run_of_one_feed_still_writes_the_whole_days_report(
+    tmp_path: Path, run_cli: CliRunner, tmdb_standin: StandinFactory
+) -> None:
+    """The 18:00 run fetches tv/day alone, but the report it writes (and the job commits) is the whole day's:
+    movies and people from the lake, as the noon run committed them, in the config's order, led by movies."""
+    standin = await tmdb_standin(token=TOKEN, list_errors={"tv/day": 401})
+    path = tmdb_config(tmp_path, standin.base_url)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["extractor"]["options"]["feeds"] = ["movie/day", "tv/day", "person/day"]
+    report, page = tmp_path / "LATEST_UPDATE.md", tmp_path / "report.json"
+    document["reporter"] = [
+        {"type": "markdown", "options": {"path": str(report), "chart": False}},
+        {"type": "json", "options": {"path": str(page)}},
+    ]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    env = {"TMDB_ACCESS_TOKEN": TOKEN}
+
+    noon = await asyncio.to_thread(run_cli, "run", "--config", str(path), env=env)
+    assert noon.returncode == 1
+    standin.reconfigure(StandinConfig(token=TOKEN))
+    evening = await asyncio.to_thread(run_cli, "run", "--config", str(path), "--skip-committed", env=env)
+    assert evening.returncode == 0, evening.stderr
+    assert "catching up tv/day" in evening.stderr
+
+    text = report.read_text(encoding="utf-8")
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Trending movies, today", "## Trending TV shows, today", "## Trending people, today"]
+    assert "- **Feeds:** trending movies, today; trending TV shows, today; trending people, today" in text
+    assert "failed" not in text.lower()
+    document = json.loads(page.read_text(encoding="utf-8"))
+    assert [s["feed"]["media_type"] for s in document["sections"]] == ["movie", "tv", "person"]
+    assert [s["status"] for s in document["sections"]] == ["committed"] * 3
+    assert document["run"]["feed"] == {"media_type": "tv", "time_window": "day"}  # what this run fetched
+    assert {entry["media_type"] for entry in document["top"]} == {"movie"}  # the report still leads with movies

@@ -269,15 +269,24 @@ def trend_table(model: FeedTrend) -> list[str]:
     known_head = f"  {'known for':<{known}}" if people else ""
     lines.append(
         f"  {'rank':>4}  {'name' if people else 'title':<{width}}{known_head}  {f'{WEEK} days':<{WEEK}}  "
-        f"{'week':>4}  {'streak':>6}  {f'in top {n}':>9}  {'best':>4}  {'best on':<10}  {f'{days} days':>7}"
+        f"{'week':>4}  {'streak':>6}  {f'in top {n}':>9}  {'best':>4}  {'best on':<10}  {f'over {days} days':>12}"
     )
+    # no day a week before (or only one day in the window): nothing to compare with, as the reports say
+    week = change_label if model.baseline is not None else lambda change: "-"
+    window = change_label if len(model.present) > 1 else lambda change: "-"
     for t in model.top:
         lines.append(
             f"  {t.rank or '':>4}  {_pad(_clip(t.label), width)}{department(t)}  {sparkline(model, t):<{WEEK}}  "
-            f"{change_label(t.week_change):>4}  {t.streak:>6}  {t.days_in_top:>9}  {t.best_rank or '':>4}  "
-            f"{_blank(t.best_date):<10}  {change_label(t.change):>7}"
+            f"{week(t.week_change):>4}  {t.streak:>6}  {t.days_in_top:>9}  {t.best_rank or '':>4}  "
+            f"{_blank(t.best_date):<10}  {window(t.change):>12}"
         )
-    lines += ["", f"{WEEK} days: a taller bar is a better rank; · below the top {n}; ? a gap", ""]
+    first = model.present[0] if model.present else model.dates[0]
+    lines += [
+        "",
+        f"{WEEK} days: a taller bar is a better rank; · below the top {n}; ? a gap",
+        f"over {days} days: places gained since {first}, the first day of the window in the lake",
+        "",
+    ]
     baseline = model.baseline
     if baseline is None:
         lines.append("this week: no day in the lake a week before the latest to compare with")

@@ -155,7 +155,19 @@ async def test_without_a_day_a_week_before_the_weeks_lists_are_empty(tmp_path: P
     assert model.baseline is None
     assert model.rising == model.new_this_week == model.fell_out_this_week == ()
     assert [(t.title, t.change) for t in model.top] == [("Rising", 3), ("Holding", 1), ("Steady Climb", 2)]
-    assert "this week: no day in the lake a week before the latest to compare with" in render_table(found)
+    text = render_table(found)
+    assert "this week: no day in the lake a week before the latest to compare with" in text
+    # the table says the same: no week to compare with ("-", not "new"); the window's three days are compared
+    assert [(row[-6], row[-1]) for row in table_rows(text)] == [("-", "▲3"), ("-", "▲1"), ("-", "▲2")]
+    assert f"over 3 days: places gained since {FIRST}, the first day of the window in the lake" in text
+
+    alone = render_table(await history(load_config(local_config(tmp_path)), end=LAST, days=1, top=3))
+    assert [(row[-6], row[-1]) for row in table_rows(alone)] == [("-", "-")] * 3  # one day: nothing to compare
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The top table's rows, split on whitespace (a row starts with its rank)."""
+    return [line.split() for line in text.splitlines() if line[:6].strip().isdigit()]
 
 
 async def test_the_table_shows_control_characters_in_titles_escaped(tmp_path: Path) -> None:

@@ -74,7 +74,10 @@ def render(report: rm.Report) -> str:
         if isinstance(part, rm.FailedSection):
             lines += rm.failed_lines(part)
             continue
-        lines += [*rm.top_table(report, detailed=False, section=part), "", *rm.compact_movement(report, part)]
+        lines += [*rm.top_table(report, detailed=False, section=part), ""]
+        if part.set_aside:
+            lines += [f"_{rm.set_aside_line(part)}_", ""]
+        lines += rm.compact_movement(report, part)
     lines += [f"_{rm.ATTRIBUTION}_", ""]
     return "\n".join(lines)
 

@@ -47,6 +47,7 @@ SECTION_FIELDS = (
     "new_in_top",
     "climbers",
     "dropped",
+    "set_aside",
     "trend",
 )
 PERSON_FIELDS = (
@@ -141,6 +142,7 @@ def section(part: rm.FeedSection | rm.FailedSection) -> dict[str, Any]:
             "new_in_top": [],
             "climbers": [],
             "dropped": [],
+            "set_aside": 0,
             "trend": None,
         }
     fields = {
@@ -150,6 +152,7 @@ def section(part: rm.FeedSection | rm.FailedSection) -> dict[str, Any]:
         "outcome": None,
         **_movement(part.movement, people=part.feed.is_people),
         "total": part.total,
+        "set_aside": part.set_aside,
         "trend": trends.trend_document(part.trend),
     }
     return {name: fields[name] for name in SECTION_FIELDS}

@@ -110,6 +110,7 @@ def render_section(
         "",
         rm.trend_legend(section),
         "",
+        *([f"_{rm.set_aside_line(section)}_", ""] if section.set_aside else []),
         f"{hashes} This week",
         "",
         *rm.this_week_sections(section, level + 1),

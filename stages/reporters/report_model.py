@@ -17,7 +17,7 @@ import functools
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -130,6 +130,10 @@ class FeedSection:
     total: int
     movement: Movement
     trend: trends.FeedTrend
+    set_aside: int = 0
+    """People of an ``all`` list this run set aside (``standardize``'s ``person_set_aside``): the lake stores
+    that feed's movies and TV shows only (docs/fidelity.md). 0 for other feeds and for sections read from an
+    earlier run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +194,8 @@ _ENTRY_COLUMNS = (
 )
 
 
+SET_ASIDE = "person_set_aside"
+"""``standardize``'s count of the people of an ``all`` list it set aside."""
 _PERSON_COLUMNS = ("rank", "id", "name", "popularity", "profile_url", "media_type", "known_for_department")
 
 
@@ -372,6 +378,23 @@ async def feed_section(
     return FeedSection(feed, day, distinct_titles(today), moved, trend)
 
 
+def _with_set_aside(section: FeedSection, dropped: Mapping[str, int]) -> FeedSection:
+    count = int(dropped.get(SET_ASIDE, 0))
+    return dataclasses.replace(section, set_aside=count) if count else section
+
+
+def set_aside_line(section: FeedSection) -> str:
+    """One sentence on the people of an ``all`` list that were set aside (none: empty)."""
+    n = section.set_aside
+    if not n:
+        return ""
+    who = "1 person was" if n == 1 else f"{n:,} people were"
+    return (
+        f"{who} set aside from this list: the `all` feed keeps its movies and TV shows; "
+        "track people with the `person/day` feed (docs/fidelity.md)."
+    )
+
+
 async def _committed_earlier(
     lake: LakeReader, feed: Feed, day: dt.date, options: ReportOptions, *, stage: str
 ) -> FeedSection | None:
@@ -410,7 +433,11 @@ async def _build_report(result: RunResult, lake: LakeReader, options: ReportOpti
         *(_committed_earlier(lake, feed, result.trend_date, options, stage=stage) for feed in earlier),
     )
     order = {feed: n for n, feed in enumerate(result.tracked)}
-    sections = sorted((s for s in found if s is not None), key=lambda s: order.get(s.feed, len(order)))
+    dropped = {f.feed: f.dropped for f in result.feeds} or {result.feed: result.dropped}
+    sections = sorted(
+        (_with_set_aside(s, dropped.get(s.feed, {})) for s in found if s is not None),
+        key=lambda s: order.get(s.feed, len(order)),
+    )
     primary = _primary(sections, result)
     return Report(
         result=result,

@@ -4,6 +4,7 @@ feed that failed shows as failed and the others are complete."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -358,3 +359,27 @@ async def test_people_listed_first_do_not_lead_the_report_when_a_title_feed_is_t
     assert document["total"] == 7 and document["top"] == document["sections"][1]["top"]
     assert [entry["title"] for entry in document["top"]] == [f"Title {i}" for i in range(1, 8)]
     validate(document, "top level")
+
+
+async def test_the_people_an_all_list_set_aside_are_counted_in_every_report() -> None:
+    """``all/day`` keeps its movies and TV shows; the report says how many people it set aside, in that feed's
+    section only (issue: "say in the report how many were set aside")."""
+    everything = Feed("all", "day")
+    frames = {(DAY1, everything): rows(DAY1, range(1, 8)), (DAY1, TV): rows(DAY1, range(1, 5))}
+    feeds = [FeedResult(everything, "committed", dropped={"person_set_aside": 4}), FeedResult(TV, "committed")]
+    started = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    result = RunResult("run", DAY1, everything, started, lake="memory://", feeds=feeds, tracked=(everything, TV))
+    report = await rm.build_report(result, RunLake(MemoryLake(frames), "memory://"), rm.ReportOptions(), stage="test")
+
+    line = "4 people were set aside from this list: the `all` feed keeps its movies and TV shows"
+    sections = feed_sections(markdown.render(report, draw=False))
+    assert [line in text for text in sections.values()] == [True, False]  # the all feed's section, not TV's
+    assert line in github_summary.render(report)
+    page = html.render(report)
+    assert 'id="set-aside-all"' in page and line.replace("`", "") in page and 'id="set-aside-tv"' not in page
+    document = json_report.document(report)
+    assert [s["set_aside"] for s in document["sections"]] == [4, 0]
+    validate(document, "top level")
+    one = dataclasses.replace(result, feeds=[FeedResult(everything, "committed", dropped={"person_set_aside": 1})])
+    alone = await rm.build_report(one, RunLake(MemoryLake(frames), "memory://"), rm.ReportOptions(), stage="test")
+    assert "1 person was set aside from this list" in markdown.render(alone, draw=False)

@@ -527,8 +527,8 @@ def _print_result(result: RunResult, out: TextIO) -> None:
             lines.append(f"{verb} {other.rows} rows from {other.batches} pages ({other.feed.label})")
     if result.dropped:
         lines.append("dropped: " + ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items()))
-    width = max((len(kind) for kind in result.outputs), default=0)  # `cleaned (person/day)` included
-    lines += [f"  {kind:<{max(width, 18)}} {location}" for kind, location in result.outputs.items()]
+    width = max([18, *map(len, result.outputs)])  # one column, after the longest name (`cleaned (person/day)`)
+    lines += [f"  {kind:<{width}} {location}" for kind, location in result.outputs.items()]
     out.write(redact("\n".join(lines)) + "\n")
 
 

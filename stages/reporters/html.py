@@ -147,8 +147,7 @@ def _section(section: rm.FeedSection, svg: str | None, *, several: bool) -> list
         parts.append(f'<p class="note">{_e(gaps[0])}</p>')
     parts += [f"<{h}>Top {n} on {_e(str(section.day))}</{h}>", _top_table(section, slug)]
     if section.set_aside:
-        line = rm.set_aside_line(section).replace("`", "")  # the Markdown's code marks, not wanted in a page
-        parts.append(f'<p class="note" id="set-aside-{_e(slug)}">{_e(line)}</p>')
+        parts.append(f'<p class="note" id="set-aside-{_e(slug)}">{_e(rm.set_aside_line(section))}</p>')
     parts.append(
         f'<p class="note">{trends.WEEK} days: one mark per day, oldest first; a taller bar is a better rank in the '
         f"top {n}, {trends.OUT_OF_TOP} below it, {trends.GAP_MARK} a day missing from the lake.</p>"

@@ -109,10 +109,11 @@ class JsonReporter(Reporter[JsonOptions]):
 def document(report: rm.Report) -> dict[str, Any]:
     """The JSON-ready document (see ``FIELDS``); the movement lists are empty on the first day.
 
-    The top-level ``compared_with`` to ``dropped`` are the run's primary feed's (``Report.primary``).
-    ``trends`` holds one trend document per committed feed (``pipeline.trends.trend_document``, the
+    The top-level ``compared_with`` to ``dropped`` are the report's lead feed's (``Report.primary``).
+    ``trends`` holds one trend document per section that has one (``pipeline.trends.trend_document``, the
     same document ``history --format json`` prints under ``trend``). ``sections`` holds one object per feed
-    of the run, in its order (see ``SECTION_FIELDS``).
+    of the config, in its order: the run's, failed ones included, and those an earlier run committed for the
+    day (see ``SECTION_FIELDS``).
     """
     people = bool(report.sections) and report.primary.feed.is_people
     fields = {

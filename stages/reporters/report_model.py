@@ -384,14 +384,14 @@ def _with_set_aside(section: FeedSection, dropped: Mapping[str, int]) -> FeedSec
 
 
 def set_aside_line(section: FeedSection) -> str:
-    """One sentence on the people of an ``all`` list that were set aside (none: empty)."""
+    """One sentence, plain text for every report, on the people of an ``all`` list that were set aside (none: empty)."""
     n = section.set_aside
     if not n:
         return ""
     who = "1 person was" if n == 1 else f"{n:,} people were"
     return (
-        f"{who} set aside from this list: the `all` feed keeps its movies and TV shows; "
-        "track people with the `person/day` feed (docs/fidelity.md)."
+        f"{who} set aside from this list: the all feed keeps its movies and TV shows; "
+        "track people with the person/day feed (docs/fidelity.md)."
     )
 
 

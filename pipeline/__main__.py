@@ -1,3 +1,3 @@
-from pipeline.cli import main
+from pipeline.cli import program
 
-raise SystemExit(main())
+raise SystemExit(program())

@@ -265,6 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def program() -> int:
+    """``python -m pipeline`` and the ``tmdb-pipeline`` script: ``main()``, then the process ends without the
+    interpreter's teardown (``pipeline.quick_exit``); returns the exit code when Python's own exit is needed."""
+    from pipeline.quick_exit import exit_now
+
+    code = main()
+    exit_now(code)
+    return code
+
+
 _startup_gc_paused = [False]
 """Whether ``main`` paused the collector for the process's start-up (``_run_async`` resumes it)."""
 

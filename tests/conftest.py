@@ -41,6 +41,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _own_cache_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test, and every process it starts, gets an empty cache folder of its own: TMDB's lookups
+    (``stages/extractors/tmdb/lookup_cache.py``) are cached there between runs, never in the user's own."""
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path_factory.mktemp("pipeline-cache")))
+
+
+@pytest.fixture(autouse=True)
 def _logging_and_secrets_put_back(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets back the logging set-up and registered secrets it found (``cli.main`` changes both)."""
     root = logging.getLogger()

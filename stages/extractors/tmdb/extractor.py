@@ -36,6 +36,7 @@ from pipeline.errors import ConfigError, ExtractError
 from pipeline.options import OptionError, StageOptions
 from pipeline.stage import Batch, Check, Extractor, Feed, Lookups, MediaType, RunContext, TimeWindow
 from stages.extractors.tmdb.client import CAUSES, DEFAULT_MAX_BODY_BYTES, Credentials, RetryPolicy, Sleep, TmdbClient
+from stages.extractors.tmdb.lookup_cache import LookupCache, default_folder
 from stages.extractors.tmdb.progress import Progress
 from stages.extractors.tmdb.ratelimit import AdaptiveRateLimiter
 
@@ -116,6 +117,8 @@ class TmdbOptions(StageOptions):
     profile_size: str = "h632"
     progress_interval: float = Field(default=5.0, gt=0, le=3600)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=1 << 30)
+    lookup_cache_hours: float = Field(default=72.0, ge=0, le=24 * 30)
+    """How long the configuration and genre lists are reused from the user's cache folder; 0 fetches them every run."""
 
     @field_validator("language")
     @classmethod
@@ -522,27 +525,42 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         )
 
     async def _fetch_lookups(self, client: TmdbClient) -> Lookups:
-        """Genre names (movie and/or TV, as the feeds need) and the image base URLs, fetched once per run."""
+        """Genre names (movie and/or TV, as the feeds need) and the image base URLs, once per run: from the
+        lookup cache while they are younger than ``lookup_cache_hours``, else fetched (and cached)."""
         params = {"language": self.options.language} if self.options.language else {}
         media = {feed.media_type for feed in self.feeds}
         kinds = [kind for kind in ("movie", "tv") if kind in media or "all" in media]
+        wanted: dict[str, tuple[str, dict[str, str], str, Callable[[Any], bool]]] = {
+            "configuration": ("/3/configuration", {}, "configuration lookup", _is_configuration),
+            **{
+                f"genre/{kind}": (f"/3/genre/{kind}/list", params, f"{kind} genre lookup", _is_genre_list)
+                for kind in kinds
+            },
+        }
+        cache = None
+        if self.options.lookup_cache_hours > 0:
+            cache = LookupCache(
+                default_folder(), self.options.base_url, self.options.language, self.options.lookup_cache_hours * 3600
+            )
+            await asyncio.to_thread(cache.load)
+        documents: dict[str, Any] = {name: cache and cache.fresh(name, spec[3]) for name, spec in wanted.items()}
         # The first lookup to fail cancels the others, and all are awaited: no stray task, no lost error.
         try:
             async with asyncio.TaskGroup() as group:
-                configuration = group.create_task(
-                    client.get_json("/3/configuration", {}, what="configuration lookup", valid=_is_configuration)
-                )
-                genre_tasks = [
-                    group.create_task(
-                        client.get_json(
-                            f"/3/genre/{kind}/list", params, what=f"{kind} genre lookup", valid=_is_genre_list
-                        )
-                    )
-                    for kind in kinds
-                ]
+                tasks = {
+                    name: group.create_task(client.get_json(path, query, what=what, valid=valid))
+                    for name, (path, query, what, valid) in wanted.items()
+                    if documents[name] is None
+                }
         except* Exception as failed:
             raise failed.exceptions[0] from None
-        config, genre_lists = configuration.result(), [task.result() for task in genre_tasks]
+        fetched = {name: task.result() for name, task in tasks.items()}
+        documents.update(fetched)
+        if len(fetched) < len(wanted):
+            logger.debug("%s: %d of %d lookups from %s", self.name, len(wanted) - len(fetched), len(wanted), cache)
+        if cache is not None and fetched:
+            await asyncio.to_thread(cache.save, fetched)
+        config, genre_lists = documents["configuration"], [documents[f"genre/{kind}"] for kind in kinds]
         genres: dict[int, str] = {}
         for document in genre_lists:
             for genre in document["genres"]:

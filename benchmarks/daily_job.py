@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         job_env = {"PATH": f"{etl_venv / 'bin'}{os.pathsep}{env['PATH']}", "TMDB_ACCESS_TOKEN": "benchmark-token"}
         job_env["DATA_DIR"] = str(clone / "data")
+        job_env["PIPELINE_CACHE_DIR"] = str(work / "pipeline-cache")  # empty, as on a fresh runner
         phases.run(
             "smoke check",
             ["bash", "-eo", "pipefail", "-c", smoke],

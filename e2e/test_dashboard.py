@@ -56,6 +56,7 @@ def feeds_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert standin.stdout is not None
         base_url = f"http://127.0.0.1:{standin.stdout.readline().split()[1]}"
         env = {**os.environ, "TMDB_ACCESS_TOKEN": "e2e-token", "TMDB_BASE_URL": base_url}
+        env["PIPELINE_CACHE_DIR"] = str(out / "cache")  # TMDB's lookups: not into the user's own cache folder
         page = out / "site" / "index.html"
         argv = ["run", "-q", "--config", "config/pipeline.yml", "--set", "extractor.options.pages=2"]
         argv += ["--set", f"loader.options.root={out / 'lake'}"]

@@ -51,3 +51,13 @@ def test_a_path_that_is_no_module_of_the_project_is_one_line_and_exit_2(
 def test_a_module_of_the_project_is_taken(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert mutate_tool(monkeypatch).main(["--list", "pipeline/redact.py"]) == 0
     assert capsys.readouterr().out.startswith("pipeline/redact.py:")
+
+
+def test_a_module_no_test_runs_in_process_ends_with_every_mutant_uncovered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pipeline/quick_exit.py runs only in the subprocesses its tests start, which coverage does not see: every
+    # mutant is uncovered, and the tool used to end with a ChildProcessError, waiting for children it never started.
+    tool = mutate_tool(monkeypatch)
+    monkeypatch.setattr(tool, "baseline", lambda module, tests, timeout, work: ({}, {}, 0.0))
+    monkeypatch.setattr(tool, "_report", lambda *args, **kwargs: None)
+    mutants = tool.run_module("pipeline/quick_exit.py", ["tests/pipeline/test_quick_exit.py"], 2, 10.0, 60.0)
+    assert mutants and {mutant.status for mutant in mutants} == {"uncovered"}

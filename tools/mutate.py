@@ -471,6 +471,8 @@ def run_module(
 
             pid = _in_child(body, work / f"{mutant.index}.log")
             running[pid] = (mutant, time.monotonic())
+        if not running:  # the last of the queue was uncovered: no child to wait for
+            continue
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
             now = time.monotonic()

@@ -557,7 +557,8 @@ class TmdbTrendingExtractor(Extractor[TmdbOptions]):
         fetched = {name: task.result() for name, task in tasks.items()}
         documents.update(fetched)
         if len(fetched) < len(wanted):
-            logger.debug("%s: %d of %d lookups from %s", self.name, len(wanted) - len(fetched), len(wanted), cache)
+            cached = len(wanted) - len(fetched)
+            logger.debug("%s: %d of %d lookups from the lookup cache", self.name, cached, len(wanted))
         if cache is not None and fetched:
             await asyncio.to_thread(cache.save, fetched)
         config, genre_lists = documents["configuration"], [documents[f"genre/{kind}"] for kind in kinds]

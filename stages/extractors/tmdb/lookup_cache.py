@@ -64,9 +64,6 @@ class LookupCache:
         self.path = folder / f"lookups-{hashlib.sha256(key).hexdigest()[:16]}.json"
         self._entries: dict[str, dict[str, Any]] = {}
 
-    def __str__(self) -> str:
-        return str(self.path)
-
     def load(self) -> None:
         """Read the file, if there is one that parses and is this server's and language's; otherwise start empty."""
         self._entries = {}
@@ -95,8 +92,7 @@ class LookupCache:
             for name, entry in content["documents"].items()
             if isinstance(name, str)
             and isinstance(entry, dict)
-            and isinstance(entry.get("saved_at"), int | float)
-            and not isinstance(entry.get("saved_at"), bool)
+            and isinstance(entry.get("saved_at"), int | float)  # True is 1: a saved_at of 1970, stale
             and "document" in entry
         }
 
@@ -112,8 +108,6 @@ class LookupCache:
 
     def save(self, documents: Mapping[str, Any]) -> None:
         """Add ``documents``, fetched now, to the file (replaced atomically); a failure is logged as a warning."""
-        if not documents:
-            return
         now = self._clock()
         for name, document in documents.items():
             self._entries[name] = {"saved_at": now, "document": document}
@@ -127,9 +121,7 @@ class LookupCache:
                 temporary = Path(file.name)
                 json.dump(content, file, separators=(",", ":"))
             os.replace(temporary, self.path)
-            temporary = None
         except (OSError, TypeError, ValueError) as exc:
             logger.warning("TMDB lookups not cached in %s: %s", self.path.parent, exc)
-        finally:
             if temporary is not None:
                 temporary.unlink(missing_ok=True)

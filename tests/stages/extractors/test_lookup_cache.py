@@ -167,6 +167,7 @@ def test_save_keeps_the_other_documents_and_replaces_the_file_whole(tmp_path: Pa
 def test_a_file_that_is_not_ours_is_ignored_and_replaced(tmp_path: Path, content: bytes) -> None:
     clock = Clock()
     reader = cache(tmp_path, clock)
+    reader.save({"configuration": CONFIGURATION})  # what it held before the file changed under it
     reader.path.write_bytes(content)
     reader.load()
     assert reader.fresh("configuration", _is_configuration) is None
@@ -176,23 +177,64 @@ def test_a_file_that_is_not_ours_is_ignored_and_replaced(tmp_path: Path, content
     assert again.fresh("configuration", _is_configuration) == CONFIGURATION
 
 
-def test_an_oversized_file_is_not_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("size", "read"), [(MAX_FILE_BYTES, True), (MAX_FILE_BYTES + 1, False)])
+def test_a_file_over_the_size_limit_is_not_read(tmp_path: Path, size: int, read: bool) -> None:
     clock = Clock()
     writer = cache(tmp_path, clock)
     writer.save({"configuration": CONFIGURATION})
-    writer.path.write_text(writer.path.read_text() + " " * MAX_FILE_BYTES)  # still JSON, and its start parses too
+    text = writer.path.read_text()
+    writer.path.write_text(text + " " * (size - len(text)))  # still JSON, and so is any start of it
+    assert writer.path.stat().st_size == size
     reader = cache(tmp_path, clock)
+    reader.load()
+    assert (reader.fresh("configuration", _is_configuration) is not None) is read
+
+
+TMDB = "https://api.themoviedb.org"
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs"),
+    [
+        ((TMDB, None), ("http://127.0.0.1:9", None)),
+        ((TMDB, None), (TMDB, "de-DE")),
+        ((TMDB, "de-DE"), (TMDB, None)),
+    ],
+    ids=["another-server", "another-language", "no-language"],
+)
+def test_a_file_of_another_server_or_language_is_not_used_even_under_its_name(
+    tmp_path: Path, mine: tuple[str, str | None], theirs: tuple[str, str | None]
+) -> None:
+    clock = Clock()
+    reader, other = LookupCache(tmp_path, *mine, HOUR, clock=clock), LookupCache(tmp_path, *theirs, HOUR, clock=clock)
+    other.save({"configuration": CONFIGURATION})
+    os.replace(other.path, reader.path)
     reader.load()
     assert reader.fresh("configuration", _is_configuration) is None
 
 
-def test_a_file_of_another_server_is_not_used_even_under_its_name(tmp_path: Path) -> None:
+def test_a_language_s_lookups_come_back(tmp_path: Path) -> None:
     clock = Clock()
-    mine, theirs = cache(tmp_path, clock), cache(tmp_path, clock, base_url="http://127.0.0.1:9")
-    theirs.save({"configuration": CONFIGURATION})
-    os.replace(theirs.path, mine.path)
-    mine.load()
-    assert mine.fresh("configuration", _is_configuration) is None
+    LookupCache(tmp_path / "new" / "nested", "https://api.themoviedb.org", "de-DE", HOUR, clock=clock).save(
+        {"genre/movie": GENRES}
+    )  # folders that do not exist yet are made
+    reader = LookupCache(tmp_path / "new" / "nested", "https://api.themoviedb.org", "de-DE", HOUR, clock=clock)
+    reader.load()
+    assert reader.fresh("genre/movie", _is_genre_list) == GENRES
+
+
+def test_a_save_that_fails_leaves_the_file_as_it_was_and_no_temporary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    writer = cache(tmp_path, clock)
+    writer.save({"configuration": CONFIGURATION})
+    before = writer.path.read_bytes()
+    with caplog.at_level(logging.WARNING):
+        writer.save({"genre/movie": {"genres": [object()]}})  # not JSON: fails halfway through the dump
+    assert writer.path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [writer.path.name]
+    assert any("not cached" in r.getMessage() for r in caplog.records)
 
 
 def test_a_document_of_the_wrong_shape_is_fetched_again(tmp_path: Path) -> None:

@@ -4,6 +4,13 @@ Usage::
 
     .venv/bin/python benchmarks/feeds.py                      # 500 pages a feed, 35 req/s, server cap 40/s
     .venv/bin/python benchmarks/feeds.py --pages 100 --repeat 3
+    .venv/bin/python benchmarks/feeds.py --only one --no-report --repeat 10 --python /tmp/rt/bin/python
+
+The last one measures the process as the daily job installs it: a venv of ``requirements/runtime.lock``
+alone (``uv venv /tmp/rt && uv pip install --python /tmp/rt/bin/python --require-hashes -r
+requirements/runtime.lock && uv pip install --python /tmp/rt/bin/python --no-deps .``), 48 distributions
+where the test venv has 119 (every run reads the entry points of each, twice: pydantic's plugins and the
+stages).
 
 Each scenario is one ``python -m pipeline run`` process (``config/pipeline.yml`` with the
 markdown report written to a scratch folder, a fresh local lake) against the stand-in in
@@ -44,6 +51,7 @@ def run_once(
     *,
     report: bool = True,
     cache: str,
+    python: str = sys.executable,
 ) -> dict[str, Any]:
     """One whole-process run; its wall time split by the stand-in's arrivals, and its peak RSS.
 
@@ -53,7 +61,7 @@ def run_once(
     configure(base_url, {"latency": latency, "rate_cap": cap, "total_pages": 500})
     with tempfile.TemporaryDirectory(prefix="feeds-bench-") as scratch:
         argv = [
-            sys.executable,
+            python,
             "-m",
             "pipeline",
             "run",
@@ -95,6 +103,18 @@ def run_once(
     }
 
 
+def site_packages(python: str) -> str:
+    """Where ``python`` installs packages."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def distributions(python: str) -> int:
+    """How many distributions ``python`` has installed: each run reads the entry points of every one, twice."""
+    code = "import importlib.metadata as m; print(len(list(m.distributions())))"
+    return int(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scenarios and print one line per run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -111,11 +131,20 @@ def main(argv: list[str] | None = None) -> int:
         help="every run with an empty TMDB lookup cache (default: one cache for the whole benchmark: the first run "
         "fetches the lookups and later runs reuse them)",
     )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter of the measured runs, e.g. a venv of requirements/runtime.lock alone, as the daily job "
+        "and `make run` install it (default: this one)",
+    )
     args = parser.parse_args(argv)
     # The measured process runs from bytecode, as an installed package does: with PYTHONDONTWRITEBYTECODE set
     # (some CI images and sandboxes), a module changed since its .pyc would be compiled again in every run.
     for package in ("pipeline", "stages"):
         compileall.compile_dir(ROOT / package, quiet=1)
+    if args.python != sys.executable:  # its libraries too: uv installs no bytecode
+        compile_libraries = [args.python, "-m", "compileall", "-q", "-x", "/tests?/", site_packages(args.python)]
+        subprocess.run(compile_libraries, check=False, stdout=subprocess.DEVNULL)
     scenarios = [("one feed", ["movie/day"]), ("three feeds", ["movie/day", "tv/day", "person/day"])]
     if args.only:
         scenarios = [scenarios[0 if args.only == "one" else 1]]
@@ -125,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
         f"{', no report' if args.no_report else ', markdown report'}"
         f"{', lookup cache empty every run' if args.cold else ', lookup cache kept between runs'}"
+        f"{'' if args.python == sys.executable else ', runs with ' + args.python}"
+        f" ({distributions(args.python)} distributions installed)"
     )
     header = (
         f"{'scenario':<12} {'pages':>5} {'wall s':>7} {'floor s':>7} {'ratio':>6} {'target s':>8} {'start':>6} "
@@ -148,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.latency,
                         report=not args.no_report,
                         cache=empty if args.cold else kept,
+                        python=args.python,
                     )
                 print(
                     f"{name:<12} {pages:>5} {got['wall']:>7.2f} {floor:>7.2f} {got['wall'] / floor:>6.3f} "

@@ -30,9 +30,13 @@ import threading
 def exit_now(code: int) -> None:
     """Wait for the other threads, run the ``atexit`` callbacks, flush stdout and stderr, end with ``code``.
 
-    Returns only if a stream cannot be flushed; the caller then exits as usual, with ``SystemExit``.
+    Returns only if a stream cannot be flushed (or on a Python without ``threading._shutdown``); the caller then
+    exits as usual, with ``SystemExit``.
     """
-    threading._shutdown()  # type: ignore[attr-defined]  # Python's own first exit step; idempotent
+    shutdown_threads = getattr(threading, "_shutdown", None)  # Python's own first exit step; idempotent
+    if shutdown_threads is None:  # an interpreter without it: its own exit, as usual
+        return
+    shutdown_threads()
     atexit._run_exitfuncs()  # logging.shutdown() among them
     try:
         for stream in (sys.stdout, sys.stderr):

@@ -92,7 +92,7 @@ class LookupCache:
             for name, entry in content["documents"].items()
             if isinstance(name, str)
             and isinstance(entry, dict)
-            and isinstance(entry.get("saved_at"), int | float)  # True is 1: a saved_at of 1970, stale
+            and _is_timestamp(entry.get("saved_at"))
             and "document" in entry
         }
 
@@ -101,7 +101,7 @@ class LookupCache:
         entry = self._entries.get(name)
         if entry is None:
             return None
-        age = self._clock() - float(entry["saved_at"])
+        age = self._clock() - entry["saved_at"]
         if not 0 <= age < self.max_age or not valid(entry["document"]):
             return None
         return entry["document"]
@@ -125,3 +125,9 @@ class LookupCache:
             logger.warning("TMDB lookups not cached in %s: %s", self.path.parent, exc)
             if temporary is not None:
                 temporary.unlink(missing_ok=True)
+
+
+def _is_timestamp(value: Any) -> bool:
+    """Whether ``value`` could be a ``saved_at``: seconds since 1970, before the year 5138. Not ``true``, NaN or
+    infinity, and no integer too large for a float (JSON allows ``1e400`` written out as digits)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1e11

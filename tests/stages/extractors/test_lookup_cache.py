@@ -237,6 +237,19 @@ def test_a_save_that_fails_leaves_the_file_as_it_was_and_no_temporary(
     assert any("not cached" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("saved_at", ["10" * 200, "true", "NaN", "Infinity", "-1", "0", '"1796300000"'])
+def test_a_saved_at_that_is_no_time_of_a_save_is_stale(tmp_path: Path, saved_at: str) -> None:
+    clock = Clock()
+    reader = cache(tmp_path, clock)
+    document = json.dumps(CONFIGURATION)
+    reader.path.write_text(
+        '{"version": 1, "base_url": "https://api.themoviedb.org", "language": null, '
+        f'"documents": {{"configuration": {{"saved_at": {saved_at}, "document": {document}}}}}}}'
+    )
+    reader.load()
+    assert reader.fresh("configuration", _is_configuration) is None
+
+
 def test_a_document_of_the_wrong_shape_is_fetched_again(tmp_path: Path) -> None:
     clock = Clock()
     writer = cache(tmp_path, clock)
@@ -248,7 +261,12 @@ def test_a_document_of_the_wrong_shape_is_fetched_again(tmp_path: Path) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**300)  # beyond any float
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=20,
 )

@@ -28,6 +28,7 @@ import compileall
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             pages = args.pages * len(feeds)
             floor = pages / args.rate
             target = 1.02 * floor + 0.5 if len(feeds) == 1 else 1.03 * floor + 1
+            walls: list[float] = []
             for _ in range(args.repeat):
                 with tempfile.TemporaryDirectory(prefix="feeds-bench-cache-") as empty:
                     got = run_once(
@@ -185,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{name:<12} {pages:>5} {got['wall']:>7.2f} {floor:>7.2f} {got['wall'] / floor:>6.3f} "
                     f"{target:>8.2f} {got['startup']:>6.2f} {got['fetching']:>7.2f} {got['tail']:>5.2f} "
                     f"{got['requests']:>5} {got['429s']:>4} {got['peak_per_second']:>6} {got['rss_mib']:>7}",
+                    flush=True,
+                )
+                walls.append(got["wall"])
+            if len(walls) > 1:
+                within = sum(wall <= target for wall in walls)
+                print(
+                    f"{name}: median {statistics.median(walls):.2f} s over {len(walls)} runs, {within} within "
+                    f"{target:.2f} s (start-up is what varies from run to run: read the median)",
                     flush=True,
                 )
     print("start = spawn to first request; fetch = first to last request; tail = last request to exit")

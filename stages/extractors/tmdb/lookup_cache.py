@@ -23,11 +23,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from pipeline.datalake.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -112,19 +113,10 @@ class LookupCache:
         for name, document in documents.items():
             self._entries[name] = {"saved_at": now, "document": document}
         content = {"version": VERSION, "base_url": self.base_url, "language": self.language, "documents": self._entries}
-        temporary = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=self.path.parent, prefix=".lookups-", suffix=".tmp", delete=False
-            ) as file:
-                temporary = Path(file.name)
-                json.dump(content, file, separators=(",", ":"))
-            os.replace(temporary, self.path)
-        except (OSError, TypeError, ValueError) as exc:
+            write_text_atomic(self.path, json.dumps(content, separators=(",", ":")))
+        except (OSError, TypeError, ValueError) as exc:  # a folder that cannot be written, or not JSON
             logger.warning("TMDB lookups not cached in %s: %s", self.path.parent, exc)
-            if temporary is not None:
-                temporary.unlink(missing_ok=True)
 
 
 def _is_timestamp(value: Any) -> bool:

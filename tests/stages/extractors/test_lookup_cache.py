@@ -231,9 +231,22 @@ def test_a_save_that_fails_leaves_the_file_as_it_was_and_no_temporary(
     writer.save({"configuration": CONFIGURATION})
     before = writer.path.read_bytes()
     with caplog.at_level(logging.WARNING):
-        writer.save({"genre/movie": {"genres": [object()]}})  # not JSON: fails halfway through the dump
+        writer.save({"genre/movie": {"genres": [object()]}})  # not JSON: the save fails before it writes
     assert writer.path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [writer.path.name]
+    assert any("not cached" in r.getMessage() for r in caplog.records)
+
+
+def test_a_save_that_fails_after_writing_its_temporary_file_removes_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = cache(tmp_path, Clock())
+    writer.path.mkdir()  # the rename over it fails: the temporary file was written by then
+    (writer.path / "kept").write_text("x")
+    with caplog.at_level(logging.WARNING):
+        writer.save({"configuration": CONFIGURATION})
+    assert [p.name for p in tmp_path.iterdir()] == [writer.path.name]  # no temporary file left beside it
+    assert [p.name for p in writer.path.iterdir()] == ["kept"]
     assert any("not cached" in r.getMessage() for r in caplog.records)
 
 
